@@ -1,0 +1,162 @@
+"""Reading tabular files (CSV, gzip-compressed CSV, Parquet) with errors a user can act on."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from datamodules.errors import DataValidationError
+
+DATA_DIR_ENV = "LOAN_DATA_DIR"
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+@dataclass
+class ReadOptions:
+    """How to parse a delimited file; mirrors the `pandas.read_csv` options users need most.
+
+    `header=None` with no `names` numbers the columns "1", "2", ... (1-based, as data
+    dictionaries such as UCI's usually count them). Ignored for Parquet, which is typed.
+    """
+
+    sep: str = ","
+    header: int | None = 0
+    names: list[str] | None = None
+    index_col: int | str | None = None
+    na_values: list[str] = field(default_factory=list)
+    encoding: str = "utf-8"
+
+
+def data_dir(explicit: str | None = None) -> Path:
+    """The folder relative data paths live in: explicit, else `$LOAN_DATA_DIR`, else `./data`."""
+    return Path(explicit or os.environ.get(DATA_DIR_ENV) or "data")
+
+
+def resolve_data_path(path: str | os.PathLike[str], directory: str | None = None) -> Path:
+    """Find `path` as given (absolute or relative to the working directory), else in the data dir.
+
+    Keeping dataset configs relative to a data folder lets the same config run on any
+    machine where the data lives somewhere else.
+    """
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    in_data_dir = data_dir(directory) / candidate
+    if in_data_dir.exists():
+        return in_data_dir
+    raise DataValidationError(
+        f"data file {str(path)!r} not found: looked in the working directory ({Path.cwd()}) "
+        f"and in the data directory {str(data_dir(directory))!r}. Set {DATA_DIR_ENV} (or "
+        f"--data.data_dir) to the folder that holds it, or give an absolute path."
+    )
+
+
+def read_table(path: Path, options: ReadOptions) -> pd.DataFrame:
+    """Read a whole file into a DataFrame with string column names and at least one data row."""
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        frame = _read_parquet(path)
+    else:
+        _check_unique_header(path, options)
+        frame = _read_delimited(path, options)
+    frame.columns = [str(name) for name in frame.columns]
+    if frame.empty:
+        raise DataValidationError(
+            f"{path}: the file has a header ({len(frame.columns)} columns) but no data rows."
+        )
+    return frame
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(path, engine="pyarrow")
+    except (OSError, ValueError) as error:
+        raise DataValidationError(f"{path}: not a readable Parquet file ({error}).") from error
+    _raise_on_duplicates(path, [str(name) for name in frame.columns])
+    return frame
+
+
+def _read_delimited(path: Path, options: ReadOptions) -> pd.DataFrame:
+    names = options.names
+    if options.header is None and names is None:
+        names = [str(i) for i in range(1, _count_fields(path, options) + 1)]
+    try:
+        return pd.read_csv(
+            path,
+            sep=options.sep,
+            header=options.header,
+            names=names,
+            index_col=options.index_col,
+            na_values=options.na_values or None,
+            encoding=options.encoding,
+            low_memory=False,
+        )
+    except pd.errors.EmptyDataError as error:
+        raise DataValidationError(f"{path}: the file is empty (no header, no rows).") from error
+    except (gzip.BadGzipFile, zlib.error, EOFError) as error:
+        raise DataValidationError(
+            f"{path}: the file is not a valid gzip archive or is truncated ({error}). "
+            "Re-download or re-compress it."
+        ) from error
+    except UnicodeDecodeError as error:
+        raise DataValidationError(
+            f"{path}: cannot decode the file as {options.encoding} ({error}); set "
+            "--data.read_options.encoding (e.g. latin-1)."
+        ) from error
+    except pd.errors.ParserError as error:
+        raise DataValidationError(
+            f"{path}: cannot parse the file as delimited text with sep={options.sep!r} "
+            f"({error}). Check --data.read_options.sep and header."
+        ) from error
+
+
+def _first_record(path: Path, options: ReadOptions) -> list[str]:
+    """The first line's fields, read on their own because pandas silently renames duplicates."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rt", encoding=options.encoding, newline="") as handle:
+            line = handle.readline()
+    except (gzip.BadGzipFile, zlib.error, EOFError, OSError) as error:
+        raise DataValidationError(
+            f"{path}: the file cannot be read ({error}). Is it a complete CSV or gzip file?"
+        ) from error
+    except UnicodeDecodeError as error:
+        raise DataValidationError(
+            f"{path}: cannot decode the first line as {options.encoding}; set "
+            "--data.read_options.encoding."
+        ) from error
+    if not line.strip():
+        return []
+    if options.sep == r"\s+":
+        return line.split()
+    if len(options.sep) == 1:
+        return next(csv.reader([line], delimiter=options.sep))
+    return [part.strip() for part in pd.Series([line]).str.split(options.sep).iloc[0]]
+
+
+def _count_fields(path: Path, options: ReadOptions) -> int:
+    fields = _first_record(path, options)
+    if not fields:
+        raise DataValidationError(f"{path}: the file is empty (no header, no rows).")
+    return len(fields)
+
+
+def _check_unique_header(path: Path, options: ReadOptions) -> None:
+    if options.names is not None:
+        _raise_on_duplicates(path, options.names)
+    elif options.header == 0:
+        _raise_on_duplicates(path, [name.strip() for name in _first_record(path, options)])
+
+
+def _raise_on_duplicates(path: Path, names: list[str]) -> None:
+    duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
+    if duplicates:
+        raise DataValidationError(
+            f"{path}: duplicate column names {duplicates}; every column needs a unique name."
+        )

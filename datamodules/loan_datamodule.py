@@ -1,0 +1,364 @@
+"""The `LightningDataModule`: file -> schema -> split -> fitted preprocessor -> tensors.
+
+Everything learned from data (schema, preprocessor, training positive rate) is kept in
+`state_dict()`, which Lightning stores in every checkpoint. `predict` therefore needs only
+the checkpoint and the unlabelled file, never the training file.
+
+Lightning calls `setup()` before it restores a checkpoint's `load_state_dict()`, so
+`setup()` only reads and splits; encoding into tensors happens lazily in the
+dataloader methods, after any checkpoint state is in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torch.utils.data import DataLoader
+
+from datamodules import synthetic
+from datamodules.errors import DataValidationError
+from datamodules.io import ReadOptions, read_table, resolve_data_path
+from datamodules.preprocessing import Scaling, TabularPreprocessor
+from datamodules.schema import Label, TableSchema, build_schema, encode_target, require_columns
+from datamodules.splits import SplitIndices, protocol_split
+from datamodules.tensor_data import Batch, TabularTensors, batch_loader
+from datamodules.validation import check_training_columns, numeric_block
+
+Split = Literal["train", "val", "test"]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What the network needs to know about its inputs."""
+
+    n_numeric: int
+    cardinalities: list[int]
+    positive_rate: float
+
+
+@dataclass(frozen=True)
+class LabelledTable:
+    frame: pd.DataFrame
+    numeric: np.ndarray
+    targets: np.ndarray
+    split: SplitIndices
+    default_probability: np.ndarray | None
+
+
+class LoanDataModule(L.LightningDataModule):
+    """Tabular loan data, from a CSV/CSV.gz/Parquet file or the embedded synthetic loan book.
+
+    Args:
+        path: labelled file, absolute or relative to `data_dir`; None trains on the
+            synthetic loan book (`datamodules/synthetic.py`), which needs no download.
+        target: target column; positive_label: its value meaning "defaulted".
+        id_column: copied into prediction files, never used as a feature.
+        drop_columns: columns ignored entirely.
+        categorical_columns: None infers them (strings, booleans, integer columns with at
+            most `max_inferred_levels` values); a list fixes them.
+        read_options: separator, header, names, index column, missing-value tokens.
+        data_dir: folder for relative paths (default `$LOAN_DATA_DIR`, else `./data`).
+        seed: split seed (the benchmark protocol's `random_state`).
+        scaling: "standard" or "quantile" (quantile-to-normal, robust to heavy tails).
+        min_frequency: categorical levels rarer than this in training share the unknown code.
+        coerce_numeric: treat unparseable text in numeric columns as missing (counted).
+        predict_path: unlabelled file for `predict`; predict_read_options: its parsing
+            (default: the same as `read_options`).
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        *,
+        target: str = synthetic.TARGET_COLUMN,
+        positive_label: Label = 1,
+        id_column: str | None = None,
+        drop_columns: list[str] | None = None,
+        categorical_columns: list[str] | None = None,
+        max_inferred_levels: int = 10,
+        read_options: ReadOptions | None = None,
+        data_dir: str | None = None,
+        synthetic_rows: int = 100_000,
+        synthetic_seed: int = 0,
+        seed: int = 0,
+        test_size: float = 0.2,
+        val_size: float = 0.2,
+        scaling: Scaling = "standard",
+        min_frequency: int = 1,
+        coerce_numeric: bool = False,
+        batch_size: int = 256,
+        eval_batch_size: int = 8192,
+        predict_path: str | None = None,
+        predict_read_options: ReadOptions | None = None,
+    ) -> None:
+        super().__init__()
+        self.path = path
+        self.target = target
+        self.positive_label = positive_label
+        self.id_column = id_column
+        self.drop_columns = list(drop_columns or [])
+        self.categorical_columns = categorical_columns
+        self.max_inferred_levels = max_inferred_levels
+        self.read_options = read_options or ReadOptions()
+        self.data_dir = data_dir
+        self.synthetic_rows = synthetic_rows
+        self.synthetic_seed = synthetic_seed
+        self.seed = seed
+        self.test_size = test_size
+        self.val_size = val_size
+        self.scaling = scaling
+        self.min_frequency = min_frequency
+        self.coerce_numeric = coerce_numeric
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.predict_path = predict_path
+        self.predict_read_options = predict_read_options or self.read_options
+
+        self.schema: TableSchema | None = None
+        self.preprocessor: TabularPreprocessor | None = None
+        self.positive_rate: float | None = None
+        self._labelled: LabelledTable | None = None
+        self._tensors: dict[Split, TabularTensors] = {}
+        self._predict_frame: pd.DataFrame | None = None
+
+    @property
+    def source(self) -> str:
+        return self.path or f"synthetic loan book ({self.synthetic_rows} rows)"
+
+    @property
+    def feature_spec(self) -> FeatureSpec | None:
+        """The network's input description; None until fitted or restored from a checkpoint."""
+        if self.preprocessor is None or self.positive_rate is None:
+            return None
+        return FeatureSpec(
+            n_numeric=self.preprocessor.n_numeric_features,
+            cardinalities=self.preprocessor.cardinalities,
+            positive_rate=self.positive_rate,
+        )
+
+    # Lightning hooks -------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        if stage == "predict":
+            self._predict_frame = self._read_predict_file()
+            return
+        if self._labelled is None:
+            self._labelled = self._load_labelled()
+        if stage == "fit" and self.preprocessor is None:
+            self._fit_preprocessor()
+
+    def train_dataloader(self) -> DataLoader[Batch]:
+        return batch_loader(self.split_tensors("train"), batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader[Batch]:
+        return batch_loader(self.split_tensors("val"), batch_size=self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader[Batch]:
+        return batch_loader(self.split_tensors("test"), batch_size=self.eval_batch_size, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader[Batch]:
+        return batch_loader(self._predict_tensors(), batch_size=self.eval_batch_size, shuffle=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.preprocessor is None or self.schema is None:
+            return {}
+        return {
+            "schema": self.schema.to_state(),
+            "preprocessor": self.preprocessor.state_dict(),
+            "positive_rate": self.positive_rate,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if not state_dict:
+            return
+        restored = TableSchema.from_state(state_dict["schema"])
+        schema_changed = restored != self.schema
+        self.schema = restored
+        self.preprocessor = TabularPreprocessor.from_state_dict(state_dict["preprocessor"])
+        self.positive_rate = state_dict["positive_rate"]
+        self._tensors.clear()
+        if self._labelled is not None and schema_changed:
+            self._labelled = self._load_labelled()
+
+    # Labelled data ---------------------------------------------------------------------
+
+    def split_tensors(self, split: Split) -> TabularTensors:
+        """The split's inputs and targets, encoded with the fitted (or restored) preprocessor."""
+        if split not in self._tensors:
+            labelled = self._require_labelled()
+            rows = getattr(labelled.split, split)
+            encoded = self._fitted_preprocessor().transform(
+                labelled.numeric[rows],
+                labelled.frame.iloc[rows][list(self._require_schema().categorical_columns)],
+            )
+            self._tensors[split] = TabularTensors(
+                numeric=torch.from_numpy(encoded.numeric),
+                categorical=torch.from_numpy(encoded.categorical),
+                target=torch.from_numpy(labelled.targets[rows].astype(np.float32)),
+            )
+        return self._tensors[split]
+
+    def true_default_probability(self, split: Split) -> np.ndarray | None:
+        """The synthetic book's true probabilities for a split (None for real data)."""
+        labelled = self._require_labelled()
+        if labelled.default_probability is None:
+            return None
+        return labelled.default_probability[getattr(labelled.split, split)]
+
+    def _load_labelled(self) -> LabelledTable:
+        frame, default_probability = self._read_labelled_file()
+        if self.schema is None:
+            self.schema = build_schema(
+                frame,
+                source=self.source,
+                target=self.target,
+                positive_label=self.positive_label,
+                id_column=self.id_column,
+                drop_columns=self.drop_columns,
+                categorical_columns=self.categorical_columns,
+                max_inferred_levels=self.max_inferred_levels,
+            )
+        schema = self.schema
+        require_columns(frame, [schema.target], source=self.source, what="target column")
+        require_columns(
+            frame, schema.feature_columns, source=self.source, what="feature columns of the model"
+        )
+        targets = encode_target(frame[schema.target], schema.positive_label, source=self.source)
+        split = protocol_split(
+            targets,
+            seed=self.seed,
+            test_size=self.test_size,
+            val_size=self.val_size,
+            source=self.source,
+        )
+        numeric = numeric_block(frame, schema, source=self.source, coerce=self.coerce_numeric)
+        return LabelledTable(frame, numeric, targets, split, default_probability)
+
+    def _read_labelled_file(self) -> tuple[pd.DataFrame, np.ndarray | None]:
+        if self.path is None:
+            book = synthetic.generate_loan_book(self.synthetic_rows, seed=self.synthetic_seed)
+            return book.frame, book.default_probability
+        return read_table(resolve_data_path(self.path, self.data_dir), self.read_options), None
+
+    def _fit_preprocessor(self) -> None:
+        labelled = self._require_labelled()
+        schema = self._require_schema()
+        train_frame = labelled.frame.iloc[labelled.split.train]
+        check_training_columns(train_frame, schema, source=self.source)
+        self.preprocessor = TabularPreprocessor(
+            schema.numeric_columns,
+            schema.categorical_columns,
+            scaling=self.scaling,
+            min_frequency=self.min_frequency,
+            seed=self.seed,
+        ).fit(labelled.numeric[labelled.split.train], train_frame)
+        self.positive_rate = float(labelled.targets[labelled.split.train].mean())
+        self._tensors.clear()
+        rank_zero_info(
+            f"{self.source}: {len(labelled.frame)} rows -> train {len(labelled.split.train)}, "
+            f"val {len(labelled.split.val)}, test {len(labelled.split.test)}; "
+            f"{len(schema.numeric_columns)} numeric (+{len(self.preprocessor.indicator_columns_)}"
+            f" missing indicators), {len(schema.categorical_columns)} categorical "
+            f"{list(schema.categorical_columns)}; train default rate {self.positive_rate:.4f}"
+        )
+
+    # Unlabelled data -------------------------------------------------------------------
+
+    def predict_ids(self) -> tuple[str, np.ndarray] | None:
+        """The id column's name and values for the prediction file, if the file has ids."""
+        frame = self._require_predict_frame()
+        schema = self._require_schema()
+        if schema.id_column is not None and schema.id_column in frame.columns:
+            return schema.id_column, frame[schema.id_column].to_numpy()
+        if self.predict_read_options.index_col is not None:
+            return str(frame.index.name or "id"), frame.index.to_numpy()
+        return None
+
+    def _read_predict_file(self) -> pd.DataFrame:
+        if self.predict_path is None:
+            raise DataValidationError(
+                "predict needs an unlabelled file: pass --data.predict_path <file>."
+            )
+        path = resolve_data_path(self.predict_path, self.data_dir)
+        return read_table(path, self.predict_read_options)
+
+    def _predict_tensors(self) -> TabularTensors:
+        frame = self._require_predict_frame()
+        schema = self._require_schema()
+        source = str(self.predict_path)
+        require_columns(
+            frame, schema.feature_columns, source=source, what="feature columns the model needs"
+        )
+        known = {*schema.feature_columns, schema.target, schema.id_column}
+        extra = [name for name in frame.columns if name not in known]
+        if extra:
+            rank_zero_info(f"{source}: ignoring {len(extra)} columns not used by the model: {extra}")
+        preprocessor = self._fitted_preprocessor()
+        numeric = numeric_block(frame, schema, source=source, coerce=self.coerce_numeric)
+        categorical = frame[list(schema.categorical_columns)]
+        self._report_unfamiliar_values(source, numeric, categorical, preprocessor)
+        encoded = preprocessor.transform(numeric, categorical)
+        return TabularTensors(
+            numeric=torch.from_numpy(encoded.numeric),
+            categorical=torch.from_numpy(encoded.categorical),
+            target=torch.zeros(len(frame), dtype=torch.float32),
+        )
+
+    def _report_unfamiliar_values(
+        self,
+        source: str,
+        numeric: np.ndarray,
+        categorical: pd.DataFrame,
+        preprocessor: TabularPreprocessor,
+    ) -> None:
+        """Count what training never showed the model; it is handled, but worth knowing."""
+        unknown = preprocessor.count_unknown(categorical)
+        if unknown:
+            rank_zero_info(f"{source}: category levels unseen in training (unknown code): {unknown}")
+        trained_without_gaps = [
+            index
+            for index, name in enumerate(preprocessor.numeric_columns)
+            if name not in preprocessor.indicator_columns_
+        ]
+        new_gaps = np.isnan(numeric[:, trained_without_gaps]).sum(axis=0)
+        imputed = {
+            preprocessor.numeric_columns[index]: int(count)
+            for index, count in zip(trained_without_gaps, new_gaps)
+            if count
+        }
+        if imputed:
+            rank_zero_info(
+                f"{source}: missing values in columns complete in training (median-imputed): "
+                f"{imputed}"
+            )
+
+    # Guards ----------------------------------------------------------------------------
+
+    def _require_labelled(self) -> LabelledTable:
+        if self._labelled is None:
+            self._labelled = self._load_labelled()
+        return self._labelled
+
+    def _require_schema(self) -> TableSchema:
+        if self.schema is None:
+            raise RuntimeError("no schema yet: call setup('fit') or restore a checkpoint first")
+        return self.schema
+
+    def _require_predict_frame(self) -> pd.DataFrame:
+        if self._predict_frame is None:
+            self._predict_frame = self._read_predict_file()
+        return self._predict_frame
+
+    def _fitted_preprocessor(self) -> TabularPreprocessor:
+        if self.preprocessor is None:
+            raise DataValidationError(
+                "the preprocessing is not fitted: run `fit` first, or give `test`/`predict` a "
+                "checkpoint with --ckpt_path."
+            )
+        return self.preprocessor

@@ -1,0 +1,204 @@
+"""The fitted preprocessor: median imputation with missing indicators, scaling, category codes.
+
+scikit-learn does the fitting (`StandardScaler`, `QuantileTransformer`); what it learns is
+then kept as plain tensors and lists, never pickled estimators, so a checkpoint loads
+with `torch.load(..., weights_only=True)` and survives scikit-learn upgrades.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.preprocessing import QuantileTransformer, StandardScaler
+
+Scaling = Literal["standard", "quantile"]
+
+MISSING_CODE = 0
+UNKNOWN_CODE = 1
+FIRST_LEVEL_CODE = 2
+
+
+@dataclass(frozen=True)
+class EncodedBlock:
+    """A table as model inputs. Shape: numeric (n, n_numeric) float32, categorical (n, n_cat) int64."""
+
+    numeric: np.ndarray
+    categorical: np.ndarray
+
+
+def category_strings(column: pd.Series) -> pd.Series:
+    """Categories as text, with integral numbers written without a decimal point.
+
+    A code column parses as int in one file and as float in another (when it has a gap);
+    writing 2.0 as "2" keeps both mapping to the same level.
+    """
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        integral = np.isfinite(values) & (np.mod(values, 1.0) == 0.0)
+        text = column.astype(str).where(~integral, values.astype(np.int64, copy=False).astype(str))
+        return text.where(column.notna())
+    return column.astype("string").str.strip().astype(object).where(column.notna())
+
+
+class TabularPreprocessor:
+    """Learns imputation, scaling and category vocabularies from training rows only.
+
+    Numeric block: each column imputed with its training median, then one 0/1 indicator
+    per column that had missing values in training (missingness is often informative in
+    credit data), then the chosen scaling. Categorical block: code 0 = missing, 1 =
+    unknown or rarer than `min_frequency`, 2.. = training levels in sorted order.
+    """
+
+    def __init__(
+        self,
+        numeric_columns: tuple[str, ...],
+        categorical_columns: tuple[str, ...],
+        *,
+        scaling: Scaling = "standard",
+        min_frequency: int = 1,
+        quantile_subsample: int = 1_000_000,
+        seed: int = 0,
+    ) -> None:
+        if scaling not in ("standard", "quantile"):
+            raise ValueError(f"scaling must be 'standard' or 'quantile', got {scaling!r}")
+        if min_frequency < 1:
+            raise ValueError(f"min_frequency must be >= 1, got {min_frequency}")
+        self.numeric_columns = tuple(numeric_columns)
+        self.categorical_columns = tuple(categorical_columns)
+        self.scaling = scaling
+        self.min_frequency = min_frequency
+        self.quantile_subsample = quantile_subsample
+        self.seed = seed
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "medians_")
+
+    @property
+    def n_numeric_features(self) -> int:
+        """Width of the numeric block: the columns plus their missing indicators."""
+        return len(self.numeric_columns) + len(self.indicator_columns_)
+
+    @property
+    def cardinalities(self) -> list[int]:
+        """Number of codes per categorical column, including the missing and unknown codes."""
+        return [FIRST_LEVEL_CODE + len(self.vocabularies_[name]) for name in self.categorical_columns]
+
+    def fit(self, numeric: np.ndarray, categorical: pd.DataFrame) -> TabularPreprocessor:
+        """Learn from training rows. `numeric` is float64 (n, n_numeric) with NaN for missing."""
+        missing = np.isnan(numeric)
+        self.medians_ = np.nanmedian(numeric, axis=0) if numeric.shape[1] else np.empty(0)
+        self.indicator_columns_ = [
+            name for name, has in zip(self.numeric_columns, missing.any(axis=0)) if has
+        ]
+        filled = self._impute(numeric)
+        self._scaler = self._new_scaler(len(filled)).fit(filled) if filled.shape[1] else None
+        self.vocabularies_ = {
+            name: self._vocabulary(categorical[name]) for name in self.categorical_columns
+        }
+        return self
+
+    def transform(self, numeric: np.ndarray, categorical: pd.DataFrame) -> EncodedBlock:
+        self._check_fitted()
+        filled = self._impute(numeric)
+        scaled = self._scaler.transform(filled) if self._scaler is not None else filled
+        indicator_index = [self.numeric_columns.index(name) for name in self.indicator_columns_]
+        block = np.hstack([scaled, np.isnan(numeric[:, indicator_index])])
+        codes = [self._codes(categorical[name], name) for name in self.categorical_columns]
+        categorical_block = (
+            np.column_stack(codes) if codes else np.empty((len(numeric), 0), dtype=np.int64)
+        )
+        return EncodedBlock(numeric=block.astype(np.float32), categorical=categorical_block)
+
+    def count_unknown(self, categorical: pd.DataFrame) -> dict[str, int]:
+        """Per column, how many present values fall outside the kept vocabulary (unseen or rare)."""
+        self._check_fitted()
+        counts = {
+            name: int((self._codes(categorical[name], name) == UNKNOWN_CODE).sum())
+            for name in self.categorical_columns
+        }
+        return {name: count for name, count in counts.items() if count}
+
+    def state_dict(self) -> dict[str, Any]:
+        self._check_fitted()
+        state: dict[str, Any] = {
+            "numeric_columns": list(self.numeric_columns),
+            "categorical_columns": list(self.categorical_columns),
+            "scaling": self.scaling,
+            "min_frequency": self.min_frequency,
+            "medians": torch.from_numpy(self.medians_.copy()),
+            "indicator_columns": list(self.indicator_columns_),
+            "vocabularies": {name: list(levels) for name, levels in self.vocabularies_.items()},
+        }
+        if isinstance(self._scaler, StandardScaler):
+            state["scaler"] = {
+                "mean": torch.from_numpy(self._scaler.mean_.copy()),
+                "scale": torch.from_numpy(self._scaler.scale_.copy()),
+            }
+        elif isinstance(self._scaler, QuantileTransformer):
+            state["scaler"] = {
+                "quantiles": torch.from_numpy(self._scaler.quantiles_.copy()),
+                "references": torch.from_numpy(self._scaler.references_.copy()),
+            }
+        return state
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> TabularPreprocessor:
+        """Rebuild from `state_dict()` output, restoring the scikit-learn scaler's fitted arrays."""
+        self = cls(
+            tuple(state["numeric_columns"]),
+            tuple(state["categorical_columns"]),
+            scaling=state["scaling"],
+            min_frequency=state["min_frequency"],
+        )
+        self.medians_ = state["medians"].numpy()
+        self.indicator_columns_ = list(state["indicator_columns"])
+        self.vocabularies_ = {name: list(v) for name, v in state["vocabularies"].items()}
+        self._scaler = None
+        if "scaler" in state:
+            fitted = {name: tensor.numpy() for name, tensor in state["scaler"].items()}
+            self._scaler = self._new_scaler(len(fitted.get("quantiles", [])) or 1)
+            if isinstance(self._scaler, StandardScaler):
+                self._scaler.mean_, self._scaler.scale_ = fitted["mean"], fitted["scale"]
+                self._scaler.var_ = fitted["scale"] ** 2
+            else:
+                self._scaler.quantiles_ = fitted["quantiles"]
+                self._scaler.references_ = fitted["references"]
+                self._scaler.n_quantiles_ = len(fitted["references"])
+            self._scaler.n_features_in_ = len(self.numeric_columns)
+        return self
+
+    def _new_scaler(self, n_rows: int) -> StandardScaler | QuantileTransformer:
+        if self.scaling == "standard":
+            return StandardScaler()
+        return QuantileTransformer(
+            n_quantiles=max(2, min(1000, n_rows)),
+            output_distribution="normal",
+            subsample=self.quantile_subsample,
+            random_state=self.seed,
+        )
+
+    def _impute(self, numeric: np.ndarray) -> np.ndarray:
+        if numeric.shape[1] != len(self.numeric_columns):
+            raise ValueError(
+                f"expected {len(self.numeric_columns)} numeric columns, got {numeric.shape[1]}"
+            )
+        return np.where(np.isnan(numeric), self.medians_, numeric)
+
+    def _vocabulary(self, column: pd.Series) -> list[str]:
+        counts = category_strings(column).value_counts(dropna=True)
+        return sorted(counts.index[counts >= self.min_frequency].tolist())
+
+    def _codes(self, column: pd.Series, name: str) -> np.ndarray:
+        text = category_strings(column)
+        codes = pd.Categorical(text, categories=self.vocabularies_[name]).codes.astype(np.int64)
+        known = np.where(codes >= 0, codes + FIRST_LEVEL_CODE, UNKNOWN_CODE)
+        return np.where(text.isna().to_numpy(), MISSING_CODE, known)
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise RuntimeError("TabularPreprocessor is not fitted: call fit() on training rows first")

@@ -1,0 +1,167 @@
+"""Column roles (target, id, numeric, categorical): inferred or configured, then validated.
+
+The schema is decided once, on the labelled file, and travels inside the checkpoint so
+that a prediction file is checked against exactly the columns the model was trained on.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from datamodules.errors import DataValidationError
+
+Label = str | int | float
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """Which column plays which role. Plain strings only, so it stores in a safe checkpoint."""
+
+    target: str
+    positive_label: str
+    numeric_columns: tuple[str, ...]
+    categorical_columns: tuple[str, ...]
+    id_column: str | None = None
+
+    @property
+    def feature_columns(self) -> tuple[str, ...]:
+        return self.numeric_columns + self.categorical_columns
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "positive_label": self.positive_label,
+            "numeric_columns": list(self.numeric_columns),
+            "categorical_columns": list(self.categorical_columns),
+            "id_column": self.id_column,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> TableSchema:
+        return cls(
+            target=state["target"],
+            positive_label=state["positive_label"],
+            numeric_columns=tuple(state["numeric_columns"]),
+            categorical_columns=tuple(state["categorical_columns"]),
+            id_column=state["id_column"],
+        )
+
+
+def build_schema(
+    frame: pd.DataFrame,
+    *,
+    source: str,
+    target: str,
+    positive_label: Label,
+    id_column: str | None = None,
+    drop_columns: Sequence[str] = (),
+    categorical_columns: Sequence[str] | None = None,
+    max_inferred_levels: int = 10,
+) -> TableSchema:
+    """Assign every column a role; infer categoricals when they are not configured.
+
+    Inferred categoricals are strings, booleans and integer columns with at most
+    `max_inferred_levels` distinct values (codes such as grades or status flags), since
+    an embedding can learn a non-monotone effect that a single scaled input cannot.
+    """
+    configured = {"target": [target], "id_column": [id_column] if id_column else []}
+    configured["drop_columns"] = list(drop_columns)
+    configured["categorical_columns"] = list(categorical_columns or [])
+    for option, names in configured.items():
+        require_columns(frame, names, source=source, what=f"configured {option}")
+
+    excluded = {target, *drop_columns} | ({id_column} if id_column else set())
+    candidates = [name for name in frame.columns if name not in excluded]
+    if categorical_columns is None:
+        categorical = [
+            name for name in candidates if _looks_categorical(frame[name], max_inferred_levels)
+        ]
+    else:
+        overlap = sorted(set(categorical_columns) & excluded)
+        if overlap:
+            raise DataValidationError(
+                f"{source}: columns {overlap} are both categorical and target/id/dropped; "
+                "give each column one role."
+            )
+        categorical = [name for name in candidates if name in set(categorical_columns)]
+    numeric = [name for name in candidates if name not in set(categorical)]
+    if not numeric and not categorical:
+        raise DataValidationError(
+            f"{source}: no feature columns left after removing target {target!r}, "
+            f"id and dropped columns."
+        )
+    return TableSchema(
+        target=target,
+        positive_label=str(positive_label),
+        numeric_columns=tuple(numeric),
+        categorical_columns=tuple(categorical),
+        id_column=id_column,
+    )
+
+
+def require_columns(frame: pd.DataFrame, names: Sequence[str], *, source: str, what: str) -> None:
+    """Raise naming each absent column and the closest existing names (typos are common)."""
+    missing = [name for name in names if name not in frame.columns]
+    if not missing:
+        return
+    hints = []
+    for name in missing:
+        close = difflib.get_close_matches(name, [str(c) for c in frame.columns], n=3)
+        hints.append(f"{name!r}" + (f" (did you mean {close}?)" if close else ""))
+    raise DataValidationError(
+        f"{source}: {what} not found in the file: {', '.join(hints)}. "
+        f"The file has columns {list(frame.columns)[:30]}."
+    )
+
+
+def _looks_categorical(column: pd.Series, max_levels: int) -> bool:
+    if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+        return True
+    values = column.dropna()
+    if values.empty:
+        return False
+    is_integral = pd.api.types.is_integer_dtype(values) or bool(
+        np.all(np.mod(values.to_numpy(dtype=np.float64), 1.0) == 0.0)
+    )
+    return is_integral and values.nunique() <= max_levels
+
+
+def encode_target(column: pd.Series, positive_label: str, *, source: str) -> np.ndarray:
+    """Map the target to 0/1, insisting on exactly two classes and a present positive label."""
+    name = column.name
+    missing = column.isna()
+    if missing.any():
+        rows = np.flatnonzero(missing.to_numpy())[:5].tolist()
+        raise DataValidationError(
+            f"{source}: target column {name!r} has {int(missing.sum())} missing values "
+            f"(first row positions {rows}); remove or label those rows."
+        )
+    levels = pd.unique(column)
+    if len(levels) > 2:
+        raise DataValidationError(
+            f"{source}: target column {name!r} has {len(levels)} distinct values "
+            f"({sorted(map(str, levels))[:10]}); binary default prediction needs exactly two."
+        )
+    positive = label_matches(column, positive_label)
+    if not positive.any():
+        raise DataValidationError(
+            f"{source}: positive label {positive_label!r} never occurs in target column "
+            f"{name!r}, whose values are {sorted(map(str, levels))}; set --data.positive_label."
+        )
+    return positive.to_numpy(dtype=np.int64)
+
+
+def label_matches(column: pd.Series, label: str) -> pd.Series:
+    """Compare by number when both sides are numbers (so 1, 1.0 and "1" agree), else by text."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        try:
+            return column == float(label)
+        except ValueError:
+            pass
+    return column.astype(str).str.strip() == str(label).strip()

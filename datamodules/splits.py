@@ -1,0 +1,46 @@
+"""The benchmark protocol's split, shared by the data module and the benchmark baselines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from datamodules.errors import DataValidationError
+
+MIN_ROWS_PER_CLASS = 2
+
+
+@dataclass(frozen=True)
+class SplitIndices:
+    """Row positions of each split, sorted so tensors are gathered in file order."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def protocol_split(
+    targets: np.ndarray, *, seed: int, test_size: float = 0.2, val_size: float = 0.2, source: str
+) -> SplitIndices:
+    """Stratified test split of all rows, then stratified validation split of the rest.
+
+    Both use `random_state=seed`, exactly as `BENCHMARK_PROTOCOL.md` fixes, so a figure from
+    this code is comparable with any other model measured on the same seed.
+    """
+    rows = np.arange(len(targets))
+    rest, test = train_test_split(rows, test_size=test_size, random_state=seed, stratify=targets)
+    train, val = train_test_split(
+        rest, test_size=val_size, random_state=seed, stratify=targets[rest]
+    )
+    split = SplitIndices(train=np.sort(train), val=np.sort(val), test=np.sort(test))
+    for name in ("train", "val", "test"):
+        counts = np.bincount(targets[getattr(split, name)], minlength=2)
+        if counts.min() < MIN_ROWS_PER_CLASS:
+            raise DataValidationError(
+                f"{source}: too few rows for the split: the {name} split has {counts[0]} "
+                f"negatives and {counts[1]} positives (at least {MIN_ROWS_PER_CLASS} of each "
+                f"needed) from {len(targets)} rows. Provide more labelled rows."
+            )
+    return split

@@ -1,0 +1,84 @@
+"""Value checks on feature columns: text in numeric columns, infinities, empty columns.
+
+A numeric column that pandas read as text would otherwise be silently turned into
+categories or NaN; an infinity would poison the scaler. Both are stopped here with the
+column name and example values.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from datamodules.errors import DataValidationError
+from datamodules.schema import TableSchema
+
+log = logging.getLogger(__name__)
+
+
+def numeric_block(
+    frame: pd.DataFrame, schema: TableSchema, *, source: str, coerce: bool = False
+) -> np.ndarray:
+    """The schema's numeric columns as one float64 array (n_rows, n_numeric), NaN for missing.
+
+    With `coerce`, unparseable text becomes missing and the count is logged; without it,
+    text is an error, because "1,000" or "12%" read as missing would bias the model.
+    """
+    columns = []
+    for name in schema.numeric_columns:
+        column = frame[name]
+        if pd.api.types.is_bool_dtype(column):
+            column = column.astype(np.float64)
+        elif not pd.api.types.is_numeric_dtype(column):
+            column = _parse_numbers(column, name, source=source, coerce=coerce)
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        infinite = np.isinf(values)
+        if infinite.any():
+            raise DataValidationError(
+                f"{source}: numeric column {name!r} has {int(infinite.sum())} infinite values "
+                f"(first row positions {np.flatnonzero(infinite)[:5].tolist()}); replace them "
+                "with a number or leave the cells empty."
+            )
+        columns.append(values)
+    if not columns:
+        return np.empty((len(frame), 0), dtype=np.float64)
+    return np.column_stack(columns)
+
+
+def _parse_numbers(column: pd.Series, name: str, *, source: str, coerce: bool) -> pd.Series:
+    parsed = pd.to_numeric(column, errors="coerce")
+    bad = parsed.isna() & column.notna()
+    if bad.any():
+        examples = column[bad].astype(str).unique()[:5].tolist()
+        if not coerce:
+            raise DataValidationError(
+                f"{source}: numeric column {name!r} holds {int(bad.sum())} values that are not "
+                f"numbers, e.g. {examples}. Clean the file, list the tokens in "
+                "--data.read_options.na_values, declare the column categorical, or set "
+                "--data.coerce_numeric true to treat them as missing."
+            )
+        log.warning(
+            "%s: column %r: %d non-numeric cells (e.g. %s) treated as missing",
+            source,
+            name,
+            int(bad.sum()),
+            examples,
+        )
+    return parsed
+
+
+def check_training_columns(frame: pd.DataFrame, schema: TableSchema, *, source: str) -> None:
+    """Refuse columns that carry nothing to learn from; warn on single-level categoricals."""
+    for name in schema.feature_columns:
+        if frame[name].isna().all():
+            raise DataValidationError(
+                f"{source}: column {name!r} is entirely missing in the training rows; drop it "
+                "with --data.drop_columns."
+            )
+    for name in schema.categorical_columns:
+        if frame[name].nunique(dropna=True) == 1:
+            log.warning(
+                "%s: categorical column %r has a single level; it carries no signal", source, name
+            )
