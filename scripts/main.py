@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from datamodules.loan_datamodule import LoanDataModule
@@ -15,6 +17,20 @@ class LoanCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(SubmissionWriter, "submission")
         parser.add_lightning_class_args(MetricsReport, "report")
+
+    def before_instantiate_classes(self) -> None:
+        """Name the TensorBoard run after the config file when the logger's name is null.
+
+        `configs/taiwan.yaml` then logs to `logs/taiwan/version_N`, with one shared
+        trainer file for every dataset.
+        """
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        logger = config.trainer.logger
+        init_args = getattr(logger, "init_args", None)
+        if init_args is None or "name" not in init_args or init_args.name is not None:
+            return
+        config_files = config.get("config") or []
+        init_args.name = Path(str(config_files[-1])).stem if config_files else "run"
 
 
 def cli_main(args: list[str] | None = None) -> LoanCLI:
