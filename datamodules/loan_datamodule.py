@@ -157,10 +157,14 @@ class LoanDataModule(L.LightningDataModule):
         return batch_loader(self.split_tensors("train"), batch_size=self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader[Batch]:
-        return batch_loader(self.split_tensors("val"), batch_size=self.eval_batch_size, shuffle=False)
+        return batch_loader(
+            self.split_tensors("val"), batch_size=self.eval_batch_size, shuffle=False
+        )
 
     def test_dataloader(self) -> DataLoader[Batch]:
-        return batch_loader(self.split_tensors("test"), batch_size=self.eval_batch_size, shuffle=False)
+        return batch_loader(
+            self.split_tensors("test"), batch_size=self.eval_batch_size, shuffle=False
+        )
 
     def predict_dataloader(self) -> DataLoader[Batch]:
         return batch_loader(self._predict_tensors(), batch_size=self.eval_batch_size, shuffle=False)
@@ -298,7 +302,9 @@ class LoanDataModule(L.LightningDataModule):
         known = {*schema.feature_columns, schema.target, schema.id_column}
         extra = [name for name in frame.columns if name not in known]
         if extra:
-            rank_zero_info(f"{source}: ignoring {len(extra)} columns not used by the model: {extra}")
+            rank_zero_info(
+                f"{source}: ignoring {len(extra)} columns not used by the model: {extra}"
+            )
         preprocessor = self._fitted_preprocessor()
         numeric = numeric_block(frame, schema, source=source, coerce=self.coerce_numeric)
         categorical = frame[list(schema.categorical_columns)]
@@ -320,7 +326,9 @@ class LoanDataModule(L.LightningDataModule):
         """Count what training never showed the model; it is handled, but worth knowing."""
         unknown = preprocessor.count_unknown(categorical)
         if unknown:
-            rank_zero_info(f"{source}: category levels unseen in training (unknown code): {unknown}")
+            rank_zero_info(
+                f"{source}: category levels unseen in training (unknown code): {unknown}"
+            )
         trained_without_gaps = [
             index
             for index, name in enumerate(preprocessor.numeric_columns)
@@ -329,7 +337,7 @@ class LoanDataModule(L.LightningDataModule):
         new_gaps = np.isnan(numeric[:, trained_without_gaps]).sum(axis=0)
         imputed = {
             preprocessor.numeric_columns[index]: int(count)
-            for index, count in zip(trained_without_gaps, new_gaps)
+            for index, count in zip(trained_without_gaps, new_gaps, strict=True)
             if count
         }
         if imputed:

@@ -24,7 +24,10 @@ FIRST_LEVEL_CODE = 2
 
 @dataclass(frozen=True)
 class EncodedBlock:
-    """A table as model inputs. Shape: numeric (n, n_numeric) float32, categorical (n, n_cat) int64."""
+    """A table as model inputs.
+
+    Shape: numeric (n, n_numeric) float32, categorical (n, n_cat) int64.
+    """
 
     numeric: np.ndarray
     categorical: np.ndarray
@@ -86,14 +89,16 @@ class TabularPreprocessor:
     @property
     def cardinalities(self) -> list[int]:
         """Number of codes per categorical column, including the missing and unknown codes."""
-        return [FIRST_LEVEL_CODE + len(self.vocabularies_[name]) for name in self.categorical_columns]
+        return [
+            FIRST_LEVEL_CODE + len(self.vocabularies_[name]) for name in self.categorical_columns
+        ]
 
     def fit(self, numeric: np.ndarray, categorical: pd.DataFrame) -> TabularPreprocessor:
         """Learn from training rows. `numeric` is float64 (n, n_numeric) with NaN for missing."""
         missing = np.isnan(numeric)
         self.medians_ = np.nanmedian(numeric, axis=0) if numeric.shape[1] else np.empty(0)
         self.indicator_columns_ = [
-            name for name, has in zip(self.numeric_columns, missing.any(axis=0)) if has
+            name for name, has in zip(self.numeric_columns, missing.any(axis=0), strict=True) if has
         ]
         filled = self._impute(numeric)
         self._scaler = self._new_scaler(len(filled)).fit(filled) if filled.shape[1] else None
@@ -201,4 +206,6 @@ class TabularPreprocessor:
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
-            raise RuntimeError("TabularPreprocessor is not fitted: call fit() on training rows first")
+            raise RuntimeError(
+                "TabularPreprocessor is not fitted: call fit() on training rows first"
+            )

@@ -75,8 +75,14 @@ CATEGORICAL_COLUMNS: tuple[str, ...] = (
 EMPLOYMENT = ("employed", "self_employed", "unemployed", "retired", "student")
 HOME_OWNERSHIP = ("RENT", "MORTGAGE", "OWN", "OTHER")
 PURPOSES = (
-    "debt_consolidation", "credit_card", "home_improvement", "car",
-    "medical", "small_business", "education", "other",
+    "debt_consolidation",
+    "credit_card",
+    "home_improvement",
+    "car",
+    "medical",
+    "small_business",
+    "education",
+    "other",
 )
 REGIONS = ("north", "south", "east", "west", "central", "coastal", "mountain", "metro")
 
@@ -131,31 +137,60 @@ def _applicants(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     age = np.minimum(18 + np.floor(rng.gamma(3.2, 7.5, n)), 80)
     quality = rng.normal(0, 1, n) + 0.01 * (age - 40)
     adult_years = age - 18
-    employment = _sample_rows(rng, np.column_stack([
-        np.full(n, 2.0), 0.012 * adult_years, -0.5 - 0.5 * quality,
-        0.3 * (age - 64), 2.0 - 0.45 * adult_years,
-    ]))
+    employment = _sample_rows(
+        rng,
+        np.column_stack(
+            [
+                np.full(n, 2.0),
+                0.012 * adult_years,
+                -0.5 - 0.5 * quality,
+                0.3 * (age - 64),
+                2.0 - 0.45 * adult_years,
+            ]
+        ),
+    )
     region = rng.choice(len(REGIONS), n, p=_REGION_SHARE)
     noise = np.where(employment == _SELF_EMPLOYED, 0.7, 0.45) * rng.normal(0, 1, n)
-    log_income = (np.log(52_000) - 0.0009 * (age - 50) ** 2 + _EMPLOYMENT_INCOME[employment]
-                  + _REGION_INCOME[region] + 0.12 * quality + noise)
+    log_income = (
+        np.log(52_000)
+        - 0.0009 * (age - 50) ** 2
+        + _EMPLOYMENT_INCOME[employment]
+        + _REGION_INCOME[region]
+        + 0.12 * quality
+        + noise
+    )
     income = np.round(np.clip(np.exp(log_income), 6_000, 1_500_000), -2)
     tenure = np.minimum(rng.exponential(2 + 0.12 * adult_years), adult_years)
     tenure = np.where(np.isin(employment, [_UNEMPLOYED, _STUDENT]), np.nan, np.round(tenure, 1))
     rel_income = np.log(income / 50_000)
-    ownership = _sample_rows(rng, np.column_stack([
-        1.2 - 0.035 * adult_years,
-        -0.8 + 0.8 * rel_income + 0.04 * adult_years - 0.0006 * adult_years**2,
-        -3.0 + 0.06 * adult_years,
-        np.where(age < 23, -2.3, -2.8),
-    ]))
-    purpose = _sample_rows(rng, _PURPOSE_LOGIT + np.column_stack([
-        np.zeros((n, 2)), 1.0 * np.isin(ownership, _OWNERS)[:, None], np.zeros((n, 2)),
-        1.5 * (employment == _SELF_EMPLOYED)[:, None],
-        2.0 * (employment == _STUDENT)[:, None], np.zeros((n, 1)),
-    ]))
-    log_amount = (np.log(12_000) + 0.45 * rel_income + _PURPOSE_AMOUNT[purpose]
-                  + rng.normal(0, 0.5, n))
+    ownership = _sample_rows(
+        rng,
+        np.column_stack(
+            [
+                1.2 - 0.035 * adult_years,
+                -0.8 + 0.8 * rel_income + 0.04 * adult_years - 0.0006 * adult_years**2,
+                -3.0 + 0.06 * adult_years,
+                np.where(age < 23, -2.3, -2.8),
+            ]
+        ),
+    )
+    purpose = _sample_rows(
+        rng,
+        _PURPOSE_LOGIT
+        + np.column_stack(
+            [
+                np.zeros((n, 2)),
+                1.0 * np.isin(ownership, _OWNERS)[:, None],
+                np.zeros((n, 2)),
+                1.5 * (employment == _SELF_EMPLOYED)[:, None],
+                2.0 * (employment == _STUDENT)[:, None],
+                np.zeros((n, 1)),
+            ]
+        ),
+    )
+    log_amount = (
+        np.log(12_000) + 0.45 * rel_income + _PURPOSE_AMOUNT[purpose] + rng.normal(0, 0.5, n)
+    )
     amount = np.round(np.clip(np.exp(log_amount), 1_000, 40_000) / 25) * 25
     term = np.where(rng.random(n) < 1 / (1 + np.exp(1.6 - 1.2 * np.log(amount / 12_000))), 60, 36)
     rate = np.clip(13 - 3.5 * quality + 1.8 * (term == 60) + rng.normal(0, 1.0, n), 5.3, 30.99)
@@ -192,22 +227,30 @@ def _default_logit(c: dict[str, np.ndarray]) -> np.ndarray:
     long_term = c["term_months"] == 60
     ownership = c["home_ownership"]  # -1 (unreported) carries no ownership effect
     return (
-        -4.05 + 0.0018 * (age - 44) ** 2
+        -4.05
+        + 0.0018 * (age - 44) ** 2
         + np.where(np.isnan(income), 1.0, -0.9 * np.minimum(np.log(income / 50_000), 0.8))
-        + 0.9 * np.minimum(lti, 1.5) + 0.8 * ((c["loan_purpose"] == _SMALL_BUSINESS) & (lti > 0.3))
+        + 0.9 * np.minimum(lti, 1.5)
+        + 0.8 * ((c["loan_purpose"] == _SMALL_BUSINESS) & (lti > 0.3))
         + np.where(np.isnan(dti), 0.25, 0.6 * np.nan_to_num(dti) + 1.2 * (dti > 0.43))
-        + np.where(np.isnan(util), 0.2, 0.6 * np.nan_to_num(util) + 0.8 * (util > 0.9)
-                   + 0.8 * ((util > 0.9) & (age < 30)))
+        + np.where(
+            np.isnan(util),
+            0.2,
+            0.6 * np.nan_to_num(util) + 0.8 * (util > 0.9) + 0.8 * ((util > 0.9) & (age < 30)),
+        )
         + 1.6 * (1 - np.exp(-1.2 * c["delinquencies_2y"]))
-        + 0.06 * (rate - 13) + 0.15 * np.maximum(rate - 18, 0)
-        + _EMPLOYMENT_RISK[employment] + 0.25 * long_term
+        + 0.06 * (rate - 13)
+        + 0.15 * np.maximum(rate - 18, 0)
+        + _EMPLOYMENT_RISK[employment]
+        + 0.25 * long_term
         + 1.0 * ((employment == _UNEMPLOYED) & long_term)
         + 0.3 * (c["employment_length_years"] < 1)
         + 0.35 * (c["credit_history_years"] < 2)
         + 0.2 * ((c["open_accounts"] <= 2) | (c["open_accounts"] > 15))
         + _PURPOSE_RISK[c["loan_purpose"]]
         + np.where(ownership >= 0, _OWNERSHIP_RISK[ownership], 0.0)
-        + _REGION_RISK[c["region"]] + 0.5 * seasonal
+        + _REGION_RISK[c["region"]]
+        + 0.5 * seasonal
     )
 
 

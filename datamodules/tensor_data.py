@@ -19,7 +19,10 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 @dataclass(frozen=True)
 class TabularTensors:
-    """One split. Shape: numeric (n, n_num) float32, categorical (n, n_cat) int64, target (n,) float32."""
+    """One split.
+
+    Shape: numeric (n, n_num) float32, categorical (n, n_cat) int64, target (n,) float32.
+    """
 
     numeric: torch.Tensor
     categorical: torch.Tensor

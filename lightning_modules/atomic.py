@@ -1,4 +1,4 @@
-"""Write-then-rename, so an interrupted run leaves the old file or the new one, never half of one."""
+"""Write-then-rename: an interrupted run leaves the old file or the new one, never half of one."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import pandas as pd
 def write_csv_atomically(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+    )
     try:
         with os.fdopen(handle, "w", newline="") as stream:
             frame.to_csv(stream, index=False)

@@ -115,7 +115,9 @@ class SubmissionWriter(BasePredictionWriter):
     ) -> None:
         if trainer.world_size > 1:
             raise RuntimeError("predict writes one file: run it on a single device")
-        batches = predictions[0] if predictions and isinstance(predictions[0], list) else predictions
+        batches = (
+            predictions[0] if predictions and isinstance(predictions[0], list) else predictions
+        )
         probability = torch.cat(batches).float().cpu().numpy()
         threshold = float(pl_module.decision_threshold)
         columns: dict[str, np.ndarray] = {}
@@ -126,6 +128,6 @@ class SubmissionWriter(BasePredictionWriter):
         columns[LABEL_COLUMN] = (probability >= threshold).astype(np.int64)
         path = write_csv_atomically(pd.DataFrame(columns), self.output_path)
         rank_zero_info(
-            f"wrote {len(probability)} predictions to {Path(path).resolve()} "
-            f"(decision threshold {threshold:.4f}, {int(columns[LABEL_COLUMN].sum())} predicted defaults)"
+            f"wrote {len(probability)} predictions to {Path(path).resolve()} (decision "
+            f"threshold {threshold:.4f}, {int(columns[LABEL_COLUMN].sum())} predicted defaults)"
         )

@@ -60,7 +60,9 @@ class LoanDefaultModel(L.LightningModule):
     ) -> None:
         super().__init__()
         if class_weighting not in ("none", "balanced"):
-            raise ValueError(f"class_weighting must be 'none' or 'balanced', got {class_weighting!r}")
+            raise ValueError(
+                f"class_weighting must be 'none' or 'balanced', got {class_weighting!r}"
+            )
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -109,7 +111,9 @@ class LoanDefaultModel(L.LightningModule):
             self.pos_weight.fill_((1.0 - positive_rate) / positive_rate)
 
     def _check_matches(self, n_numeric: int, cardinalities: list[int]) -> None:
-        if n_numeric != self.hparams.n_numeric or list(cardinalities) != list(self.hparams.cardinalities):
+        if n_numeric != self.hparams.n_numeric or list(cardinalities) != list(
+            self.hparams.cardinalities
+        ):
             raise ValueError(
                 "the checkpoint's network expects "
                 f"{self.hparams.n_numeric} numeric inputs and categorical cardinalities "
@@ -133,7 +137,9 @@ class LoanDefaultModel(L.LightningModule):
         logits = self(x_num, x_cat)
         loss = self._loss(logits, target)
         self.train_metrics.update(torch.sigmoid(logits.detach()), target.long())
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(target))
+        self.log(
+            "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(target)
+        )
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return loss
 
@@ -143,7 +149,9 @@ class LoanDefaultModel(L.LightningModule):
     def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         self._evaluate(batch, "test", self.test_predictions)
 
-    def _evaluate(self, batch: tuple[torch.Tensor, ...], stage: str, collector: PredictionCollector) -> None:
+    def _evaluate(
+        self, batch: tuple[torch.Tensor, ...], stage: str, collector: PredictionCollector
+    ) -> None:
         x_num, x_cat, target = batch
         logits = self(x_num, x_cat)
         self.log(f"{stage}/loss", self._loss(logits, target), batch_size=len(target))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Literal
 
 import torch
@@ -86,7 +87,9 @@ class LoanDefaultNet(nn.Module):
         super().__init__()
         _check_network_args(n_numeric, cardinalities, hidden_sizes, dropout, positive_rate)
         if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+            raise ValueError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
+            )
         if normalization not in ("batchnorm", "layernorm", "none"):
             raise ValueError(f"unknown normalization {normalization!r}")
         self.embeddings = CategoricalEmbeddings(cardinalities, max_dim=embedding_max_dim)
@@ -100,7 +103,7 @@ class LoanDefaultNet(nn.Module):
                     activation=activation,
                     dropout=dropout,
                 )
-                for fan_in, fan_out in zip(widths[:-1], widths[1:])
+                for fan_in, fan_out in pairwise(widths)
             )
         )
         self.head = nn.Linear(widths[-1], 1)
@@ -120,12 +123,27 @@ def _check_network_args(
     positive_rate: float,
 ) -> None:
     if n_numeric < 0 or (n_numeric == 0 and not cardinalities):
-        raise ValueError(f"the network needs at least one input, got {n_numeric=}, {cardinalities=}")
+        raise ValueError(
+            f"the network needs at least one input, got {n_numeric=}, {cardinalities=}"
+        )
     if any(c < 2 for c in cardinalities):
-        raise ValueError(f"each categorical needs >= 2 codes (missing, unknown), got {cardinalities}")
+        raise ValueError(
+            f"each categorical needs >= 2 codes (missing, unknown), got {cardinalities}"
+        )
     if not hidden_sizes or any(size < 1 for size in hidden_sizes):
-        raise ValueError(f"hidden_sizes must be a non-empty list of positive ints, got {hidden_sizes}")
+        raise ValueError(
+            f"hidden_sizes must be a non-empty list of positive ints, got {hidden_sizes}"
+        )
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     if not 0.0 < positive_rate < 1.0:
         raise ValueError(f"positive_rate must be in (0, 1), got {positive_rate}")
+
+
+def _check_choices(normalization: str, activation: str) -> None:
+    if normalization not in ("batchnorm", "layernorm", "none"):
+        raise ValueError(
+            f"normalization must be 'batchnorm', 'layernorm' or 'none', got {normalization!r}"
+        )
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")

@@ -1,4 +1,4 @@
-"""The command line: `python scripts/main.py {fit,validate,test,predict} --config configs/<x>.yaml`."""
+"""The command line: `python scripts/main.py {fit,test,predict} --config configs/<x>.yaml`."""
 
 from __future__ import annotations
 
