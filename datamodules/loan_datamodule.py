@@ -44,6 +44,8 @@ class FeatureSpec:
 
 @dataclass(frozen=True)
 class LabelledTable:
+    """Raw labelled rows. numeric: the schema's numeric columns as float64, NaN for missing."""
+
     frame: pd.DataFrame
     numeric: np.ndarray
     targets: np.ndarray
@@ -148,8 +150,7 @@ class LoanDataModule(L.LightningDataModule):
         if stage == "predict":
             self._predict_frame = self._read_predict_file()
             return
-        if self._labelled is None:
-            self._labelled = self._load_labelled()
+        self.labelled_table()
         if stage == "fit" and self.preprocessor is None:
             self._fit_preprocessor()
 
@@ -192,10 +193,20 @@ class LoanDataModule(L.LightningDataModule):
 
     # Labelled data ---------------------------------------------------------------------
 
+    def labelled_table(self) -> LabelledTable:
+        """The labelled file as read, validated and split (raw values, before preprocessing).
+
+        The benchmark's baselines and the EDA report read the data through this, so every
+        consumer sees the same rows, schema and protocol split as the network.
+        """
+        if self._labelled is None:
+            self._labelled = self._load_labelled()
+        return self._labelled
+
     def split_tensors(self, split: Split) -> TabularTensors:
         """The split's inputs and targets, encoded with the fitted (or restored) preprocessor."""
         if split not in self._tensors:
-            labelled = self._require_labelled()
+            labelled = self.labelled_table()
             rows = getattr(labelled.split, split)
             encoded = self._fitted_preprocessor().transform(
                 labelled.numeric[rows],
@@ -210,7 +221,7 @@ class LoanDataModule(L.LightningDataModule):
 
     def true_default_probability(self, split: Split) -> np.ndarray | None:
         """The synthetic book's true probabilities for a split (None for real data)."""
-        labelled = self._require_labelled()
+        labelled = self.labelled_table()
         if labelled.default_probability is None:
             return None
         return labelled.default_probability[getattr(labelled.split, split)]
@@ -251,7 +262,7 @@ class LoanDataModule(L.LightningDataModule):
         return read_table(resolve_data_path(self.path, self.data_dir), self.read_options), None
 
     def _fit_preprocessor(self) -> None:
-        labelled = self._require_labelled()
+        labelled = self.labelled_table()
         schema = self._require_schema()
         train_frame = labelled.frame.iloc[labelled.split.train]
         check_training_columns(train_frame, schema, source=self.source)
@@ -348,10 +359,6 @@ class LoanDataModule(L.LightningDataModule):
 
     # Guards ----------------------------------------------------------------------------
 
-    def _require_labelled(self) -> LabelledTable:
-        if self._labelled is None:
-            self._labelled = self._load_labelled()
-        return self._labelled
 
     def _require_schema(self) -> TableSchema:
         if self.schema is None:
