@@ -42,7 +42,8 @@ def category_strings(column: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
         integral = np.isfinite(values) & (np.mod(values, 1.0) == 0.0)
-        text = column.astype(str).where(~integral, values.astype(np.int64, copy=False).astype(str))
+        as_integers = np.where(integral, values, 0.0).astype(np.int64).astype(str)
+        text = column.astype(str).where(~integral, as_integers)
         return text.where(column.notna())
     return column.astype("string").str.strip().astype(object).where(column.notna())
 
@@ -200,7 +201,7 @@ class TabularPreprocessor:
 
     def _codes(self, column: pd.Series, name: str) -> np.ndarray:
         text = category_strings(column)
-        codes = pd.Categorical(text, categories=self.vocabularies_[name]).codes.astype(np.int64)
+        codes = pd.Index(self.vocabularies_[name]).get_indexer(text).astype(np.int64)
         known = np.where(codes >= 0, codes + FIRST_LEVEL_CODE, UNKNOWN_CODE)
         return np.where(text.isna().to_numpy(), MISSING_CODE, known)
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Lightning 2.6 still calls jsonargparse APIs deprecated in 4.49; the warnings are not the
+# user's to act on, so keep them off the console unless asked for.
+os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 

@@ -16,11 +16,11 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-# Short, quiet training runs for tests: CPU, no progress bar, a couple of epochs.
+# Short training runs for tests: CPU, a couple of epochs. (The configs' RichProgressBar
+# stays: Lightning refuses `enable_progress_bar=false` beside a configured progress bar.)
 FAST_TRAINER = [
     "--trainer.accelerator=cpu",
     "--trainer.max_epochs=2",
-    "--trainer.enable_progress_bar=false",
     "--trainer.enable_model_summary=false",
     "--trainer.log_every_n_steps=5",
 ]

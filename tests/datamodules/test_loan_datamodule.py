@@ -1,0 +1,77 @@
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, RandomSampler, SequentialSampler
+
+from datamodules.loan_datamodule import LoanDataModule
+
+
+def _datamodule(path, **overrides) -> LoanDataModule:
+    args = {"target": "default", "id_column": "loan_id", "batch_size": 64} | overrides
+    return LoanDataModule(str(path), **args)
+
+
+def test_protocol_split_sizes_and_stratification(loan_csv):
+    dm = _datamodule(loan_csv)
+    dm.setup("fit")
+    split = dm.labelled_table().split
+    assert (len(split.train), len(split.val), len(split.test)) == (1280, 320, 400)
+    assert not set(split.train) & set(split.val) | set(split.train) & set(split.test)
+    rates = [
+        dm.labelled_table().targets[getattr(split, s)].mean() for s in ("train", "val", "test")
+    ]
+    assert max(rates) - min(rates) < 0.01
+
+
+def test_preprocessing_is_fitted_on_training_rows_only(loan_csv):
+    dm = _datamodule(loan_csv)
+    dm.setup("fit")
+    table = dm.labelled_table()
+    income = dm.schema.numeric_columns.index("annual_income")
+    train_median = np.nanmedian(table.numeric[table.split.train, income])
+    assert dm.preprocessor.medians_[income] == train_median
+    assert train_median != np.nanmedian(table.numeric[:, income])
+    assert dm.positive_rate == table.targets[table.split.train].mean()
+
+
+def test_batches_come_from_a_standard_dataloader_by_index(loan_csv):
+    dm = _datamodule(loan_csv)
+    dm.setup("fit")
+    train = dm.train_dataloader()
+    assert isinstance(train.batch_sampler, BatchSampler)
+    assert isinstance(train.sampler, RandomSampler)
+    assert isinstance(dm.val_dataloader().sampler, SequentialSampler)
+    x_num, x_cat, target = next(iter(train))
+    spec = dm.feature_spec
+    assert x_num.shape == (64, spec.n_numeric) and x_num.dtype == torch.float32
+    assert x_cat.shape == (64, len(spec.cardinalities)) and x_cat.dtype == torch.int64
+    assert (x_cat.max(dim=0).values < torch.tensor(spec.cardinalities)).all()
+    assert set(target.unique().tolist()) <= {0.0, 1.0}
+    assert sum(len(batch[2]) for batch in train) == 1280
+
+
+def test_restored_state_encodes_new_rows_like_the_fitted_one(loan_csv, loan_frame, tmp_path):
+    fitted = _datamodule(loan_csv)
+    fitted.setup("fit")
+    state = fitted.state_dict()
+    unlabelled = tmp_path / "new.csv"
+    loan_frame.drop(columns=["default"]).to_csv(unlabelled, index=False)
+
+    restored = _datamodule(tmp_path / "absent.csv", predict_path=str(unlabelled))
+    restored.setup("predict")  # must not read the (absent) training file
+    restored.load_state_dict(state)
+    x_num, x_cat, _ = next(iter(restored.predict_dataloader()))
+    expected = fitted.preprocessor.transform(
+        fitted.labelled_table().numeric, loan_frame[list(fitted.schema.categorical_columns)]
+    )
+    torch.testing.assert_close(x_num, torch.from_numpy(expected.numeric))
+    torch.testing.assert_close(x_cat, torch.from_numpy(expected.categorical))
+    name, ids = restored.predict_ids()
+    assert name == "loan_id" and ids.tolist() == loan_frame["loan_id"].tolist()
+
+
+def test_synthetic_book_exposes_true_probabilities_for_the_bayes_ceiling():
+    dm = LoanDataModule(None, synthetic_rows=1_000, id_column="loan_id")
+    dm.setup("fit")
+    truth = dm.true_default_probability("test")
+    assert truth.shape == (len(dm.split_tensors("test")),)
+    assert ((truth > 0) & (truth < 1)).all()

@@ -1,0 +1,94 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from datamodules.preprocessing import (
+    FIRST_LEVEL_CODE,
+    MISSING_CODE,
+    UNKNOWN_CODE,
+    TabularPreprocessor,
+    category_strings,
+)
+
+NUMERIC = ("income", "age")
+CATEGORICAL = ("grade",)
+
+
+def _numeric(rows):
+    return np.array(rows, dtype=np.float64)
+
+
+@pytest.fixture
+def train():
+    numeric = _numeric([[10.0, 30.0], [20.0, np.nan], [30.0, 50.0], [40.0, 40.0]])
+    categorical = pd.DataFrame({"grade": ["A", "B", "A", "C"]})
+    return numeric, categorical
+
+
+def test_fit_learns_from_training_rows_only(train):
+    numeric, categorical = train
+    pre = TabularPreprocessor(NUMERIC, CATEGORICAL).fit(numeric, categorical)
+    np.testing.assert_allclose(pre.medians_, [25.0, 40.0])
+    assert pre.indicator_columns_ == ["age"]
+    assert pre.vocabularies_ == {"grade": ["A", "B", "C"]}
+    # New rows with extreme values do not change what was learned.
+    other = _numeric([[1e6, 1e6]])
+    block = pre.transform(other, pd.DataFrame({"grade": ["A"]}))
+    assert block.numeric[0, 0] > 1000
+
+
+def test_transform_imputes_adds_indicators_and_scales(train):
+    numeric, categorical = train
+    pre = TabularPreprocessor(NUMERIC, CATEGORICAL).fit(numeric, categorical)
+    block = pre.transform(numeric, categorical)
+    assert block.numeric.dtype == np.float32 and block.numeric.shape == (4, 3)
+    np.testing.assert_allclose(block.numeric[:, :2].mean(axis=0), 0.0, atol=1e-6)
+    assert block.numeric[:, 2].tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert pre.n_numeric_features == 3
+
+
+def test_unseen_missing_and_rare_categories_get_reserved_codes(train):
+    numeric, categorical = train
+    pre = TabularPreprocessor(NUMERIC, CATEGORICAL, min_frequency=2).fit(numeric, categorical)
+    assert pre.vocabularies_ == {"grade": ["A"]}
+    new = pd.DataFrame({"grade": ["A", "B", "Z", None]})
+    codes = pre.transform(_numeric([[1.0, 1.0]] * 4), new).categorical[:, 0]
+    assert codes.tolist() == [FIRST_LEVEL_CODE, UNKNOWN_CODE, UNKNOWN_CODE, MISSING_CODE]
+    assert pre.cardinalities == [FIRST_LEVEL_CODE + 1]
+    assert pre.count_unknown(new) == {"grade": 2}
+
+
+def test_integer_codes_match_whether_read_as_int_or_float():
+    as_int = category_strings(pd.Series([1, 2, 3]))
+    as_float = category_strings(pd.Series([1.0, 2.0, np.nan]))
+    assert as_int.tolist() == ["1", "2", "3"]
+    assert as_float.tolist()[:2] == ["1", "2"] and pd.isna(as_float.iloc[2])
+
+
+@pytest.mark.parametrize("scaling", ["standard", "quantile"])
+def test_state_dict_round_trip_gives_identical_outputs(train, scaling, tmp_path):
+    numeric, categorical = train
+    pre = TabularPreprocessor(NUMERIC, CATEGORICAL, scaling=scaling).fit(numeric, categorical)
+    path = tmp_path / "state.pt"
+    torch.save(pre.state_dict(), path)
+    restored = TabularPreprocessor.from_state_dict(torch.load(path, weights_only=True))
+    new_numeric = _numeric([[15.0, np.nan], [99.0, 20.0]])
+    new_categorical = pd.DataFrame({"grade": ["B", "Q"]})
+    original = pre.transform(new_numeric, new_categorical)
+    again = restored.transform(new_numeric, new_categorical)
+    np.testing.assert_array_equal(original.numeric, again.numeric)
+    np.testing.assert_array_equal(original.categorical, again.categorical)
+
+
+def test_quantile_scaling_maps_training_rows_to_normal_scores():
+    rng = np.random.default_rng(0)
+    heavy_tailed = rng.lognormal(sigma=2.0, size=(5000, 1))
+    pre = TabularPreprocessor(("x",), (), scaling="quantile").fit(heavy_tailed, pd.DataFrame())
+    scores = pre.transform(heavy_tailed, pd.DataFrame()).numeric[:, 0]
+    assert abs(scores.mean()) < 0.05 and abs(scores.std() - 1.0) < 0.1
+
+
+def test_transform_before_fit_is_an_error():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        TabularPreprocessor(NUMERIC, CATEGORICAL).transform(_numeric([[1.0, 2.0]]), pd.DataFrame())

@@ -1,0 +1,55 @@
+import pytest
+import torch
+
+from lightning_modules.networks import CategoricalEmbeddings, LoanDefaultNet, embedding_dim
+
+
+def test_embedding_size_rule_grows_sublinearly_and_is_capped():
+    assert [embedding_dim(c, max_dim=16) for c in (2, 7, 50, 10_000)] == [2, 5, 14, 16]
+
+
+def test_embeddings_concatenate_one_table_per_column():
+    embeddings = CategoricalEmbeddings([3, 9], max_dim=16)
+    out = embeddings(torch.tensor([[0, 8], [2, 1]]))
+    assert out.shape == (2, embedding_dim(3, 16) + embedding_dim(9, 16))
+
+
+@pytest.mark.parametrize("normalization", ["batchnorm", "layernorm", "none"])
+def test_network_maps_a_batch_to_one_logit_per_row(normalization):
+    torch.manual_seed(0)
+    net = LoanDefaultNet(
+        n_numeric=4, cardinalities=[5, 3], hidden_sizes=[8, 8], normalization=normalization
+    )
+    logits = net(torch.randn(6, 4), torch.randint(0, 3, (6, 2)))
+    assert logits.shape == (6,)
+    logits.sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+
+def test_network_without_categoricals_or_without_numerics():
+    assert LoanDefaultNet(n_numeric=3, cardinalities=[], hidden_sizes=[4])(
+        torch.randn(2, 3), torch.zeros(2, 0, dtype=torch.long)
+    ).shape == (2,)
+    assert LoanDefaultNet(n_numeric=0, cardinalities=[4], hidden_sizes=[4])(
+        torch.zeros(2, 0), torch.tensor([[1], [3]])
+    ).shape == (2,)
+
+
+def test_output_bias_starts_at_the_training_log_odds():
+    net = LoanDefaultNet(n_numeric=2, cardinalities=[], hidden_sizes=[4], positive_rate=0.1)
+    assert net.head.bias.item() == pytest.approx(torch.logit(torch.tensor(0.1)).item())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"hidden_sizes": []}, "hidden_sizes"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"activation": "tanh"}, "activation"),
+        ({"cardinalities": [1]}, "codes"),
+    ],
+)
+def test_bad_arguments_fail_at_construction(kwargs, message):
+    args = {"n_numeric": 2, "cardinalities": [], "hidden_sizes": [4]} | kwargs
+    with pytest.raises(ValueError, match=message):
+        LoanDefaultNet(**args)

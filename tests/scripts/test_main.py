@@ -1,0 +1,142 @@
+"""End-to-end runs of `scripts/main.py` (fit, test, predict) on small synthetic files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lightning_modules.callbacks import LABEL_COLUMN, PROBABILITY_COLUMN
+from lightning_modules.loan_model import LoanDefaultModel
+from tests.conftest import CONFIGS, FAST_TRAINER
+
+pytestmark = pytest.mark.slow
+
+
+def _fit(run_cli, loan_csv: Path, *extra: str):
+    return run_cli(
+        "fit",
+        f"--config={CONFIGS / 'default.yaml'}",
+        f"--data.path={loan_csv}",
+        *FAST_TRAINER,
+        *extra,
+    )
+
+
+def _checkpoints(root: Path) -> tuple[Path, Path]:
+    folder = root / "logs" / "default" / "version_0" / "checkpoints"
+    best = next(p for p in folder.glob("epoch*.ckpt"))
+    return best, folder / "last.ckpt"
+
+
+@pytest.fixture
+def fitted(run_cli, loan_csv, tmp_path):
+    cli = _fit(run_cli, loan_csv)
+    return cli, *_checkpoints(tmp_path)
+
+
+def test_fit_writes_logs_checkpoints_and_a_reproducing_config(fitted, run_cli, tmp_path):
+    cli, best, last = fitted
+    run_dir = tmp_path / "logs" / "default" / "version_0"
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    assert best.is_file() and last.is_file()
+    first = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("val/")}
+    assert 0.6 < first["val/roc_auc"] <= 1.0
+
+    again = run_cli("fit", f"--config={run_dir / 'config.yaml'}")
+    second = {
+        k: float(v) for k, v in again.trainer.callback_metrics.items() if k.startswith("val/")
+    }
+    assert second == first
+
+
+def test_checkpoint_is_safe_and_self_describing(fitted):
+    _, best, _ = fitted
+    checkpoint = torch.load(best, weights_only=True)
+    hparams = checkpoint["hyper_parameters"]
+    state = checkpoint["LoanDataModule"]
+    categorical = state["schema"]["categorical_columns"]
+    assert {"employment_status", "home_ownership", "loan_purpose", "region"} <= set(categorical)
+    assert hparams["n_numeric"] > 0 and len(hparams["cardinalities"]) == len(categorical)
+    assert state["schema"]["target"] == "default"
+    assert set(state["preprocessor"]["vocabularies"]) == set(state["schema"]["categorical_columns"])
+    assert 0.0 < float(checkpoint["state_dict"]["decision_threshold"]) < 1.0
+
+
+def test_test_subcommand_reports_held_out_metrics(fitted, run_cli, loan_csv):
+    _, best, _ = fitted
+    cli = run_cli(
+        "test",
+        f"--config={CONFIGS / 'default.yaml'}",
+        f"--data.path={loan_csv}",
+        f"--ckpt_path={best}",
+    )
+    metrics = cli.trainer.callback_metrics
+    assert 0.6 < float(metrics["test/roc_auc"]) <= 1.0
+    assert float(metrics["test/threshold"]) == pytest.approx(
+        float(torch.load(best, weights_only=True)["state_dict"]["decision_threshold"])
+    )
+
+
+def test_predict_needs_only_the_checkpoint_and_matches_the_reloaded_network(
+    fitted, run_cli, loan_csv, loan_frame, tmp_path
+):
+    _, best, _ = fitted
+    unlabelled = tmp_path / "applicants.csv"
+    loan_frame.drop(columns=["default"]).head(300).to_csv(unlabelled, index=False)
+    loan_csv.unlink()  # everything learned must come from the checkpoint
+    output = tmp_path / "out" / "submission.csv"
+    cli = run_cli(
+        "predict",
+        f"--config={CONFIGS / 'default.yaml'}",
+        f"--data.path={loan_csv}",
+        f"--data.predict_path={unlabelled}",
+        f"--ckpt_path={best}",
+        f"--submission.output_path={output}",
+    )
+    submission = pd.read_csv(output)
+    assert list(submission.columns) == ["loan_id", PROBABILITY_COLUMN, LABEL_COLUMN]
+    assert submission["loan_id"].tolist() == loan_frame["loan_id"].head(300).tolist()
+    threshold = float(cli.model.decision_threshold)
+    assert (submission[LABEL_COLUMN] == (submission[PROBABILITY_COLUMN] >= threshold)).all()
+
+    checkpoint = torch.load(best, weights_only=True)
+    model = LoanDefaultModel(
+        **{k: v for k, v in checkpoint["hyper_parameters"].items() if k[0] != "_"}
+    )
+    model.load_state_dict(checkpoint["state_dict"])
+    model.eval()
+    x_num, x_cat, _ = next(iter(cli.datamodule.predict_dataloader()))
+    with torch.no_grad():
+        reloaded = torch.sigmoid(model(x_num, x_cat)).numpy()
+    np.testing.assert_allclose(submission[PROBABILITY_COLUMN], reloaded, rtol=1e-5, atol=1e-6)
+
+
+def test_own_csv_by_config_alone(run_cli, loan_frame, tmp_path):
+    """A user's semicolon-separated file with a text target and "n/a" tokens."""
+    frame = loan_frame.copy()
+    frame["default"] = frame["default"].map({1: "Charged Off", 0: "Fully Paid"})
+    frame["annual_income"] = (
+        frame["annual_income"].astype(object).where(frame.index % 50 != 0, "n/a")
+    )
+    path = tmp_path / "book.csv.gz"
+    frame.to_csv(path, sep=";", index=False)
+    cli = run_cli(
+        "fit",
+        f"--config={CONFIGS / 'default.yaml'}",
+        f"--data.path={path}",
+        "--data.positive_label=Charged Off",
+        "--data.read_options.sep=;",
+        "--data.read_options.na_values=[n/a]",
+        "--data.drop_columns=[region]",
+        *FAST_TRAINER,
+    )
+    schema = cli.datamodule.schema
+    assert "region" not in schema.feature_columns and "annual_income" in schema.numeric_columns
+    assert "annual_income" in cli.datamodule.preprocessor.indicator_columns_
+    assert cli.datamodule.positive_rate == pytest.approx(
+        (loan_frame["default"] == 1).mean(), abs=0.02
+    )
