@@ -23,3 +23,20 @@ def write_csv_atomically(frame: pd.DataFrame, path: str | os.PathLike[str]) -> P
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
+
+
+def write_text_atomically(text: str, path: str | os.PathLike[str]) -> Path:
+    """The same guarantee for text: JSON reports and Markdown tables."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+    )
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
