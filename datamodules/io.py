@@ -24,6 +24,10 @@ class ReadOptions:
 
     `header=None` with no `names` numbers the columns "1", "2", ... (1-based, as data
     dictionaries such as UCI's usually count them). Ignored for Parquet, which is typed.
+
+    Only empty cells and the tokens in `na_values` are missing; pandas' own list ("NA",
+    "N/A", "null", ...) is not applied, so a token nobody declared stops the run with the
+    column's name instead of silently becoming missing. `thousands=","` reads "1,000".
     """
 
     sep: str = ","
@@ -31,6 +35,7 @@ class ReadOptions:
     names: list[str] | None = None
     index_col: int | str | None = None
     na_values: list[str] = field(default_factory=list)
+    thousands: str | None = None
     encoding: str = "utf-8"
 
 
@@ -46,8 +51,10 @@ def resolve_data_path(path: str | os.PathLike[str], directory: str | None = None
     machine where the data lives somewhere else.
     """
     candidate = Path(path).expanduser()
-    if candidate.is_absolute() or candidate.exists():
+    if candidate.exists():
         return candidate
+    if candidate.is_absolute():
+        raise DataValidationError(f"data file {str(path)!r} not found; check the path.")
     in_data_dir = data_dir(directory) / candidate
     if in_data_dir.exists():
         return in_data_dir
@@ -93,17 +100,18 @@ def _read_delimited(path: Path, options: ReadOptions) -> pd.DataFrame:
             header=options.header,
             names=names,
             index_col=options.index_col,
-            na_values=options.na_values or None,
+            na_values=["", *options.na_values],
+            keep_default_na=False,
+            thousands=options.thousands,
             encoding=options.encoding,
             low_memory=False,
         )
     except pd.errors.EmptyDataError as error:
         raise DataValidationError(f"{path}: the file is empty (no header, no rows).") from error
     except (gzip.BadGzipFile, zlib.error, EOFError) as error:
-        raise DataValidationError(
-            f"{path}: the file is not a valid gzip archive or is truncated ({error}). "
-            "Re-download or re-compress it."
-        ) from error
+        raise _bad_gzip(path, error) from error
+    except OSError as error:
+        raise _unreadable(path, error) from error
     except UnicodeDecodeError as error:
         raise DataValidationError(
             f"{path}: cannot decode the file as {options.encoding} ({error}); set "
@@ -122,14 +130,15 @@ def _first_record(path: Path, options: ReadOptions) -> list[str]:
     try:
         with opener(path, "rt", encoding=options.encoding, newline="") as handle:
             line = handle.readline()
-    except (gzip.BadGzipFile, zlib.error, EOFError, OSError) as error:
-        raise DataValidationError(
-            f"{path}: the file cannot be read ({error}). Is it a complete CSV or gzip file?"
-        ) from error
+    except (gzip.BadGzipFile, zlib.error, EOFError) as error:
+        raise _bad_gzip(path, error) from error
+    except OSError as error:
+        raise _unreadable(path, error) from error
     except UnicodeDecodeError as error:
         raise DataValidationError(
             f"{path}: cannot decode the first line as {options.encoding}; set "
-            "--data.read_options.encoding."
+            "--data.read_options.encoding (e.g. latin-1), or, if it is not a text file (an "
+            "Excel workbook, an archive), export it as CSV first."
         ) from error
     if not line.strip():
         return []
@@ -138,6 +147,22 @@ def _first_record(path: Path, options: ReadOptions) -> list[str]:
     if len(options.sep) == 1:
         return next(csv.reader([line], delimiter=options.sep))
     return [part.strip() for part in pd.Series([line]).str.split(options.sep).iloc[0]]
+
+
+def _bad_gzip(path: Path, error: BaseException) -> DataValidationError:
+    return DataValidationError(
+        f"{path}: not a valid gzip archive, or a truncated one ({error}). Re-download or "
+        "re-compress it (`gzip -t` checks a file), or drop the .gz suffix if it is plain text."
+    )
+
+
+def _unreadable(path: Path, error: OSError) -> DataValidationError:
+    """Name the cause the operating system gave: a folder, missing permission, a vanished file."""
+    reason = error.strerror or str(error)
+    return DataValidationError(
+        f"{path}: the file cannot be read: {reason}. Check that it is a regular file and that "
+        "this user may read it."
+    )
 
 
 def _count_fields(path: Path, options: ReadOptions) -> int:

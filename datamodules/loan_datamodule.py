@@ -25,7 +25,14 @@ from datamodules import synthetic
 from datamodules.errors import DataValidationError
 from datamodules.io import ReadOptions, read_table, resolve_data_path
 from datamodules.preprocessing import Scaling, TabularPreprocessor
-from datamodules.schema import Label, TableSchema, build_schema, encode_target, require_columns
+from datamodules.schema import (
+    Label,
+    TableSchema,
+    build_schema,
+    encode_target,
+    require_columns,
+    require_trained_columns,
+)
 from datamodules.splits import SplitIndices, protocol_split
 from datamodules.tensor_data import Batch, TabularTensors, batch_loader
 from datamodules.validation import check_training_columns, numeric_block
@@ -307,9 +314,7 @@ class LoanDataModule(L.LightningDataModule):
         frame = self._require_predict_frame()
         schema = self._require_schema()
         source = str(self.predict_path)
-        require_columns(
-            frame, schema.feature_columns, source=source, what="feature columns the model needs"
-        )
+        require_trained_columns(frame, schema, source=source)
         known = {*schema.feature_columns, schema.target, schema.id_column}
         extra = [name for name in frame.columns if name not in known]
         if extra:
@@ -358,7 +363,6 @@ class LoanDataModule(L.LightningDataModule):
             )
 
     # Guards ----------------------------------------------------------------------------
-
 
     def _require_schema(self) -> TableSchema:
         if self.schema is None:

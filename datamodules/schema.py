@@ -68,7 +68,10 @@ def build_schema(
 
     Inferred categoricals are strings, booleans and integer columns with at most
     `max_inferred_levels` distinct values (codes such as grades or status flags), since
-    an embedding can learn a non-monotone effect that a single scaled input cannot.
+    an embedding can learn a non-monotone effect that a single scaled input cannot. Text
+    columns whose cells are mostly numbers ("1,000", "12%", "7" beside an "N/A") are
+    numbers stored as text, not categories: they stay numeric, so that `numeric_block`
+    stops on them with examples instead of learning a thousand-level vocabulary.
     """
     configured = {"target": [target], "id_column": [id_column] if id_column else []}
     configured["drop_columns"] = list(drop_columns)
@@ -105,7 +108,9 @@ def build_schema(
     )
 
 
-def require_columns(frame: pd.DataFrame, names: Sequence[str], *, source: str, what: str) -> None:
+def require_columns(
+    frame: pd.DataFrame, names: Sequence[str], *, source: str, what: str, hint: str = ""
+) -> None:
     """Raise naming each absent column and the closest existing names (typos are common)."""
     missing = [name for name in names if name not in frame.columns]
     if not missing:
@@ -116,20 +121,50 @@ def require_columns(frame: pd.DataFrame, names: Sequence[str], *, source: str, w
         hints.append(f"{name!r}" + (f" (did you mean {close}?)" if close else ""))
     raise DataValidationError(
         f"{source}: {what} not found in the file: {', '.join(hints)}. "
-        f"The file has columns {list(frame.columns)[:30]}."
+        f"The file has columns {list(frame.columns)[:30]}.{' ' + hint if hint else ''}"
     )
+
+
+def require_trained_columns(frame: pd.DataFrame, schema: TableSchema, *, source: str) -> None:
+    """Refuse a file that lacks any feature the checkpoint was trained on, saying how many.
+
+    A file of another dataset lacks most of them; saying so stops a checkpoint from being
+    applied to data it has never seen the like of.
+    """
+    features = schema.feature_columns
+    missing = [name for name in features if name not in frame.columns]
+    hint = (
+        f"The checkpoint was trained on {len(features)} feature columns and needs all of them "
+        f"({len(missing)} missing here); other columns are ignored."
+    )
+    if len(missing) > len(features) / 2:
+        hint += (
+            " Most are missing: this file does not have the schema the checkpoint was trained "
+            "on (a checkpoint of another dataset?)."
+        )
+    require_columns(frame, features, source=source, what="feature columns", hint=hint)
 
 
 def _looks_categorical(column: pd.Series, max_levels: int) -> bool:
-    if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+    if pd.api.types.is_bool_dtype(column):
         return True
-    values = column.dropna()
-    if values.empty:
+    if not pd.api.types.is_numeric_dtype(column):
+        return not _mostly_numbers_as_text(column)
+    values = column.dropna().to_numpy(dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
         return False
-    is_integral = pd.api.types.is_integer_dtype(values) or bool(
-        np.all(np.mod(values.to_numpy(dtype=np.float64), 1.0) == 0.0)
-    )
-    return is_integral and values.nunique() <= max_levels
+    is_integral = pd.api.types.is_integer_dtype(column) or bool(np.all(np.mod(values, 1.0) == 0.0))
+    return is_integral and len(np.unique(values)) <= max_levels
+
+
+def _mostly_numbers_as_text(column: pd.Series) -> bool:
+    """True when most present cells read as numbers once separators, "%" and "$" are removed."""
+    text = column.dropna().astype(str).str.strip()
+    if text.empty:
+        return False
+    cleaned = text.str.replace(r"[,%$\s]", "", regex=True)
+    return bool(pd.to_numeric(cleaned, errors="coerce").notna().mean() > 0.5)
 
 
 def encode_target(column: pd.Series, positive_label: str, *, source: str) -> np.ndarray:
@@ -153,6 +188,12 @@ def encode_target(column: pd.Series, positive_label: str, *, source: str) -> np.
         raise DataValidationError(
             f"{source}: positive label {positive_label!r} never occurs in target column "
             f"{name!r}, whose values are {sorted(map(str, levels))}; set --data.positive_label."
+        )
+    if positive.all():
+        raise DataValidationError(
+            f"{source}: target column {name!r} holds only the positive label "
+            f"{positive_label!r} in all {len(column)} rows; a classifier needs rows of both "
+            "classes (defaulted and repaid)."
         )
     return positive.to_numpy(dtype=np.int64)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,17 +31,31 @@ def protocol_split(
     this code is comparable with any other model measured on the same seed.
     """
     rows = np.arange(len(targets))
-    rest, test = train_test_split(rows, test_size=test_size, random_state=seed, stratify=targets)
-    train, val = train_test_split(
-        rest, test_size=val_size, random_state=seed, stratify=targets[rest]
-    )
+    smallest = min(test_size, (1 - test_size) * val_size, (1 - test_size) * (1 - val_size))
+    needed = math.ceil(MIN_ROWS_PER_CLASS / smallest)
+    try:
+        rest, test = train_test_split(
+            rows, test_size=test_size, random_state=seed, stratify=targets
+        )
+        train, val = train_test_split(
+            rest, test_size=val_size, random_state=seed, stratify=targets[rest]
+        )
+    except ValueError as error:  # scikit-learn refuses to stratify a class of one row
+        counts = np.bincount(targets, minlength=2)
+        raise _too_few(source, "the file", counts, needed) from error
     split = SplitIndices(train=np.sort(train), val=np.sort(val), test=np.sort(test))
     for name in ("train", "val", "test"):
         counts = np.bincount(targets[getattr(split, name)], minlength=2)
         if counts.min() < MIN_ROWS_PER_CLASS:
-            raise DataValidationError(
-                f"{source}: too few rows for the split: the {name} split has {counts[0]} "
-                f"negatives and {counts[1]} positives (at least {MIN_ROWS_PER_CLASS} of each "
-                f"needed) from {len(targets)} rows. Provide more labelled rows."
-            )
+            raise _too_few(source, f"the {name} split", counts, needed)
     return split
+
+
+def _too_few(source: str, part: str, counts: np.ndarray, needed: int) -> DataValidationError:
+    one_class = " (only one class)" if counts.min() == 0 else ""
+    return DataValidationError(
+        f"{source}: too few rows for the split: {part} has {counts[0]} negatives and "
+        f"{counts[1]} positives{one_class}, but train, validation and test each need at least "
+        f"{MIN_ROWS_PER_CLASS} of each class, i.e. about {needed} labelled rows of each class "
+        "in the file. Provide more labelled rows."
+    )

@@ -55,18 +55,31 @@ def _parse_numbers(column: pd.Series, name: str, *, source: str, coerce: bool) -
         if not coerce:
             raise DataValidationError(
                 f"{source}: numeric column {name!r} holds {int(bad.sum())} values that are not "
-                f"numbers, e.g. {examples}. Clean the file, list the tokens in "
-                "--data.read_options.na_values, declare the column categorical, or set "
-                "--data.coerce_numeric true to treat them as missing."
+                f"numbers, e.g. {examples}. {_remedy(examples)}"
             )
         log.warning(
-            "%s: column %r: %d non-numeric cells (e.g. %s) treated as missing",
+            "%s: column %r: %d non-numeric cells (e.g. %s) coerced to missing "
+            "(--data.coerce_numeric)",
             source,
             name,
             int(bad.sum()),
             examples,
         )
     return parsed
+
+
+def _remedy(examples: list[str]) -> str:
+    """The fix that matches the examples: a read option for separators, else the generic ones."""
+    specific = ""
+    if any("," in value for value in examples):
+        specific = "For thousands separators set --data.read_options.thousands ','. "
+    elif any("%" in value for value in examples):
+        specific = "Write percentages without the % sign. "
+    return (
+        f"{specific}Clean the file, list missing-value tokens in --data.read_options.na_values, "
+        "declare the column categorical, or set --data.coerce_numeric true to treat such cells "
+        "as missing."
+    )
 
 
 def check_training_columns(frame: pd.DataFrame, schema: TableSchema, *, source: str) -> None:

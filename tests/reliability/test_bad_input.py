@@ -1,0 +1,322 @@
+"""Bad training files: each one stops with a message naming the file, the column and the fix.
+
+Most cases run at the data-module level (read, validate, split, fit the preprocessor: well
+under a second each); two go through the real command line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from datamodules.errors import DataValidationError
+from datamodules.io import DATA_DIR_ENV, ReadOptions
+from datamodules.loan_datamodule import LoanDataModule
+from datamodules.preprocessing import FIRST_LEVEL_CODE
+from datamodules.synthetic import generate_loan_book
+from tests.conftest import CONFIGS, FAST_TRAINER
+
+
+@pytest.fixture(scope="module")
+def book() -> pd.DataFrame:
+    """400 synthetic applicants: 17 columns of every kind, about 18 % defaults."""
+    return generate_loan_book(400, seed=3).frame
+
+
+def _setup(path: Path | str, **overrides) -> LoanDataModule:
+    """Read, validate, split and fit the preprocessing, as `fit` does before its first batch."""
+    args = {"target": "default", "id_column": "loan_id"} | overrides
+    datamodule = LoanDataModule(str(path), **args)
+    datamodule.setup("fit")
+    return datamodule
+
+
+def _csv(tmp_path: Path, frame: pd.DataFrame, name: str = "loans.csv") -> Path:
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _fails(path: Path | str, *fragments: str, **overrides) -> str:
+    """Assert setup raises DataValidationError whose message holds every fragment."""
+    with pytest.raises(DataValidationError) as raised:
+        _setup(path, **overrides)
+    message = str(raised.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} missing from: {message}"
+    return message
+
+
+# Files that cannot be read --------------------------------------------------------------
+
+
+def test_missing_file_names_it_and_the_data_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "datasets"))
+    _fails("taiwan/credit.csv", "'taiwan/credit.csv' not found", "datasets", DATA_DIR_ENV)
+    _fails(tmp_path / "gone.csv", str(tmp_path / "gone.csv"), "not found")
+
+
+def test_a_folder_given_as_the_file_is_unreadable(tmp_path):
+    folder = tmp_path / "loans.csv"
+    folder.mkdir()
+    _fails(folder, str(folder), "cannot be read", "Is a directory")
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file regardless"
+)
+def test_a_file_without_read_permission_is_unreadable(tmp_path, book):
+    path = _csv(tmp_path, book)
+    path.chmod(0)
+    _fails(path, str(path), "cannot be read", "Permission denied")
+
+
+def test_wrong_encoding_names_the_encoding_option(tmp_path, book):
+    frame = book.copy()
+    frame["region"] = "Zürich"
+    path = tmp_path / "latin.csv"
+    frame.to_csv(path, index=False, encoding="latin-1")
+    _fails(path, str(path), "utf-8", "--data.read_options.encoding")
+    datamodule = _setup(path, read_options=ReadOptions(encoding="latin-1"))
+    assert datamodule.labelled_table().frame["region"].iloc[0] == "Zürich"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated", "garbage", "plain text"],
+)
+def test_corrupt_gzip_is_named_as_such(tmp_path, book, damage):
+    text = book.to_csv(index=False).encode()
+    packed = gzip.compress(text)
+    content = {
+        "truncated": packed[: len(packed) // 2],
+        "garbage": packed[:10] + bytes(range(256)) * 4,
+        "plain text": text,
+    }[damage]
+    path = tmp_path / "loans.csv.gz"
+    path.write_bytes(content)
+    _fails(path, str(path), "not a valid gzip archive")
+
+
+def test_empty_and_header_only_files(tmp_path, book):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    _fails(empty, str(empty), "empty")
+    header_only = tmp_path / "header.csv"
+    header_only.write_text(",".join(book.columns) + "\n")
+    _fails(header_only, str(header_only), "header (17 columns) but no data rows")
+
+
+# The target ---------------------------------------------------------------------------
+
+
+def test_missing_target_is_named(tmp_path, book):
+    path = _csv(tmp_path, book.rename(columns={"default": "defaulted"}))
+    _fails(path, str(path), "target not found", "'default'", "did you mean ['defaulted']")
+
+
+def test_target_with_three_values(tmp_path, book):
+    frame = book.assign(default=np.arange(len(book)) % 3)
+    path = _csv(tmp_path, frame)
+    _fails(path, str(path), "'default'", "3 distinct values", "['0', '1', '2']", "exactly two")
+
+
+def test_positive_label_absent_lists_the_values_present(tmp_path, book):
+    frame = book.assign(default=np.where(book["default"] == 1, "Charged Off", "Fully Paid"))
+    path = _csv(tmp_path, frame)
+    _fails(
+        path,
+        str(path),
+        "positive label '1' never occurs",
+        "['Charged Off', 'Fully Paid']",
+        "--data.positive_label",
+    )
+    datamodule = _setup(path, positive_label="Charged Off")
+    assert datamodule.positive_rate == pytest.approx(book["default"].mean(), abs=0.02)
+
+
+def test_target_with_a_single_class(tmp_path, book):
+    only_defaults = _csv(tmp_path, book.assign(default=1), "defaults.csv")
+    _fails(only_defaults, str(only_defaults), "only the positive label '1'", "both classes")
+    only_repaid = _csv(tmp_path, book.assign(default=0), "repaid.csv")
+    _fails(only_repaid, str(only_repaid), "never occurs", "['0']")
+
+
+def test_a_split_left_with_one_class(tmp_path, book):
+    """Two defaults among 400 rows: stratification cannot give every split both classes."""
+    frame = book.assign(default=0)
+    frame.loc[[5, 50], "default"] = 1
+    path = _csv(tmp_path, frame)
+    message = _fails(path, str(path), "too few rows for the split", "(only one class)")
+    assert "about 13 labelled rows of each class" in message
+
+
+def test_too_few_rows_for_the_split(tmp_path, book):
+    """Eight of each class: validation gets three rows, so one class has a single row there."""
+    frame = pd.concat([book[book["default"] == label].head(8) for label in (0, 1)])
+    path = _csv(tmp_path, frame)
+    _fails(path, str(path), "too few rows for the split", "about 13 labelled rows of each class")
+
+
+# Configured columns and the header ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "missing", "suggestion"),
+    [
+        ("categorical_columns", ["region", "home_ownershp"], "home_ownershp", "home_ownership"),
+        ("id_column", "loan_no", "loan_no", "loan_id"),
+        ("drop_columns", ["regoin"], "regoin", "region"),
+    ],
+)
+def test_configured_column_not_in_file(tmp_path, book, option, value, missing, suggestion):
+    path = _csv(tmp_path, book)
+    _fails(
+        path,
+        str(path),
+        f"configured {option} not found",
+        repr(missing),
+        f"did you mean ['{suggestion}'",
+        **{option: value},
+    )
+
+
+def test_duplicate_column_names(tmp_path, book):
+    path = tmp_path / "loans.csv"
+    text = book.to_csv(index=False)
+    path.write_text(text.replace("annual_income", "age", 1))
+    _fails(path, str(path), "duplicate column names ['age']")
+
+
+# Values in feature columns --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("token", "remedy"),
+    [
+        ("N/A", "--data.read_options.na_values"),
+        ("1,000", "--data.read_options.thousands ','"),
+        ("12%", "without the % sign"),
+    ],
+)
+def test_text_in_a_numeric_column(tmp_path, book, token, remedy):
+    frame = book.astype({"loan_amount": object})
+    frame.loc[frame.index[::40], "loan_amount"] = token  # 10 of 400 cells
+    path = _csv(tmp_path, frame)
+    _fails(
+        path,
+        str(path),
+        "numeric column 'loan_amount'",
+        "10 values that are not numbers",
+        f"['{token}']",
+        remedy,
+        "--data.coerce_numeric true",
+    )
+
+
+def test_coercion_reports_the_count_of_coerced_cells(tmp_path, book, caplog):
+    frame = book.astype({"loan_amount": object})
+    frame.loc[frame.index[::40], "loan_amount"] = "12%"
+    path = _csv(tmp_path, frame)
+    with caplog.at_level(logging.WARNING, logger="datamodules.validation"):
+        datamodule = _setup(path, coerce_numeric=True)
+    assert "column 'loan_amount': 10 non-numeric cells (e.g. ['12%']) coerced" in caplog.text
+    column = datamodule.schema.numeric_columns.index("loan_amount")
+    assert np.isnan(datamodule.labelled_table().numeric[:, column]).sum() == 10
+    assert "loan_amount" in datamodule.preprocessor.indicator_columns_
+
+
+def test_numbers_as_text_are_never_taken_for_categories(tmp_path, book):
+    """A column where every amount is written "12,345" is numeric, not 400 category levels."""
+    frame = book.assign(loan_amount=book["loan_amount"].map("{:,.0f}".format))
+    assert frame["loan_amount"].str.contains(",").mean() > 0.9
+    path = _csv(tmp_path, frame)
+    _fails(path, "numeric column 'loan_amount'", "--data.read_options.thousands ','")
+    datamodule = _setup(path, read_options=ReadOptions(thousands=","))
+    assert "loan_amount" in datamodule.schema.numeric_columns
+    column = datamodule.schema.numeric_columns.index("loan_amount")
+    np.testing.assert_allclose(
+        datamodule.labelled_table().numeric[:, column], book["loan_amount"].round(), atol=0.5
+    )
+
+
+def test_pandas_missing_tokens_are_not_silently_missing(tmp_path, book):
+    """Only empty cells are missing unless the config lists the file's own token."""
+    frame = book.astype({"annual_income": object})
+    frame.loc[frame.index[::20], "annual_income"] = "NA"
+    expected_missing = int(
+        frame["annual_income"].isin(["NA"]).sum() + frame["annual_income"].isna().sum()
+    )
+    path = _csv(tmp_path, frame)
+    _fails(path, "numeric column 'annual_income'", "['NA']", "--data.read_options.na_values")
+    datamodule = _setup(path, read_options=ReadOptions(na_values=["NA"]))
+    column = datamodule.schema.numeric_columns.index("annual_income")
+    missing = np.isnan(datamodule.labelled_table().numeric[:, column]).sum()
+    assert missing == expected_missing
+
+
+def test_infinite_values_are_refused(tmp_path, book):
+    frame = book.copy()
+    frame.loc[[7, 9], "interest_rate"] = [np.inf, -np.inf]
+    path = _csv(tmp_path, frame)
+    _fails(path, str(path), "numeric column 'interest_rate'", "2 infinite values", "[7, 9]")
+
+
+def test_an_entirely_missing_column_is_refused(tmp_path, book):
+    path = _csv(tmp_path, book.assign(debt_to_income=np.nan))
+    _fails(
+        path,
+        str(path),
+        "column 'debt_to_income' is entirely missing",
+        "--data.drop_columns",
+    )
+
+
+def test_single_level_categorical_warns_and_keeps_working(tmp_path, book, caplog):
+    path = _csv(tmp_path, book.assign(region="north"))
+    with caplog.at_level(logging.WARNING, logger="datamodules.validation"):
+        datamodule = _setup(path)
+    assert "categorical column 'region' has a single level" in caplog.text
+    column = datamodule.schema.categorical_columns.index("region")
+    codes = datamodule.split_tensors("train").categorical[:, column]
+    assert codes.unique().tolist() == [FIRST_LEVEL_CODE]
+    assert datamodule.feature_spec.cardinalities[column] == FIRST_LEVEL_CODE + 1
+
+
+# Through the command line ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_cli_stops_on_text_in_a_numeric_column_and_coerces_when_asked(
+    run_cli, tmp_path, book, caplog
+):
+    frame = pd.concat([book, generate_loan_book(400, seed=4).frame], ignore_index=True)
+    frame = frame.astype({"interest_rate": object})
+    frame.loc[frame.index[::100], "interest_rate"] = "12%"
+    path = _csv(tmp_path, frame)
+    args = ["fit", f"--config={CONFIGS / 'default.yaml'}", f"--data.path={path}", *FAST_TRAINER]
+    with pytest.raises(DataValidationError, match=r"numeric column 'interest_rate' holds 8 values"):
+        run_cli(*args)
+    with caplog.at_level(logging.WARNING, logger="datamodules.validation"):
+        cli = run_cli(*args, "--data.coerce_numeric=true", "--trainer.max_epochs=1")
+    assert "column 'interest_rate': 8 non-numeric cells" in caplog.text
+    assert 0.5 < float(cli.trainer.callback_metrics["val/roc_auc"]) <= 1.0
+
+
+@pytest.mark.slow
+def test_cli_names_a_missing_data_file(run_cli, tmp_path):
+    with pytest.raises(DataValidationError, match=r"'nowhere/loans.csv' not found"):
+        run_cli(
+            "fit",
+            f"--config={CONFIGS / 'default.yaml'}",
+            "--data.path=nowhere/loans.csv",
+            f"--data.data_dir={tmp_path}",
+            *FAST_TRAINER,
+        )
