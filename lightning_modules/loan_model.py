@@ -74,6 +74,8 @@ class LoanDefaultModel(L.LightningModule):
         )
         self.val_predictions = PredictionCollector()
         self.test_predictions = PredictionCollector()
+        # The last validation epoch's (probabilities, targets), for TensorBoardViews' curves.
+        self.last_val_predictions: tuple[torch.Tensor, torch.Tensor] | None = None
         if n_numeric is not None and cardinalities is not None and positive_rate is not None:
             self._build(n_numeric, cardinalities, positive_rate)
 
@@ -161,6 +163,7 @@ class LoanDefaultModel(L.LightningModule):
         """Choose the decision threshold on validation; the checkpoint saved now carries it."""
         probs, targets = self.val_predictions.compute()
         self.val_predictions.reset()
+        self.last_val_predictions = (probs, targets)
         threshold = choose_threshold(probs, targets, self.hparams.threshold_objective)
         self.decision_threshold.fill_(threshold)
         self._log_report(probs, targets, "val")

@@ -1,0 +1,129 @@
+"""Figures of a model's predictions on one split: ROC, precision-recall, confusion, calibration.
+
+Drawn with matplotlib's object API (no pyplot state), so they render on a headless
+machine and inside a training loop; `tensorboard_views.py` logs them to TensorBoard.
+Every function takes probabilities and 0/1 targets as 1-D tensors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torchmetrics.functional.classification as tmf
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from lightning_modules.metrics import CALIBRATION_BINS
+
+DPI = 80
+SIZE = (4.2, 4.0)
+
+
+def roc_figure(probs: torch.Tensor, targets: torch.Tensor) -> Figure:
+    """ROC curve with the chance diagonal; the title carries the AUC."""
+    fpr, tpr, _ = tmf.binary_roc(probs, targets.long())
+    auc = float(tmf.binary_auroc(probs, targets.long()))
+    figure, axes = _axes()
+    axes.plot(fpr.numpy(), tpr.numpy(), color="#4c72b0")
+    axes.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1)
+    _square(axes, "false positive rate", "true positive rate", f"ROC (AUC {auc:.4f})")
+    return figure
+
+
+def precision_recall_figure(probs: torch.Tensor, targets: torch.Tensor, threshold: float) -> Figure:
+    """Precision-recall curve, the no-skill line at the positive rate, and the operating
+    point at the decision threshold."""
+    labels = targets.long()
+    precision, recall, _ = tmf.binary_precision_recall_curve(probs, labels)
+    average_precision = float(tmf.binary_average_precision(probs, labels))
+    point = (
+        float(tmf.binary_recall(probs, labels, threshold=threshold)),
+        float(tmf.binary_precision(probs, labels, threshold=threshold)),
+    )
+    figure, axes = _axes()
+    axes.plot(recall.numpy(), precision.numpy(), color="#4c72b0")
+    axes.axhline(float(targets.float().mean()), color="#999", linestyle="--", linewidth=1)
+    axes.plot(*point, "o", color="#c44e52", label=f"threshold {threshold:.3f}")
+    axes.legend(loc="upper right", fontsize=8)
+    _square(axes, "recall", "precision", f"Precision-recall (AP {average_precision:.4f})")
+    return figure
+
+
+def confusion_figure(probs: torch.Tensor, targets: torch.Tensor, threshold: float) -> Figure:
+    """Counts at the decision threshold, with each cell's share of its true class."""
+    matrix = tmf.binary_confusion_matrix(probs, targets.long(), threshold=threshold).numpy()
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    figure, axes = _axes()
+    axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (row, column), count in np.ndenumerate(matrix):
+        colour = "white" if shares[row, column] > 0.5 else "black"
+        axes.text(
+            column,
+            row,
+            f"{count:,}\n{shares[row, column]:.1%}",
+            ha="center",
+            va="center",
+            color=colour,
+        )
+    axes.set_xticks([0, 1], ["no default", "default"])
+    axes.set_yticks([0, 1], ["no default", "default"])
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("actual")
+    axes.set_title(f"Confusion at threshold {threshold:.3f}", fontsize=10)
+    return figure
+
+
+def reliability_bins(
+    probs: torch.Tensor, targets: torch.Tensor, n_bins: int = CALIBRATION_BINS
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Equal-width probability bins: (mean predicted, observed default rate, rows) per bin.
+
+    Empty bins hold NaN rates and 0 rows. The bins are those of the protocol's expected
+    calibration error, so the diagram shows the very gaps that metric averages.
+    """
+    index = (probs.double() * n_bins).long().clamp(0, n_bins - 1)
+    counts = torch.bincount(index, minlength=n_bins)
+    predicted = torch.bincount(index, weights=probs.double(), minlength=n_bins)
+    observed = torch.bincount(index, weights=targets.double(), minlength=n_bins)
+    denominator = counts.double().where(counts > 0, torch.nan)
+    return predicted / denominator, observed / denominator, counts
+
+
+def reliability_figure(
+    probs: torch.Tensor, targets: torch.Tensor, n_bins: int = CALIBRATION_BINS
+) -> Figure:
+    """Observed default rate against mean predicted probability per bin, above a histogram
+    of the predictions (log scale, since most rows sit in a few bins)."""
+    predicted, observed, counts = reliability_bins(probs, targets, n_bins)
+    present = counts > 0
+    error = float((counts[present] * (predicted - observed)[present].abs()).sum() / counts.sum())
+    figure = Figure(figsize=(SIZE[0], SIZE[1] + 1.2), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    top, bottom = figure.subplots(2, 1, height_ratios=(3, 1), sharex=True)
+    top.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1)
+    top.plot(predicted[present].numpy(), observed[present].numpy(), "o-", color="#4c72b0")
+    top.set_ylim(0, 1)
+    top.set_ylabel("observed default rate")
+    top.set_title(f"Reliability (ECE {error:.4f}, {n_bins} bins)", fontsize=10)
+    edges = np.linspace(0, 1, n_bins + 1)
+    bottom.stairs(counts.numpy(), edges, fill=True, color="#8172b3")
+    bottom.set_yscale("log")
+    bottom.set_xlim(0, 1)
+    bottom.set_xlabel("predicted probability")
+    bottom.set_ylabel("rows")
+    return figure
+
+
+def _axes() -> tuple[Figure, Axes]:
+    figure = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot()
+
+
+def _square(axes: Axes, xlabel: str, ylabel: str, title: str) -> None:
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.02)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title, fontsize=10)

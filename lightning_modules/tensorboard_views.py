@@ -1,0 +1,225 @@
+"""What a run shows in TensorBoard beyond the scalars the model logs itself.
+
+* IMAGES / PR CURVES: at the end of validation (every `every_n_epochs` epochs and after
+  the last one), the ROC and precision-recall curves, the confusion matrix at the
+  model's decision threshold and a reliability diagram of the validation predictions,
+  plus TensorBoard's native interactive PR curve.
+* HPARAMS: the model's hyperparameters, the data module's settings (dataset, seed,
+  scaling...), the optimiser's and the global seed, declared with every validation and
+  test metric, so runs can be sorted and compared side by side on any of them. The
+  values shown are the last ones each run logged under those tags.
+* PROJECTOR: at the end of fitting, each categorical column's learned embedding table,
+  one point per code labelled with its category value and training rows / default rate.
+
+The logger must be a `TensorBoardLogger(default_hp_metric=False)` (as
+`configs/shared/trainer.yaml` sets); with any other logger the callback does nothing.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from torch.utils.tensorboard.summary import hparams
+
+from lightning_modules.evaluation_figures import (
+    confusion_figure,
+    precision_recall_figure,
+    reliability_figure,
+    roc_figure,
+)
+from lightning_modules.metrics import CALIBRATION_BINS, binary_report
+from lightning_modules.networks import CategoricalEmbeddings
+
+CODE_LABELS = ("<missing>", "<unknown>")  # codes 0 and 1 of every categorical (preprocessing.py)
+METADATA_HEADER = ["level", "train_rows", "train_default_rate"]
+OPTIMIZER_SETTINGS = ("lr", "weight_decay", "momentum", "betas", "eps")
+EXTRA_METRICS = ("train/loss_epoch", "train/roc_auc", "train/accuracy", "val/loss", "test/loss")
+
+
+class TensorBoardViews(L.Callback):
+    """Curves, hyperparameters and embeddings for TensorBoard.
+
+    Args:
+        every_n_epochs: draw the validation curves every this many epochs (they are
+            always drawn after the last one); each drawing costs a fraction of a second.
+        calibration_bins: equal-width bins of the reliability diagram (the protocol's
+            expected calibration error uses 15).
+        embeddings: export the categorical embeddings to the projector at the end of fit.
+    """
+
+    def __init__(
+        self,
+        every_n_epochs: int = 5,
+        calibration_bins: int = CALIBRATION_BINS,
+        embeddings: bool = True,
+    ) -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+        if calibration_bins < 2:
+            raise ValueError(f"calibration_bins must be >= 2, got {calibration_bins}")
+        self.every_n_epochs = every_n_epochs
+        self.calibration_bins = calibration_bins
+        self.embeddings = embeddings
+        self._hparams_written: set[str] = set()
+        self._curves_step: int | None = None
+
+    @rank_zero_only
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._write_hparams(trainer, pl_module)
+
+    @rank_zero_only
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._write_hparams(trainer, pl_module)
+
+    @rank_zero_only
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # The model computes the epoch's predictions in on_validation_epoch_end, which
+        # Lightning calls after the callbacks' one: on_validation_end is the first hook
+        # where they are ready.
+        if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        self._write_curves(trainer, pl_module)
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._curves_step != trainer.global_step:
+            self._write_curves(trainer, pl_module)
+        if self.embeddings:
+            self._write_embeddings(trainer, pl_module)
+
+    def _write_hparams(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Declare hyperparameters and metrics once per run folder.
+
+        Written directly rather than through `logger.log_hyperparams(params, metrics)`,
+        which would also log each metric's placeholder value as a scalar at step 0 and
+        put a false first point on every validation curve.
+        """
+        logger = _tensorboard_logger(trainer)
+        if logger is None or logger.log_dir in self._hparams_written:
+            return
+        params = run_hyperparameters(trainer, pl_module)
+        logger.log_hyperparams(params)  # kept in the run's hparams.yaml
+        experiment, start, end = hparams(params, dict.fromkeys(metric_tags(), 0.0))
+        writer = logger.experiment._get_file_writer()
+        for summary in (experiment, start, end):
+            writer.add_summary(summary)
+        self._hparams_written.add(logger.log_dir)
+
+    def _write_curves(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        logger = _tensorboard_logger(trainer)
+        predictions = getattr(pl_module, "last_val_predictions", None)
+        if logger is None or predictions is None:
+            return
+        probs, targets = (tensor.detach().float().cpu() for tensor in predictions)
+        threshold = float(getattr(pl_module, "decision_threshold", 0.5))
+        step = trainer.global_step
+        figures = {
+            "val/roc_curve": roc_figure(probs, targets),
+            "val/precision_recall_curve": precision_recall_figure(probs, targets, threshold),
+            "val/confusion_matrix": confusion_figure(probs, targets, threshold),
+            "val/reliability_diagram": reliability_figure(probs, targets, self.calibration_bins),
+        }
+        for tag, figure in figures.items():
+            logger.experiment.add_figure(tag, figure, global_step=step)
+        logger.experiment.add_pr_curve("val/pr_curve", targets.long(), probs, global_step=step)
+        self._curves_step = step
+
+    def _write_embeddings(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        logger = _tensorboard_logger(trainer)
+        embeddings = getattr(getattr(pl_module, "net", None), "embeddings", None)
+        preprocessor = getattr(trainer.datamodule, "preprocessor", None)
+        if (
+            logger is None
+            or not isinstance(embeddings, CategoricalEmbeddings)
+            or preprocessor is None
+        ):
+            return
+        train = trainer.datamodule.split_tensors("train")
+        for index, (column, table) in enumerate(
+            zip(preprocessor.categorical_columns, embeddings.tables, strict=True)
+        ):
+            labels = [*CODE_LABELS, *preprocessor.vocabularies_[column]]
+            logger.experiment.add_embedding(
+                table.weight.detach().cpu(),
+                metadata=embedding_metadata(labels, train.categorical[:, index], train.target),
+                metadata_header=METADATA_HEADER,
+                tag=column,
+                global_step=trainer.global_step,
+            )
+
+
+def run_hyperparameters(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+    """Flat {name: bool | int | float | str} of everything that defines the run.
+
+    Leaves out LightningCLI's internal keys, the data module's prediction-time settings
+    and the optimiser's implementation switches (foreach, fused...). The data module's
+    settings are read from its attributes (it stores each constructor argument under the
+    same name) because it does not call `save_hyperparameters`: its read options are a
+    dataclass, which would stop checkpoints from loading with `weights_only=True`.
+    """
+    params = {name: value for name, value in pl_module.hparams.items() if not name.startswith("_")}
+    datamodule = trainer.datamodule
+    if datamodule is not None:
+        for name in inspect.signature(type(datamodule).__init__).parameters:
+            if name.startswith("predict_") or not hasattr(datamodule, name):
+                continue
+            value = getattr(datamodule, name)
+            if is_dataclass(value) and not isinstance(value, type):
+                params |= {f"data/{name}/{key}": item for key, item in asdict(value).items()}
+            else:
+                params[f"data/{name}"] = value
+    for optimizer in trainer.optimizers[:1]:
+        params["optimizer/class"] = type(optimizer).__name__
+        params |= {
+            f"optimizer/{key}": value
+            for key, value in optimizer.defaults.items()
+            if key in OPTIMIZER_SETTINGS
+        }
+    params["seed_everything"] = os.environ.get("PL_GLOBAL_SEED", "None")
+    return {name: _hparam_value(value) for name, value in params.items()}
+
+
+def metric_tags() -> list[str]:
+    """Every validation and test metric the model logs, in the names it logs them under.
+
+    The protocol's metric set is whatever `binary_report` returns, so its keys are read
+    from a two-row report rather than copied here, where they would drift.
+    """
+    names = binary_report(torch.tensor([0.25, 0.75]), torch.tensor([0.0, 1.0]), 0.5)
+    return [f"{stage}/{name}" for stage in ("val", "test") for name in names] + list(EXTRA_METRICS)
+
+
+def embedding_metadata(
+    labels: list[str], codes: torch.Tensor, targets: torch.Tensor
+) -> list[list[str]]:
+    """One projector row per code: label, training rows and training default rate."""
+    size = len(labels)
+    rows = torch.bincount(codes, minlength=size)
+    defaults = torch.bincount(codes, weights=targets.double(), minlength=size)
+    return [
+        [
+            " ".join(str(label).split()),  # TSV: no tabs or newlines inside a label
+            str(int(count)),
+            f"{float(default) / int(count):.4f}" if count else "",
+        ]
+        for label, count, default in zip(labels, rows, defaults, strict=True)
+    ]
+
+
+def _hparam_value(value: Any) -> bool | int | float | str:
+    if isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    return str(value)
+
+
+def _tensorboard_logger(trainer: L.Trainer) -> TensorBoardLogger | None:
+    return next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)

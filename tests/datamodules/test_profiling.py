@@ -1,0 +1,228 @@
+"""The EDA profile: its numbers against pandas and scikit-learn, its warnings on planted flaws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from datamodules.io import ReadOptions
+from datamodules.loan_datamodule import LoanDataModule
+from datamodules.profiling import (
+    MISSING_LEVEL,
+    DatasetProfile,
+    profile_dataset,
+    sentinel_codes,
+    wilson_interval,
+)
+
+
+def _profile(dm: LoanDataModule, **kwargs) -> DatasetProfile:
+    return profile_dataset(dm.labelled_table(), dm.schema, source=dm.source, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> tuple[LoanDataModule, DatasetProfile]:
+    dm = LoanDataModule(None, target="default", id_column="loan_id", synthetic_rows=3_000)
+    return dm, _profile(dm)
+
+
+def test_overview_matches_the_labelled_table(synthetic):
+    dm, profile = synthetic
+    table = dm.labelled_table()
+    assert profile.n_rows == len(table.frame) == 3_000
+    assert profile.positives == table.targets.sum()
+    assert profile.positive_rate == pytest.approx(table.targets.mean())
+    assert profile.split_balance == {
+        name: (len(rows), int(table.targets[rows].sum()))
+        for name in ("train", "val", "test")
+        for rows in [getattr(table.split, name)]
+    }
+    roles = {info.name: info.role for info in profile.columns}
+    assert roles["default"] == "target" and roles["loan_id"] == "id"
+    assert [n for n, r in roles.items() if r == "numeric"] == list(dm.schema.numeric_columns)
+    assert [n for n, r in roles.items() if r == "categorical"] == list(
+        dm.schema.categorical_columns
+    )
+
+
+def test_missing_and_distinct_counts_match_pandas(synthetic):
+    dm, profile = synthetic
+    frame = dm.labelled_table().frame
+    assert {info.name: info.missing for info in profile.columns} == frame.isna().sum().to_dict()
+    assert {info.name: info.distinct for info in profile.columns} == frame.nunique().to_dict()
+    assert any(info.missing for info in profile.columns)
+
+
+def test_histograms_hold_every_present_value_of_each_class(synthetic):
+    dm, profile = synthetic
+    table = dm.labelled_table()
+    for dist in profile.numeric:
+        values = table.frame[dist.name]
+        for label in (0, 1):
+            assert dist.counts[label].sum() == values[table.targets == label].notna().sum()
+        assert dist.quantiles["median"] == pytest.approx(values.median())
+        assert dist.mean_by_class[1] == pytest.approx(values[table.targets == 1].mean())
+        assert len(dist.edges) == dist.counts.shape[1] + 1
+
+
+def test_level_rates_add_up_and_their_intervals_cover_them(synthetic):
+    dm, profile = synthetic
+    table = dm.labelled_table()
+    for rates in profile.categorical:
+        assert rates.counts.sum() == profile.n_rows
+        assert rates.defaults.sum() == profile.positives
+        assert np.all((rates.ci_low <= rates.rates) & (rates.rates <= rates.ci_high))
+        first = rates.levels[0]
+        column = table.frame[rates.column].astype(str)
+        assert rates.counts[0] == (column == first).sum()
+        assert rates.n_levels == table.frame[rates.column].nunique()
+    ownership = next(r for r in profile.categorical if r.column == "home_ownership")
+    assert ownership.levels[-1] == MISSING_LEVEL  # the synthetic book blanks 1 % of it
+    assert ownership.counts[-1] == table.frame["home_ownership"].isna().sum()
+
+
+def test_univariate_auc_and_spearman_match_scikit_learn_and_pandas(synthetic):
+    dm, profile = synthetic
+    table = dm.labelled_table()
+    signals = {signal.name: signal for signal in profile.signals}
+    income = table.frame["annual_income"]
+    present = income.notna().to_numpy()
+    auc = roc_auc_score(table.targets[present], income[present])
+    assert auc < 0.5  # richer applicants default less...
+    assert signals["annual_income"].roc_auc == pytest.approx(1 - auc)  # ...direction-agnostic
+    assert signals["annual_income"].direction == "lower → more defaults"
+    assert signals["annual_income"].coverage == pytest.approx(present.mean())
+    aucs = [signal.roc_auc for signal in profile.signals]
+    assert aucs == sorted(aucs, reverse=True) and min(aucs) >= 0.5
+    assert all(signal.mutual_information >= 0 for signal in profile.signals)
+    numeric = list(dm.schema.numeric_columns)
+    expected = table.frame[numeric].corr(method="spearman")
+    pd.testing.assert_frame_equal(profile.spearman, expected)
+
+
+def test_train_rows_only(synthetic):
+    dm, _ = synthetic
+    table = dm.labelled_table()
+    profile = _profile(dm, rows="train")
+    assert profile.n_rows == len(table.split.train)
+    assert profile.positives == table.targets[table.split.train].sum()
+    assert list(profile.split_balance) == ["train"]
+
+
+def test_wilson_interval_known_values():
+    low, high = wilson_interval(np.array([5, 0, 10]), np.array([10, 10, 10]))
+    np.testing.assert_allclose(low, [0.2366, 0.0, 0.7225], atol=1e-4)
+    np.testing.assert_allclose(high, [0.7634, 0.2775, 1.0], atol=1e-4)
+
+
+def test_sentinel_codes_need_a_gap_from_the_real_values():
+    past_due = np.array([0, 0, 1, 2, 13, 96, 98, 98, np.nan])
+    assert sentinel_codes(past_due) == {96.0: 1, 98.0: 2}
+    ages = np.array([25, 40, 71, 96, 98, 101], dtype=float)
+    assert sentinel_codes(ages) == {}
+    fico = np.array([-9, -8, -7, -7, 0, 55, 80], dtype=float)
+    assert sentinel_codes(fico) == {-9.0: 1, -8.0: 1, -7.0: 2}
+    balance = np.array([-9, -500, 20, 300], dtype=float)  # negatives are real here
+    assert sentinel_codes(balance) == {}
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> DatasetProfile:
+    """A loan file with one of each problem the report must warn about."""
+    rng = np.random.default_rng(0)
+    n = 2_000
+    score = rng.normal(size=n)
+    target = (rng.random(n) < 1 / (1 + np.exp(3.5 + 1.5 * score))).astype(int)  # ~7 %
+    months = rng.integers(0, 60, n).astype(float)
+    months[:150] = -9
+    late = rng.poisson(0.3, n).astype(float)
+    late[150:170] = 98
+    income = np.exp(rng.normal(10.5, 0.4, n))
+    income[5] = 5e7
+    frame = pd.DataFrame(
+        {
+            "loan_id": np.arange(n),
+            "score": score,
+            "score_copy": 2 * score + 1,
+            "months_since_delinquency": months,
+            "times_late": late,
+            "income": income,
+            "member_number": rng.permutation(n) + 10_000,
+            "branch": [f"b{i}" for i in rng.integers(0, 80, n)],
+            "country": "NL",
+            "notes_length": np.where(rng.random(n) < 0.7, np.nan, rng.random(n)),
+            "default": target,
+        }
+    )
+    frame = pd.concat([frame, frame.iloc[:7].assign(loan_id=np.arange(n, n + 7))])
+    path = tmp_path_factory.mktemp("planted") / "loans.csv"
+    frame.to_csv(path, index=False)
+    dm = LoanDataModule(
+        str(path), target="default", id_column="loan_id", categorical_columns=["branch", "country"]
+    )
+    return _profile(dm)
+
+
+@pytest.mark.parametrize(
+    ("kind", "columns"),
+    [
+        ("imbalance", ()),
+        ("constant", ("country",)),
+        ("duplicate", ("score", "score_copy")),
+        ("duplicate", ()),
+        ("identifier", ("member_number",)),
+        ("sentinel", ("months_since_delinquency",)),
+        ("sentinel", ("times_late",)),
+        ("outlier", ("income",)),
+        ("cardinality", ("branch",)),
+        ("missing", ("notes_length",)),
+    ],
+)
+def test_planted_problems_are_warned_about(planted, kind, columns):
+    assert (kind, columns) in {(f.kind, f.columns) for f in planted.findings}
+
+
+def test_clean_columns_raise_no_warning(planted):
+    flagged = {column for finding in planted.findings for column in finding.columns}
+    assert "loan_id" not in flagged  # an id column in its proper role, unrelated to the target
+    sentinel = next(f for f in planted.findings if f.columns == ("times_late",))
+    assert "98 (20 rows)" in sentinel.message
+    assert planted.duplicate_rows == 7
+    assert not any(f.kind == "leak" for f in planted.findings)
+
+
+def test_an_identifier_that_tracks_the_outcome_is_a_leak(tmp_path):
+    rng = np.random.default_rng(1)
+    target = np.sort(rng.random(600) < 0.3).astype(int)  # file sorted by outcome
+    frame = pd.DataFrame({"id": np.arange(600), "x": rng.normal(size=600), "y": target})
+    path = tmp_path / "sorted.csv"
+    frame.to_csv(path, index=False)
+    profile = _profile(LoanDataModule(str(path), target="y", id_column="id"))
+    leaks = {f.columns for f in profile.findings if f.kind == "leak"}
+    assert leaks == {("id",), ()}
+
+
+@pytest.mark.real_data
+def test_give_me_some_credit_figures(real_data_dir):
+    dm = LoanDataModule(
+        "give_me_some_credit/cs-training.csv.gz",
+        target="SeriousDlqin2yrs",
+        categorical_columns=[],
+        read_options=ReadOptions(index_col=0, na_values=["NA"]),
+        data_dir=str(real_data_dir),
+    )
+    profile = _profile(dm)
+    # The published figures (shared/data/README.md).
+    assert (profile.n_rows, round(profile.positive_rate, 4)) == (150_000, 0.0668)
+    missing = {info.name: info.missing for info in profile.columns if info.missing}
+    assert missing == {"MonthlyIncome": 29_731, "NumberOfDependents": 3_924}
+    sentinels = {f.columns[0]: f.message for f in profile.findings if f.kind == "sentinel"}
+    assert set(sentinels) == {
+        "NumberOfTime30-59DaysPastDueNotWorse",
+        "NumberOfTimes90DaysLate",
+        "NumberOfTime60-89DaysPastDueNotWorse",
+    }
+    assert all("96 (5 rows), 98 (264 rows)" in message for message in sentinels.values())
+    assert profile.signals[0].name == "RevolvingUtilizationOfUnsecuredLines"

@@ -1,0 +1,219 @@
+"""TensorBoard views, read back from the event files with TensorBoard's own reader."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import lightning as L
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torchmetrics.functional.classification as tmf
+from google.protobuf import text_format
+from lightning.pytorch.loggers import TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.plugins.projector import projector_config_pb2
+
+from datamodules.loan_datamodule import LoanDataModule
+from lightning_modules.evaluation_figures import confusion_figure, reliability_bins
+from lightning_modules.loan_model import LoanDefaultModel
+from lightning_modules.metrics import binary_report
+from lightning_modules.tensorboard_views import (
+    CODE_LABELS,
+    METADATA_HEADER,
+    TensorBoardViews,
+    embedding_metadata,
+    metric_tags,
+)
+from scripts.main import cli_main
+from tests.conftest import CONFIGS, FAST_TRAINER
+
+IMAGE_TAGS = {
+    "val/roc_curve",
+    "val/precision_recall_curve",
+    "val/confusion_matrix",
+    "val/reliability_diagram",
+}
+
+
+def _events(run_dir: Path) -> EventAccumulator:
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0})
+    return accumulator.Reload()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One CLI fit of the default config on 2,000 synthetic rows, then test in the same run,
+    as the benchmark does."""
+    root = tmp_path_factory.mktemp("tensorboard")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        cli = cli_main(
+            [
+                "fit",
+                f"--config={CONFIGS / 'default.yaml'}",
+                "--data.synthetic_rows=2000",
+                *FAST_TRAINER,
+                "--trainer.max_epochs=3",
+            ]
+        )
+        cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best")
+    run_dir = root / "logs" / "default" / "version_0"
+    return cli, run_dir, _events(run_dir)
+
+
+@pytest.mark.slow
+def test_every_stage_logs_loss_metrics_and_learning_rate(run):
+    cli, _, events = run
+    scalars = set(events.Tags()["scalars"])
+    report = binary_report(torch.tensor([0.2, 0.8]), torch.tensor([0.0, 1.0]), 0.5)
+    for stage in ("val", "test"):
+        assert {f"{stage}/loss", *(f"{stage}/{name}" for name in report)} <= scalars
+    assert {"train/loss_step", "train/loss_epoch", "train/roc_auc", "train/accuracy"} <= scalars
+    assert [point.value for point in events.Scalars("lr-AdamW")] == pytest.approx([1e-3] * 3)
+    val_auc = [point.value for point in events.Scalars("val/roc_auc")]
+    assert len(val_auc) == 3 and all(0.6 < value <= 1 for value in val_auc)
+    (test_auc,) = events.Scalars("test/roc_auc")
+    assert test_auc.value == pytest.approx(float(cli.trainer.callback_metrics["test/roc_auc"]))
+
+
+@pytest.mark.slow
+def test_validation_curves_are_images_and_a_native_pr_curve(run):
+    cli, _, events = run
+    assert set(events.Tags()["images"]) == IMAGE_TAGS
+    for tag in IMAGE_TAGS:
+        (image,) = events.Images(tag)  # 3 epochs, every 5: drawn once, after the last epoch
+        assert image.step == cli.trainer.global_step
+        pixels = matplotlib.image.imread(io.BytesIO(image.encoded_image_string), format="png")
+        assert pixels.shape[0] == image.height > 100 and pixels.std() > 0
+    assert "val/pr_curve" in events.Tags()["tensors"]
+    assert set(events.PluginTagToContent("pr_curves")) == {"val/pr_curve"}
+
+
+@pytest.mark.slow
+def test_hparams_hold_model_data_and_optimiser_settings_and_every_metric(run):
+    cli, _, events = run
+    content = events.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/experiment"]
+    ).experiment
+    declared = [info.name.tag for info in experiment.metric_infos]
+    assert declared == metric_tags()
+    assert set(declared) <= set(events.Tags()["scalars"])  # each has a value to show
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/session_start_info"]
+    ).session_start_info
+    hparams = dict(start.hparams)
+    assert hparams["data/synthetic_rows"].number_value == 2000
+    assert hparams["data/seed"].number_value == 0
+    assert hparams["data/target"].string_value == "default"
+    assert hparams["optimizer/lr"].number_value == pytest.approx(1e-3)
+    assert hparams["hidden_sizes"].string_value == "[256, 256, 256]"
+    assert hparams["n_numeric"].number_value == cli.datamodule.feature_spec.n_numeric
+    assert hparams["seed_everything"].string_value == "0"
+    assert not any(name.startswith(("_", "data/predict_")) for name in hparams)
+
+
+@pytest.mark.slow
+def test_projector_shows_each_categorical_embedding_with_its_levels(run):
+    cli, run_dir, _ = run
+    config = text_format.Parse(
+        (run_dir / "projector_config.pbtxt").read_text(), projector_config_pb2.ProjectorConfig()
+    )
+    preprocessor = cli.datamodule.preprocessor
+    columns = list(preprocessor.categorical_columns)
+    assert [e.tensor_name.split(":")[0] for e in config.embeddings] == columns
+    train_rows = len(cli.datamodule.labelled_table().split.train)
+    for embedding, table in zip(config.embeddings, cli.model.net.embeddings.tables, strict=True):
+        column = embedding.tensor_name.split(":")[0]
+        tensors = np.loadtxt(run_dir / embedding.tensor_path, delimiter="\t", ndmin=2)
+        np.testing.assert_allclose(tensors, table.weight.detach().numpy(), rtol=1e-6)
+        metadata = pd.read_csv(
+            run_dir / embedding.metadata_path, sep="\t", keep_default_na=False, dtype=str
+        )
+        assert list(metadata.columns) == METADATA_HEADER
+        assert metadata["level"].tolist() == [*CODE_LABELS, *preprocessor.vocabularies_[column]]
+        assert metadata["train_rows"].astype(int).sum() == train_rows
+
+
+@pytest.mark.slow
+def test_curves_follow_every_n_epochs_and_a_trainer_without_tensorboard_is_fine(tmp_path):
+    def fit(logger) -> None:
+        trainer = L.Trainer(
+            accelerator="cpu",
+            max_epochs=2,
+            logger=logger,
+            callbacks=[TensorBoardViews(every_n_epochs=1)],
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
+            num_sanity_val_steps=0,
+        )
+        dm = LoanDataModule(None, target="default", id_column="loan_id", synthetic_rows=1500)
+        trainer.fit(LoanDefaultModel(hidden_sizes=[16]), datamodule=dm)
+
+    fit(TensorBoardLogger(tmp_path, name="run", default_hp_metric=False))
+    events = _events(tmp_path / "run" / "version_0")
+    # Drawn after each epoch, at the global step: 960 training rows in batches of 256.
+    assert [image.step for image in events.Images("val/roc_curve")] == [4, 8]
+    fit(False)
+
+
+def test_reliability_bins_average_to_the_protocols_calibration_error():
+    generator = torch.Generator().manual_seed(0)
+    probs = torch.rand(5_000, generator=generator) ** 2
+    targets = (torch.rand(5_000, generator=generator) < probs * 0.8).float()
+    predicted, observed, counts = reliability_bins(probs, targets, 15)
+    assert counts.sum() == 5_000
+    present = counts > 0
+    gap = (counts[present] * (predicted - observed)[present].abs()).sum() / counts.sum()
+    expected = tmf.binary_calibration_error(probs, targets.long(), n_bins=15)
+    assert float(gap) == pytest.approx(float(expected), abs=1e-6)
+    assert torch.isnan(reliability_bins(torch.tensor([0.05]), torch.tensor([1.0]), 4)[0][1:]).all()
+
+
+def test_confusion_figure_writes_the_counts_at_the_threshold():
+    probs = torch.tensor([0.1, 0.4, 0.6, 0.9, 0.45, 0.7])
+    targets = torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+    figure = confusion_figure(probs, targets, threshold=0.5)
+    cells = [text.get_text().split("\n")[0] for text in figure.axes[0].texts]
+    assert cells == ["2", "1", "1", "2"]  # TN, FP, FN, TP
+
+
+def test_embedding_metadata_counts_rows_and_defaults_per_code():
+    codes = torch.tensor([2, 2, 3, 0, 2])
+    targets = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0])
+    rows = embedding_metadata(["<missing>", "<unknown>", "a\tb", "c"], codes, targets)
+    assert rows == [
+        ["<missing>", "1", "0.0000"],
+        ["<unknown>", "0", ""],
+        ["a b", "3", "0.3333"],
+        ["c", "1", "1.0000"],
+    ]
+
+
+@pytest.mark.slow
+def test_a_separate_test_run_gets_its_own_hparams_and_test_metrics(run, monkeypatch):
+    _, run_dir, _ = run
+    monkeypatch.chdir(run_dir.parents[2])
+    best = next((run_dir / "checkpoints").glob("epoch*.ckpt"))
+    cli_main(
+        [
+            "test",
+            f"--config={CONFIGS / 'default.yaml'}",
+            "--data.synthetic_rows=2000",
+            *FAST_TRAINER,
+            f"--ckpt_path={best}",
+        ]
+    )
+    events = _events(run_dir.parent / "version_1")
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    ).session_start_info
+    assert start.hparams["data/synthetic_rows"].number_value == 2000
+    assert "optimizer/lr" not in start.hparams  # testing builds no optimiser
+    assert 0.6 < events.Scalars("test/roc_auc")[0].value <= 1
