@@ -1,0 +1,212 @@
+"""From per-run results to the scoreboard: mean ± std tables and the paired comparison."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.table import Table
+from scipy import stats
+
+METRICS = (
+    "roc_auc",
+    "pr_auc",
+    "accuracy",
+    "accuracy_at_0.5",
+    "f1",
+    "precision",
+    "recall",
+    "log_loss",
+    "brier",
+    "calibration_error",
+    "threshold",
+)
+COSTS = ("fit_seconds", "train_rows_per_second", "passes", "peak_rss_mb", "peak_rss_growth_mb")
+# What the paired comparison compares and how it formats each cost column.
+HEADLINE = "roc_auc"
+CONFIDENCE = 0.95
+_COST_FORMATS = {
+    "fit_seconds": "{:.1f}",
+    "train_rows_per_second": "{:,.0f}",
+    "passes": "{:.0f}",
+    "peak_rss_mb": "{:.0f}",
+    "peak_rss_growth_mb": "{:.0f}",
+}
+
+
+def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sample std over seeds of every metric and cost, per dataset x model.
+
+    Only successful runs count; `seeds_ok` and `seeds_failed` say how many there were.
+    Rows keep the order of `runs` (the requested datasets and models).
+    """
+    keys = ["dataset", "model"]
+    counts = runs.groupby(keys, sort=False)["status"].agg(
+        seeds_ok=lambda status: int((status == "ok").sum()),
+        seeds_failed=lambda status: int((status != "ok").sum()),
+    )
+    ok = runs[runs["status"] == "ok"]
+    columns = [name for name in (*METRICS, *COSTS) if name in ok.columns]
+    grouped = ok.groupby(keys, sort=False)[columns]
+    mean = grouped.mean().add_suffix("_mean")
+    std = grouped.std(ddof=1).add_suffix("_std")
+    summary = counts.join(mean).join(std)
+    return summary.reset_index()
+
+
+def paired_comparison(
+    runs: pd.DataFrame, ours: Sequence[str], baselines: Sequence[str], metric: str = HEADLINE
+) -> pd.DataFrame:
+    """Each of our models against the best baseline of each dataset, seed by seed.
+
+    The best baseline is the one with the highest mean `metric` over its successful seeds.
+    Choosing it on the same test scores favours the baseline slightly, so an interval above
+    zero is, if anything, conservative. The interval is the t-interval of the per-seed
+    differences (ours - baseline) over the seeds where both runs succeeded.
+    """
+    ok = runs[runs["status"] == "ok"]
+    rows: list[dict[str, Any]] = []
+    for dataset in ok["dataset"].unique():
+        on_dataset = ok[ok["dataset"] == dataset]
+        candidates = on_dataset[on_dataset["model"].isin(baselines)]
+        if candidates.empty:
+            continue
+        best = candidates.groupby("model")[metric].mean().idxmax()
+        reference = on_dataset[on_dataset["model"] == best].set_index("seed")[metric]
+        for model in ours:
+            mine = on_dataset[on_dataset["model"] == model].set_index("seed")[metric]
+            seeds = mine.index.intersection(reference.index)
+            if seeds.empty:
+                continue
+            differences = (mine.loc[seeds] - reference.loc[seeds]).to_numpy(dtype=np.float64)
+            low, high = difference_interval(differences)
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "model": model,
+                    "best_baseline": best,
+                    "metric": metric,
+                    "model_mean": float(mine.loc[seeds].mean()),
+                    "baseline_mean": float(reference.loc[seeds].mean()),
+                    "mean_difference": float(differences.mean()),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "seeds": len(seeds),
+                    "seeds_won": int((differences > 0).sum()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def difference_interval(differences: np.ndarray) -> tuple[float, float]:
+    """The 95 % t-interval of the mean paired difference; NaN with fewer than two seeds."""
+    if len(differences) < 2:
+        return float("nan"), float("nan")
+    mean = float(differences.mean())
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, len(differences) - 1) * stats.sem(differences)
+    return mean - float(half), mean + float(half)
+
+
+def markdown_tables(summary: pd.DataFrame, paired: pd.DataFrame) -> str:
+    """The metrics table (ROC-AUC first), the cost table and the paired comparison."""
+    metrics = [name for name in METRICS if f"{name}_mean" in summary.columns]
+    costs = [name for name in COSTS if f"{name}_mean" in summary.columns]
+    records = summary.to_dict("records")
+    metric_rows = [
+        [row["dataset"], row["model"], _seeds(row), *(_mean_std(row, m, "{:.4f}") for m in metrics)]
+        for row in records
+    ]
+    cost_rows = [
+        [
+            row["dataset"],
+            row["model"],
+            _seeds(row),
+            *(_mean_std(row, c, _COST_FORMATS[c]) for c in costs),
+        ]
+        for row in records
+    ]
+    sections = [
+        "### Metrics on test (mean ± std over seeds)",
+        _markdown(["dataset", "model", "seeds ok", *metrics], metric_rows),
+        "### Cost per run (mean ± std over seeds)",
+        _markdown(["dataset", "model", "seeds ok", *costs], cost_rows),
+        f"### Paired comparison: {HEADLINE} of our model minus the best baseline",
+        _markdown(_PAIRED_HEADER, [_paired_cells(row) for row in paired.to_dict("records")]),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def rich_tables(summary: pd.DataFrame, paired: pd.DataFrame) -> list[Table]:
+    """The terminal view: headline metrics and fit cost, then the paired comparison."""
+    shown = ["roc_auc", "pr_auc", "accuracy", "log_loss", "brier"]
+    scoreboard = Table(title="Benchmark (test, mean ± std over seeds)")
+    for header in ("dataset", "model", "seeds ok", *shown, "fit s"):
+        scoreboard.add_column(header, justify="left" if header in ("dataset", "model") else "right")
+    for row in summary.to_dict("records"):
+        cells = [_mean_std(row, name, "{:.4f}") for name in shown]
+        scoreboard.add_row(
+            row["dataset"],
+            row["model"],
+            _seeds(row),
+            *cells,
+            _mean_std(row, "fit_seconds", "{:.1f}"),
+        )
+    comparison = Table(title=f"Paired {HEADLINE}: our model - best baseline ({CONFIDENCE:.0%} CI)")
+    for header in _PAIRED_HEADER:
+        comparison.add_column(header)
+    for record in paired.to_dict("records"):
+        comparison.add_row(*_paired_cells(record))
+    return [scoreboard, comparison]
+
+
+_PAIRED_HEADER = [
+    "dataset",
+    "model",
+    "best baseline",
+    "model mean",
+    "baseline mean",
+    "difference",
+    f"{CONFIDENCE:.0%} interval",
+    "seeds won",
+]
+
+
+def _paired_cells(record: dict[str, Any]) -> list[str]:
+    interval = (
+        "n/a (one seed)"
+        if np.isnan(record["ci_low"])
+        else f"[{record['ci_low']:+.4f}, {record['ci_high']:+.4f}]"
+    )
+    return [
+        record["dataset"],
+        record["model"],
+        record["best_baseline"],
+        f"{record['model_mean']:.4f}",
+        f"{record['baseline_mean']:.4f}",
+        f"{record['mean_difference']:+.4f}",
+        interval,
+        f"{record['seeds_won']}/{record['seeds']}",
+    ]
+
+
+def _seeds(row: dict[str, Any]) -> str:
+    failed = f" ({row['seeds_failed']} failed)" if row["seeds_failed"] else ""
+    return f"{row['seeds_ok']}{failed}"
+
+
+def _mean_std(row: dict[str, Any], name: str, style: str) -> str:
+    mean = row.get(f"{name}_mean", float("nan"))
+    std = row.get(f"{name}_std", float("nan"))
+    if pd.isna(mean):
+        return "–"
+    if pd.isna(std):
+        return style.format(mean)
+    return f"{style.format(mean)} ± {style.format(std)}"
+
+
+def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,313 @@
+"""One benchmark run (dataset x model x seed), scored and costed the same way for every model.
+
+Our network is trained by `scripts/main.py`'s own CLI, configs, data module and
+LightningModule; the baselines (`lightning_modules/baselines.py`) read the same data module
+built from the same config, so every model sees the same rows, schema and protocol split.
+Each run executes in its own process (`worker_main`), so its peak memory is its own.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import resource
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ProgressBar
+
+from datamodules.loan_datamodule import LoanDataModule
+from lightning_modules.atomic import write_text_atomically
+from lightning_modules.baselines import BASELINES, feature_frame
+from lightning_modules.loan_model import LoanDefaultModel
+from lightning_modules.metrics import binary_report, choose_threshold
+from scripts.main import LoanCLI
+
+# The protocol's decision threshold maximises accuracy on validation, for every model.
+THRESHOLD_OBJECTIVE = "accuracy"
+MAX_ERROR_CHARS = 500
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What one run trains, on what, and where it writes.
+
+    network_args: CLI overrides of `scripts/main.py` that define a variant of our network
+    (empty for the plain config); None for a baseline.
+    data_args: CLI overrides of the data section, applied to every model alike.
+    threads: thread count for torch and the baselines' libraries (None: their defaults).
+    """
+
+    dataset: str
+    model: str
+    seed: int
+    config: str
+    out_dir: str
+    data_args: tuple[str, ...] = ()
+    network_args: tuple[str, ...] | None = None
+    threads: int | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}-seed{self.seed}"
+
+    @property
+    def result_path(self) -> Path:
+        return Path(self.out_dir) / "runs" / self.dataset / f"{self.name}.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.result_path.with_suffix(".log")
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return Path(self.out_dir) / "tensorboard" / self.dataset / self.name
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What decides a run's result: a stored result is reused only if this matches."""
+        spec = asdict(self)
+        del spec["out_dir"]
+        spec["data_args"] = list(self.data_args)
+        if self.network_args is not None:
+            spec["network_args"] = list(self.network_args)
+        return spec
+
+
+@dataclass
+class Outcome:
+    """Predicted probabilities on validation and test, and what the fit cost.
+
+    passes: epochs for the network, boosting rounds run or solver iterations for a baseline.
+    """
+
+    val_probs: np.ndarray
+    val_targets: np.ndarray
+    test_probs: np.ndarray
+    test_targets: np.ndarray
+    fit_seconds: float
+    train_rows: int
+    passes: int
+    lightning_test: dict[str, float] = field(default_factory=dict)
+
+
+class BenchmarkCLI(LoanCLI):
+    """`scripts/main.py`'s CLI without progress-bar callbacks.
+
+    The benchmark draws one bar over all runs and sends each run's output to its log file,
+    where a per-step bar would only be noise.
+    """
+
+    def before_instantiate_classes(self) -> None:
+        super().before_instantiate_classes()
+        trainer = self.config.trainer
+        callbacks = trainer.callbacks or []
+        if not isinstance(callbacks, list):
+            callbacks = [callbacks]
+        trainer.callbacks = [item for item in callbacks if not _is_progress_bar(item)]
+        trainer.enable_progress_bar = False
+
+
+def build_cli(spec: RunSpec, extra_args: list[str]) -> BenchmarkCLI:
+    """Parse and instantiate the run's config exactly as `scripts/main.py` would, plus overrides."""
+    args = [
+        "--config",
+        spec.config,
+        f"--seed_everything={spec.seed}",
+        f"--data.seed={spec.seed}",
+        *spec.data_args,
+        *extra_args,
+    ]
+    return BenchmarkCLI(
+        LoanDefaultModel,
+        LoanDataModule,
+        run=False,
+        args=args,
+        seed_everything_default=spec.seed,
+        save_config_kwargs={"overwrite": True},
+    )
+
+
+def run_network(spec: RunSpec) -> Outcome:
+    """Fit our network with the config's trainer, test its best checkpoint, predict val/test.
+
+    TensorBoard logs, the run's full config and its checkpoints go to
+    `<out>/tensorboard/<dataset>/<model>-seed<s>`, emptied first: a rerun replaces them.
+    """
+    if spec.network_args is None:
+        raise ValueError(f"{spec.model} is a baseline, not a variant of our network")
+    log_dir = spec.tensorboard_dir
+    shutil.rmtree(log_dir, ignore_errors=True)
+    cli = build_cli(
+        spec,
+        [
+            *spec.network_args,
+            f"--trainer.logger.init_args.save_dir={log_dir.parent.parent}",
+            f"--trainer.logger.init_args.name={log_dir.parent.name}",
+            f"--trainer.logger.init_args.version={log_dir.name}",
+        ],
+    )
+    datamodule, model, trainer = cli.datamodule, cli.model, cli.trainer
+    datamodule.labelled_table()  # reading the file is not part of the fit, for any model
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule)
+    fit_seconds = time.perf_counter() - start
+    epochs = trainer.current_epoch
+    (logged,) = trainer.test(model, datamodule=datamodule, ckpt_path="best")
+    # `test(ckpt_path="best")` leaves the best checkpoint's weights in the model.
+    val, test = datamodule.split_tensors("val"), datamodule.split_tensors("test")
+    return Outcome(
+        val_probs=_network_probabilities(model, val.numeric, val.categorical),
+        val_targets=val.target.numpy().astype(np.int64),
+        test_probs=_network_probabilities(model, test.numeric, test.categorical),
+        test_targets=test.target.numpy().astype(np.int64),
+        fit_seconds=fit_seconds,
+        train_rows=len(datamodule.split_tensors("train")),
+        passes=epochs,
+        lightning_test={name: float(value) for name, value in logged.items()},
+    )
+
+
+def run_baseline(spec: RunSpec) -> Outcome:
+    """Fit a baseline on the protocol split of the data module built from the same config."""
+    fit = BASELINES[spec.model]
+    datamodule = build_cli(spec, ["--trainer.logger=false"]).datamodule
+    table = datamodule.labelled_table()
+    schema = datamodule.schema
+    if schema is None:
+        raise RuntimeError("the data module has no schema after reading the labelled file")
+    split, targets = table.split, table.targets
+    features = feature_frame(
+        table.numeric,
+        schema.numeric_columns,
+        table.frame[list(schema.categorical_columns)],
+        split.train,
+    )
+    start = time.perf_counter()
+    fitted = fit(
+        features.iloc[split.train],
+        targets[split.train],
+        features.iloc[split.val],
+        targets[split.val],
+        seed=spec.seed,
+        threads=spec.threads,
+    )
+    fit_seconds = time.perf_counter() - start
+    return Outcome(
+        val_probs=fitted.predict_proba(features.iloc[split.val]),
+        val_targets=targets[split.val],
+        test_probs=fitted.predict_proba(features.iloc[split.test]),
+        test_targets=targets[split.test],
+        fit_seconds=fit_seconds,
+        train_rows=len(split.train),
+        passes=fitted.iterations,
+    )
+
+
+def score(outcome: Outcome) -> dict[str, float]:
+    """The protocol's metrics on test, at the threshold that maximises validation accuracy."""
+    threshold = choose_threshold(
+        torch.from_numpy(outcome.val_probs),
+        torch.from_numpy(outcome.val_targets),
+        THRESHOLD_OBJECTIVE,
+    )
+    report = binary_report(
+        torch.from_numpy(outcome.test_probs), torch.from_numpy(outcome.test_targets), threshold
+    )
+    return {name: float(value) for name, value in report.items()}
+
+
+def execute(spec: RunSpec) -> dict[str, Any]:
+    """Run, score and cost one spec; a failure becomes a record with its error, not a raise.
+
+    Cost: fit_seconds is the wall time of the fit alone (preprocessing fit, training and
+    the validation passes that early stopping needs; not reading the file). Training rows
+    per second is passes x training rows / fit_seconds: rows seen per second. Peak memory
+    is this process's maximum resident set; `peak_rss_growth_mb` subtracts what the process
+    held when the run started (interpreter and libraries, the same for every run).
+    """
+    floor_mb = max_rss_mb()
+    record: dict[str, Any] = {
+        "dataset": spec.dataset,
+        "model": spec.model,
+        "seed": spec.seed,
+        "status": "ok",
+        "error": "",
+    }
+    started = time.time()
+    if spec.threads is not None:
+        torch.set_num_threads(spec.threads)
+    try:
+        outcome = run_network(spec) if spec.network_args is not None else run_baseline(spec)
+        record |= score(outcome)
+        record |= {
+            "fit_seconds": outcome.fit_seconds,
+            "train_rows": outcome.train_rows,
+            "passes": outcome.passes,
+            "train_rows_per_second": outcome.passes * outcome.train_rows / outcome.fit_seconds,
+        }
+        if outcome.lightning_test:
+            record["lightning_test"] = outcome.lightning_test
+    except Exception as error:
+        traceback.print_exc()
+        record["status"] = "failed"
+        record["error"] = f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
+    peak_mb = max_rss_mb()
+    record |= {
+        "peak_rss_mb": peak_mb,
+        "peak_rss_growth_mb": peak_mb - floor_mb,
+        "run_seconds": time.time() - started,
+        "spec": spec.fingerprint(),
+    }
+    return record
+
+
+def worker_main(spec: RunSpec) -> None:
+    """Process entry point: output to the run's log, result to the run's JSON."""
+    spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(spec.log_path, "w", buffering=1) as log:
+        os.dup2(log.fileno(), sys.stdout.fileno())
+        os.dup2(log.fileno(), sys.stderr.fileno())
+        record = execute(spec)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    write_text_atomically(json.dumps(record, indent=2, allow_nan=True), spec.result_path)
+
+
+def read_result(spec: RunSpec) -> dict[str, Any] | None:
+    """The stored result of this exact spec, or None if absent, unreadable or for another spec."""
+    try:
+        record = json.loads(spec.result_path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if record.get("spec") == spec.fingerprint() else None
+
+
+def max_rss_mb() -> float:
+    """This process's peak resident set so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _network_probabilities(
+    model: LoanDefaultModel, numeric: torch.Tensor, categorical: torch.Tensor
+) -> np.ndarray:
+    model.eval()
+    with torch.inference_mode():
+        logits = model(numeric.to(model.device), categorical.to(model.device))
+    return torch.sigmoid(logits).double().cpu().numpy()
+
+
+def _is_progress_bar(callback: Any) -> bool:
+    if isinstance(callback, Namespace):
+        module, _, name = str(callback.class_path).rpartition(".")
+        callback = getattr(importlib.import_module(module), name)
+    kind = callback if isinstance(callback, type) else type(callback)
+    return issubclass(kind, ProgressBar)

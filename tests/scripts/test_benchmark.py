@@ -1,0 +1,166 @@
+"""`scripts/benchmark.py` end to end (--quick), plus the paired comparison's statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from lightning_modules.baselines import BASELINES
+from scripts.benchmark import MODELS, main
+from scripts.benchmark_report import paired_comparison, summarise
+
+PROBABILITY_METRICS = [
+    "roc_auc",
+    "pr_auc",
+    "accuracy",
+    "accuracy_at_0.5",
+    "f1",
+    "precision",
+    "recall",
+    "brier",
+    "calibration_error",
+    "threshold",
+]
+SYNTHETIC_ARGS = [
+    "--quick",
+    "--datasets",
+    "default",
+    "--data-args=--data.synthetic_rows=3000",
+    "--threads=1",
+    "--variant",
+    "broken=--model.dropout=2.0",
+    "--models",
+    *MODELS,
+    "broken",
+]
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """One quick benchmark of every model on 3,000 synthetic rows, plus a variant that fails."""
+    out = tmp_path_factory.mktemp("benchmark")
+    return out, main([*SYNTHETIC_ARGS, "--out", str(out)])
+
+
+def _check_scores(runs: pd.DataFrame) -> None:
+    for metric in PROBABILITY_METRICS:
+        assert runs[metric].between(0, 1).all(), metric
+    assert (runs["log_loss"] > 0).all()
+    assert (runs["fit_seconds"] > 0).all()
+    assert (runs["train_rows_per_second"] > 0).all()
+    assert (runs["passes"] >= 1).all()
+    assert (runs["peak_rss_mb"] > runs["peak_rss_growth_mb"]).all()
+    assert (runs["peak_rss_growth_mb"] > 0).all()
+
+
+@pytest.mark.slow
+def test_quick_benchmark_writes_one_row_per_run_and_records_the_failure(synthetic_run):
+    out, exit_code = synthetic_run
+    runs = pd.read_csv(out / "results.csv")
+
+    assert exit_code == 1  # the broken variant failed, and said so
+    assert list(runs["model"]) == [*MODELS, "broken"]
+    assert (runs["dataset"] == "default").all() and (runs["seed"] == 0).all()
+    ok = runs[runs["model"] != "broken"]
+    assert (ok["status"] == "ok").all(), ok["error"].tolist()
+    _check_scores(ok)
+    assert (ok["roc_auc"] > 0.7).all()
+    assert (ok["train_rows"] == 1920).all()  # 64 % of 3,000 rows, for every model
+    assert ok.set_index("model").loc["mlp", "passes"] == 3  # --quick trains three epochs
+    broken = runs[runs["model"] == "broken"].iloc[0]
+    assert broken["status"] == "failed" and "dropout" in broken["error"]
+
+    report = json.loads((out / "results.json").read_text())
+    assert {"command", "cpu", "cores", "packages", "load_average_after"} <= set(report["metadata"])
+    assert len(report["runs"]) == 6 and len(report["summary"]) == 6
+    (paired,) = report["paired"]
+    assert paired["model"] == "mlp" and paired["best_baseline"] in BASELINES
+    assert paired["ci_low"] is None  # one seed: no interval
+
+    summary = (out / "summary.md").read_text()
+    assert "| dataset | model | seeds ok | roc_auc | pr_auc |" in summary
+    assert "| default | broken | 0 (1 failed) |" in summary
+
+
+@pytest.mark.slow
+def test_network_run_is_scored_as_its_own_test_step_scores_it(synthetic_run):
+    out, _ = synthetic_run
+    record = json.loads((out / "runs" / "default" / "mlp-seed0.json").read_text())
+    logged = record["lightning_test"]
+
+    for metric in ("roc_auc", "accuracy", "f1", "log_loss", "threshold", "calibration_error"):
+        assert record[metric] == pytest.approx(logged[f"test/{metric}"], abs=1e-6), metric
+    run_dir = out / "tensorboard" / "default" / "mlp-seed0"
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    assert (run_dir / "config.yaml").is_file()
+    assert list((run_dir / "checkpoints").glob("*.ckpt"))
+
+
+@pytest.mark.slow
+def test_rerun_skips_finished_runs_and_retries_failed_ones(synthetic_run):
+    out, _ = synthetic_run
+    results = sorted((out / "runs" / "default").glob("*.json"))
+    before = {path.name: path.stat().st_mtime_ns for path in results}
+
+    assert main([*SYNTHETIC_ARGS, "--out", str(out)]) == 1
+    after = {path.name: path.stat().st_mtime_ns for path in results}
+
+    changed = {name for name in before if after[name] != before[name]}
+    assert changed == {"broken-seed0.json"}
+    assert len(pd.read_csv(out / "results.csv")) == 6
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_quick_benchmark_on_the_real_datasets(real_data_dir, tmp_path):
+    args = ["--quick", "--threads=1", "--data-dir", str(real_data_dir), "--out", str(tmp_path)]
+    assert main(args) == 0
+
+    runs = pd.read_csv(tmp_path / "results.csv")
+    assert len(runs) == 2 * len(MODELS)
+    assert (runs["status"] == "ok").all()
+    _check_scores(runs)
+    by_dataset = runs.groupby("dataset")
+    assert by_dataset["train_rows"].unique().to_dict() == {"german": [640], "heloc": [6693]}
+    assert (by_dataset["roc_auc"].min() > pd.Series({"german": 0.65, "heloc": 0.72})).all()
+
+
+def _runs(rows: list[tuple[str, int, float, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"dataset": "d", "model": model, "seed": seed, "roc_auc": auc, "status": status}
+            for model, seed, auc, status in rows
+        ]
+    )
+
+
+def test_paired_comparison_against_the_best_baseline_over_shared_seeds():
+    mine = [0.80, 0.82, 0.79, 0.81]
+    best = [0.78, 0.83, 0.76, 0.80]
+    rows = [("mlp", seed, auc, "ok") for seed, auc in enumerate(mine)]
+    rows += [("hgb", seed, auc, "ok") for seed, auc in enumerate(best)]
+    rows += [("logreg", seed, 0.70, "ok") for seed in range(4)]
+    rows += [("mlp", 4, np.nan, "failed"), ("hgb", 4, 0.99, "ok")]  # unpaired: left out
+    (row,) = paired_comparison(_runs(rows), ours=["mlp"], baselines=["logreg", "hgb"]).to_dict(
+        "records"
+    )
+
+    interval = stats.ttest_rel(mine, best).confidence_interval(0.95)
+    assert row["best_baseline"] == "hgb"
+    assert row["seeds"] == 4 and row["seeds_won"] == 3
+    assert row["mean_difference"] == pytest.approx(np.mean(np.subtract(mine, best)))
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((interval.low, interval.high))
+
+
+def test_summary_averages_successful_seeds_and_counts_failures():
+    rows = [("mlp", 0, 0.8, "ok"), ("mlp", 1, 0.9, "ok"), ("mlp", 2, np.nan, "failed")]
+    (row,) = summarise(_runs(rows)).to_dict("records")
+
+    assert (row["seeds_ok"], row["seeds_failed"]) == (2, 1)
+    assert row["roc_auc_mean"] == pytest.approx(0.85)
+    assert row["roc_auc_std"] == pytest.approx(np.std([0.8, 0.9], ddof=1))
