@@ -1,0 +1,66 @@
+"""Stops a diverging fit before a non-finite number reaches the weights or a checkpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+
+class NonFiniteTrainingError(RuntimeError):
+    """Training produced NaN or infinity; the message says where and which checkpoint is good."""
+
+
+class FiniteGuard(L.Callback):
+    """Raises `NonFiniteTrainingError` on a non-finite training loss or non-finite weights.
+
+    The loss is checked before its backward pass, so the step that would spread NaN
+    through the network never happens. Checkpoints (written at epoch ends) are checked
+    as they are assembled, so a non-finite model is never written over `last.ckpt` and
+    the last good checkpoint survives for inspection or a resume with a lower learning
+    rate. The per-step check costs one host-device sync, the same one the progress bar's
+    loss display already makes.
+    """
+
+    def on_before_backward(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
+    ) -> None:
+        if not bool(torch.isfinite(loss.detach()).all()):
+            raise NonFiniteTrainingError(
+                f"the training loss is {float(loss.detach().float().mean())} at "
+                f"{_position(trainer)}; stopped before the update, so no weights were "
+                f"changed by it. {_last_good(trainer)}"
+            )
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        bad = [
+            name
+            for name, tensor in checkpoint["state_dict"].items()
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+        ]
+        if bad:
+            raise NonFiniteTrainingError(
+                f"the weights {bad[:5]} hold NaN or infinity at {_position(trainer)}; the "
+                f"checkpoint was not written. {_last_good(trainer)}"
+            )
+
+
+def _position(trainer: L.Trainer) -> str:
+    batch = trainer.fit_loop.epoch_loop.batch_idx
+    return f"epoch {trainer.current_epoch}, step {trainer.global_step} (batch {batch} of the epoch)"
+
+
+def _last_good(trainer: L.Trainer) -> str:
+    checkpoint = trainer.checkpoint_callback
+    path = checkpoint.last_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
+    advice = (
+        "Lower the learning rate (--model.optimizer.init_args.lr), or look for extreme values "
+        "in the data (--data.scaling quantile tames heavy tails)."
+    )
+    if not path:
+        return f"No checkpoint was written before this. {advice}"
+    return f"The last good checkpoint is {path}. {advice}"

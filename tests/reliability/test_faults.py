@@ -1,0 +1,236 @@
+"""Faults during a run: divergence, SIGTERM and Ctrl-C, an interrupted write.
+
+The interruption test runs `scripts/main.py fit` as a real subprocess, signals it once a
+checkpoint exists, resumes with `--ckpt_path last`, and compares the end of the resumed
+run with an uninterrupted one: on CPU with the same seed they must be identical.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pandas as pd
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from datamodules.loan_datamodule import LoanDataModule
+from lightning_modules.atomic import write_csv_atomically
+from lightning_modules.guards import FiniteGuard, NonFiniteTrainingError
+from lightning_modules.loan_model import LoanDefaultModel
+from lightning_modules.resume import ResumableRun
+from tests.conftest import CONFIGS, FAST_TRAINER, REPO
+
+# 1,500 synthetic rows: 4 training batches of 256 per epoch, about a second per epoch.
+SMALL_RUN = [
+    f"--config={CONFIGS / 'default.yaml'}",
+    "--data.synthetic_rows=1500",
+    *FAST_TRAINER,
+    "--trainer.log_every_n_steps=2",
+]
+STEPS_PER_EPOCH = 4
+
+
+def _val_metrics(cli) -> dict[str, float]:
+    return {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("val/")}
+
+
+def _checkpoint(path: Path) -> dict:
+    return torch.load(path, weights_only=True, map_location="cpu")
+
+
+# A diverging fit ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_good_checkpoint(
+    run_cli, tmp_path
+):
+    """After epoch 0 the learning rate jumps by 1e30 (StepLR): the loss becomes NaN in epoch 1."""
+    with pytest.raises(NonFiniteTrainingError) as raised:
+        run_cli(
+            "fit",
+            *SMALL_RUN,
+            "--trainer.max_epochs=3",
+            "--model.scheduler=torch.optim.lr_scheduler.StepLR",
+            f"--model.scheduler.init_args.step_size={STEPS_PER_EPOCH}",
+            "--model.scheduler.init_args.gamma=1e30",
+        )
+    message = str(raised.value)
+    last = Path("logs/default/version_0/checkpoints/last.ckpt")
+    assert "training loss is nan at epoch 1, step" in message or "inf at epoch 1" in message
+    assert f"last good checkpoint is {last}" in message
+    assert "--model.optimizer.init_args.lr" in message
+
+    checkpoint = _checkpoint(tmp_path / last)
+    assert checkpoint["epoch"] == 0 and checkpoint["global_step"] == STEPS_PER_EPOCH
+    for name, tensor in checkpoint["state_dict"].items():
+        assert torch.isfinite(tensor.float()).all(), name
+
+
+class _CorruptWeightsAtEpoch(L.Callback):
+    """Fault injection: a weight turns NaN just before an epoch's checkpoint is written.
+
+    (Runs before `ModelCheckpoint`, which Lightning always calls last.)
+    """
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch and not trainer.sanity_checking:
+            with torch.no_grad():
+                next(p for p in pl_module.parameters() if p.dim() == 2)[0, 0] = float("nan")
+
+
+@pytest.mark.slow
+def test_non_finite_weights_are_never_written_over_the_last_checkpoint(tmp_path):
+    datamodule = LoanDataModule(synthetic_rows=1500, id_column="loan_id")
+    checkpoints = ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=3,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[checkpoints, FiniteGuard(), _CorruptWeightsAtEpoch(epoch=1)],
+    )
+    with pytest.raises(NonFiniteTrainingError, match=r"hold NaN or infinity at epoch 1") as raised:
+        trainer.fit(LoanDefaultModel(), datamodule=datamodule)
+    assert "the checkpoint was not written" in str(raised.value)
+    last = _checkpoint(tmp_path / "last.ckpt")
+    assert last["epoch"] == 0
+    assert all(torch.isfinite(t.float()).all() for t in last["state_dict"].values())
+
+
+# SIGTERM and Ctrl-C ---------------------------------------------------------------------
+
+
+def _start_fit(workdir: Path, *extra: str) -> subprocess.Popen[str]:
+    """`python scripts/main.py fit` in workdir, with this process's thread count (same sums)."""
+    env = os.environ | {"OMP_NUM_THREADS": str(torch.get_num_threads())}
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / "main.py"), "fit", *SMALL_RUN, *extra],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _interrupt_after_a_new_checkpoint(
+    process: subprocess.Popen[str], last: Path, sig: signal.Signals
+) -> tuple[int, str]:
+    """Send `sig` as soon as `last` is (re)written, then wait for the process to end."""
+    before = last.stat().st_mtime_ns if last.exists() else None
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if last.exists() and last.stat().st_mtime_ns != before:
+            process.send_signal(sig)
+            break
+        time.sleep(0.02)
+    output, _ = process.communicate(timeout=120)
+    return process.returncode, output
+
+
+@pytest.mark.slow
+def test_sigterm_then_ctrl_c_then_resume_ends_exactly_like_an_uninterrupted_run(run_cli, tmp_path):
+    max_epochs = "--trainer.max_epochs=3"
+    last = tmp_path / "logs" / "default" / "version_0" / "checkpoints" / "last.ckpt"
+
+    code, output = _interrupt_after_a_new_checkpoint(
+        _start_fit(tmp_path, max_epochs), last, signal.SIGTERM
+    )
+    assert code == 128 + signal.SIGTERM, output
+    assert "Received SIGTERM" in output and "--ckpt_path last" in output
+    after_sigterm = _checkpoint(last)["epoch"]
+    assert after_sigterm == 0, "the signal came late: no epoch was left to interrupt"
+
+    code, output = _interrupt_after_a_new_checkpoint(
+        _start_fit(tmp_path, max_epochs, "--ckpt_path=last"), last, signal.SIGINT
+    )
+    assert code == 1, output
+    assert "KeyboardInterrupt" in output and "--ckpt_path last" in output
+    after_ctrl_c = _checkpoint(last)["epoch"]
+    assert after_ctrl_c == 1
+    assert not (tmp_path / "logs" / "default" / "version_1").exists()  # same run continued
+
+    resumed = run_cli("fit", *SMALL_RUN, max_epochs, "--ckpt_path=last")
+    assert Path(resumed.trainer.ckpt_path).resolve() == last.resolve()
+    assert resumed.trainer.current_epoch == 3
+
+    uninterrupted = run_cli("fit", *SMALL_RUN, max_epochs)
+    assert uninterrupted.trainer.logger.version == 1
+    assert _val_metrics(resumed) == _val_metrics(uninterrupted)
+    final = _checkpoint(last)["state_dict"]
+    reference = _checkpoint(tmp_path / "logs/default/version_1/checkpoints/last.ckpt")
+    assert final.keys() == reference["state_dict"].keys()
+    for name, tensor in final.items():
+        assert torch.equal(tensor, reference["state_dict"][name]), name
+
+
+def test_resuming_from_a_complete_epoch_restores_the_random_state(tmp_path):
+    """Without the generator state, the resumed epoch would shuffle and drop out differently."""
+    state = ResumableRun().state_dict()
+    expected = torch.rand(5)
+    torch.manual_seed(1234)
+    ResumableRun().load_state_dict(state)
+    assert torch.equal(torch.rand(5), expected)
+
+
+# Atomic writes --------------------------------------------------------------------------
+
+
+class _FailsWhenWritten:
+    """A cell whose text cannot be produced: the write stops halfway through the file."""
+
+    def __str__(self) -> str:
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "predictions.csv"
+    write_csv_atomically(pd.DataFrame({"p": [0.1, 0.2]}), target)
+    old = target.read_bytes()
+    new = pd.DataFrame({"p": [0.3] * 250_000 + [_FailsWhenWritten()]})  # fails in chunk 3
+    with pytest.raises(KeyboardInterrupt):
+        write_csv_atomically(new, target)
+    assert target.read_bytes() == old
+    assert [p.name for p in tmp_path.iterdir()] == ["predictions.csv"]
+
+
+@pytest.mark.slow
+def test_a_killed_writer_leaves_the_old_file_intact(tmp_path):
+    """SIGKILL mid-write (no cleanup possible): the target still holds the complete old file."""
+    target = tmp_path / "predictions.csv"
+    write_csv_atomically(pd.DataFrame({"p": [0.1, 0.2]}), target)
+    old = target.read_bytes()
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, numpy as np, pandas as pd\n"
+            "from lightning_modules.atomic import write_csv_atomically\n"
+            "frame = pd.DataFrame(np.random.default_rng(0).random((1_000_000, 4)))\n"
+            "write_csv_atomically(frame, sys.argv[1])\n",
+            str(target),
+        ],
+        cwd=REPO,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and writer.poll() is None:
+        partial = [p for p in tmp_path.glob(".predictions.csv.*.tmp") if p.stat().st_size > 0]
+        if partial:
+            writer.kill()
+            break
+        time.sleep(0.01)
+    writer.wait(timeout=60)
+    assert writer.returncode == -signal.SIGKILL, "the writer finished before it was killed"
+    assert target.read_bytes() == old

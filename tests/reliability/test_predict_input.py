@@ -1,0 +1,182 @@
+"""Prediction files that differ from the training file, run through `predict` from a checkpoint.
+
+One small model is trained once for the module; each test then predicts on a variant of
+unlabelled applicants and checks the outcome the user sees: the file written, or the error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from datamodules.errors import DataValidationError
+from datamodules.preprocessing import UNKNOWN_CODE
+from datamodules.synthetic import generate_loan_book
+from lightning_modules.callbacks import PROBABILITY_COLUMN
+from scripts.main import LoanCLI, cli_main
+from tests.conftest import CONFIGS, FAST_TRAINER
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Trained:
+    workdir: Path
+    train_csv: Path
+    checkpoint: Path
+    applicants: pd.DataFrame  # unseen rows, without the target
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
+    workdir = tmp_path_factory.mktemp("predict_input")
+    train_csv = workdir / "train.csv"
+    generate_loan_book(1500, seed=5).frame.to_csv(train_csv, index=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workdir)
+        cli_main(
+            [
+                "fit",
+                f"--config={CONFIGS / 'default.yaml'}",
+                f"--data.path={train_csv}",
+                *FAST_TRAINER,
+                "--trainer.max_epochs=1",
+            ]
+        )
+    applicants = generate_loan_book(200, seed=6).frame.drop(columns=["default"])
+    yield Trained(
+        workdir=workdir,
+        train_csv=train_csv,
+        checkpoint=workdir / "logs" / "default" / "version_0" / "checkpoints" / "last.ckpt",
+        applicants=applicants,
+    )
+
+
+def _predict(
+    trained: Trained, frame: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[pd.DataFrame, LoanCLI]:
+    tmp_path.mkdir(exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    applicants = tmp_path / "applicants.csv"
+    frame.to_csv(applicants, index=False)
+    output = tmp_path / "predictions.csv"
+    cli = cli_main(
+        [
+            "predict",
+            f"--config={CONFIGS / 'default.yaml'}",
+            f"--data.path={trained.train_csv}",
+            f"--data.predict_path={applicants}",
+            f"--ckpt_path={trained.checkpoint}",
+            f"--submission.output_path={output}",
+        ]
+    )
+    return pd.read_csv(output), cli
+
+
+def _probabilities(submission: pd.DataFrame) -> np.ndarray:
+    probability = submission[PROBABILITY_COLUMN].to_numpy()
+    assert np.isfinite(probability).all() and ((probability > 0) & (probability < 1)).all()
+    return probability
+
+
+def _line(log: str, fragment: str) -> str:
+    """The log line holding fragment (the counts of other columns vary with the sample)."""
+    return next((line for line in log.splitlines() if fragment in line), "")
+
+
+def test_missing_feature_columns_are_named(trained, tmp_path, monkeypatch):
+    frame = trained.applicants.drop(columns=["age", "region"])
+    with pytest.raises(DataValidationError) as raised:
+        _predict(trained, frame, tmp_path, monkeypatch)
+    message = str(raised.value)
+    assert "applicants.csv: feature columns not found in the file: 'age', 'region'" in message
+    assert "trained on 15 feature columns and needs all of them (2 missing here)" in message
+
+
+def test_a_file_of_another_dataset_is_refused(trained, tmp_path, monkeypatch):
+    """A checkpoint applied to a table with other columns is refused, not misapplied."""
+    other = pd.DataFrame(
+        {
+            "LIMIT_BAL": [20_000, 120_000, 90_000],
+            "SEX": [2, 2, 1],
+            "PAY_0": [2, -1, 0],
+            "BILL_AMT1": [3_913, 2_682, 29_239],
+            "age": [24, 26, 34],
+        }
+    )
+    with pytest.raises(DataValidationError) as raised:
+        _predict(trained, other, tmp_path, monkeypatch)
+    message = str(raised.value)
+    assert "(14 missing here)" in message
+    assert "does not have the schema the checkpoint was trained on" in message
+    assert "'annual_income'" in message and "'LIMIT_BAL'" in message  # needed, and present
+
+
+def test_a_labelled_file_with_another_schema_is_refused_at_test(trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    other = tmp_path / "other.csv"
+    generate_loan_book(400, seed=7).frame.drop(columns=["interest_rate"]).to_csv(other, index=False)
+    with pytest.raises(DataValidationError, match=r"other.csv.*'interest_rate'"):
+        cli_main(
+            [
+                "test",
+                f"--config={CONFIGS / 'default.yaml'}",
+                f"--data.path={other}",
+                f"--ckpt_path={trained.checkpoint}",
+            ]
+        )
+
+
+def test_extra_columns_are_ignored_with_a_note(trained, tmp_path, monkeypatch, caplog):
+    frame = trained.applicants.assign(branch="Leeds", default=0)
+    plain, _ = _predict(trained, trained.applicants, tmp_path / "plain", monkeypatch)
+    with caplog.at_level(logging.INFO):
+        extra, _ = _predict(trained, frame, tmp_path, monkeypatch)
+    assert "ignoring 1 columns not used by the model: ['branch']" in caplog.text
+    np.testing.assert_array_equal(_probabilities(extra), _probabilities(plain))
+
+
+def test_unseen_category_levels_get_the_unknown_code_and_are_counted(
+    trained, tmp_path, monkeypatch, caplog
+):
+    frame = trained.applicants.copy()
+    frame.loc[frame.index[:7], "region"] = "atlantis"
+    with caplog.at_level(logging.INFO):
+        submission, cli = _predict(trained, frame, tmp_path, monkeypatch)
+    assert "'region': 7" in _line(caplog.text, "category levels unseen in training (unknown code)")
+    _probabilities(submission)
+    region = cli.datamodule.schema.categorical_columns.index("region")
+    codes = cli.datamodule.predict_dataloader().dataset.tensors.categorical[:, region]
+    assert (codes[:7] == UNKNOWN_CODE).all() and (codes[7:] != UNKNOWN_CODE).all()
+
+
+def test_gaps_in_columns_complete_in_training_are_imputed_and_counted(
+    trained, tmp_path, monkeypatch, caplog
+):
+    frame = trained.applicants.copy()
+    gaps = frame.index[[3, 10, 20, 30]]
+    frame.loc[gaps, "age"] = np.nan
+    with caplog.at_level(logging.INFO):
+        submission, cli = _predict(trained, frame, tmp_path, monkeypatch)
+    assert "'age': 4" in _line(caplog.text, "columns complete in training (median-imputed)")
+
+    preprocessor = cli.datamodule.preprocessor
+    assert "age" not in preprocessor.indicator_columns_  # no missing indicator was learned
+    median = preprocessor.medians_[preprocessor.numeric_columns.index("age")]
+    filled = frame.copy()
+    filled.loc[gaps, "age"] = median
+    by_hand, _ = _predict(trained, filled, tmp_path / "filled", monkeypatch)
+    np.testing.assert_allclose(_probabilities(submission), _probabilities(by_hand), rtol=1e-6)
+
+
+def test_text_in_a_numeric_column_at_predict_is_named(trained, tmp_path, monkeypatch):
+    frame = trained.applicants.astype({"loan_amount": object})
+    frame.loc[frame.index[:3], "loan_amount"] = "ten thousand"
+    with pytest.raises(DataValidationError, match=r"numeric column 'loan_amount' holds 3 values"):
+        _predict(trained, frame, tmp_path, monkeypatch)
