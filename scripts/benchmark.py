@@ -262,7 +262,12 @@ def _run_one(
     spec.result_path.unlink(missing_ok=True)
     process = context.Process(target=worker_main, args=(spec,), name=spec.name)
     process.start()
-    process.join(timeout)
+    try:
+        process.join(timeout)
+    except BaseException:  # Ctrl-C: stop the run too; its result stays absent, so a rerun redoes it
+        process.kill()
+        process.join()
+        raise
     if process.is_alive():
         process.kill()
         process.join()
