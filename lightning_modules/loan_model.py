@@ -156,7 +156,8 @@ class LoanDefaultModel(L.LightningModule):
     ) -> None:
         x_num, x_cat, target = batch
         logits = self(x_num, x_cat)
-        self.log(f"{stage}/loss", self._loss(logits, target), batch_size=len(target))
+        loss = self._loss(logits, target)
+        self.log(f"{stage}/loss", loss, batch_size=len(target), sync_dist=True)
         collector.update(torch.sigmoid(logits), target)
 
     def on_validation_epoch_end(self) -> None:

@@ -86,12 +86,7 @@ class LoanDefaultNet(nn.Module):
     ) -> None:
         super().__init__()
         _check_network_args(n_numeric, cardinalities, hidden_sizes, dropout, positive_rate)
-        if activation not in _ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
-            )
-        if normalization not in ("batchnorm", "layernorm", "none"):
-            raise ValueError(f"unknown normalization {normalization!r}")
+        _check_choices(normalization, activation)
         self.embeddings = CategoricalEmbeddings(cardinalities, max_dim=embedding_max_dim)
         widths = [n_numeric + self.embeddings.output_dim, *hidden_sizes]
         self.blocks = nn.Sequential(

@@ -23,15 +23,26 @@ from datamodules.synthetic import (
 N_ROWS = 20_000
 INT_COLUMNS = ["age", "term_months", "open_accounts", "delinquencies_2y"]
 FLOAT_COLUMNS = [
-    "annual_income", "employment_length_years", "loan_amount", "interest_rate",
-    "credit_history_years", "revolving_utilization", "debt_to_income",
+    "annual_income",
+    "employment_length_years",
+    "loan_amount",
+    "interest_rate",
+    "credit_history_years",
+    "revolving_utilization",
+    "debt_to_income",
 ]
 CATEGORIES = {
     "employment_status": {"employed", "self_employed", "unemployed", "retired", "student"},
     "home_ownership": {"RENT", "MORTGAGE", "OWN", "OTHER"},
     "loan_purpose": {
-        "debt_consolidation", "credit_card", "home_improvement", "car",
-        "medical", "small_business", "education", "other",
+        "debt_consolidation",
+        "credit_card",
+        "home_improvement",
+        "car",
+        "medical",
+        "small_business",
+        "education",
+        "other",
     },
     "region": {"north", "south", "east", "west", "central", "coastal", "mountain", "metro"},
 }
@@ -116,8 +127,13 @@ def test_missing_values_where_documented(frame: pd.DataFrame) -> None:
     no_job = frame["employment_status"].isin(["unemployed", "student"])
     assert frame.loc[no_job, "employment_length_years"].isna().all()
     assert 0.005 < frame.loc[~no_job, "employment_length_years"].isna().mean() < 0.1
-    with_nans = {"annual_income", "employment_length_years", "revolving_utilization",
-                 "debt_to_income", "home_ownership"}
+    with_nans = {
+        "annual_income",
+        "employment_length_years",
+        "revolving_utilization",
+        "debt_to_income",
+        "home_ownership",
+    }
     assert (missing.drop(list(with_nans)) == 0).all()
 
 
@@ -129,8 +145,12 @@ def test_feature_dependencies(frame: pd.DataFrame) -> None:
     delinquent = frame["delinquencies_2y"] > 0
     rate = frame["interest_rate"]
     assert rate[delinquent].mean() > rate[~delinquent].mean() + 1.0
-    assert np.corrcoef(rate[frame["revolving_utilization"].notna()],
-                       frame["revolving_utilization"].dropna())[0, 1] > 0.3
+    assert (
+        np.corrcoef(
+            rate[frame["revolving_utilization"].notna()], frame["revolving_utilization"].dropna()
+        )[0, 1]
+        > 0.3
+    )
 
 
 def test_target_rate(frame: pd.DataFrame) -> None:
@@ -166,12 +186,23 @@ def test_bayes_auc_beats_logistic_regression(book: SyntheticLoanBook) -> None:
     features = frame.drop(columns=[ID_COLUMN, TARGET_COLUMN])
     numeric = [column for column in features if column not in CATEGORICAL_COLUMNS]
     model = make_pipeline(
-        ColumnTransformer([
-            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
-            ("categorical", make_pipeline(SimpleImputer(strategy="most_frequent"),
-                                          OneHotEncoder(handle_unknown="ignore")),
-             list(CATEGORICAL_COLUMNS)),
-        ]),
+        ColumnTransformer(
+            [
+                (
+                    "numeric",
+                    make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+                    numeric,
+                ),
+                (
+                    "categorical",
+                    make_pipeline(
+                        SimpleImputer(strategy="most_frequent"),
+                        OneHotEncoder(handle_unknown="ignore"),
+                    ),
+                    list(CATEGORICAL_COLUMNS),
+                ),
+            ]
+        ),
         LogisticRegression(max_iter=1_000),
     )
     half = N_ROWS // 2
