@@ -42,7 +42,8 @@ console = Console()
 
 
 class EpochTimer(L.Callback):
-    """Wall time of each training epoch, and of the first batch after `fit` starts."""
+    """Time of each epoch's training batches (validation and checkpointing excluded), and of
+    the first batch after `fit` starts."""
 
     def __init__(self) -> None:
         self.epoch_seconds: list[float] = []
@@ -56,8 +57,11 @@ class EpochTimer(L.Callback):
         if self.first_batch_seconds is None:
             self.first_batch_seconds = time.perf_counter() - self.fit_started
 
+    def on_train_batch_end(self, *args: Any) -> None:
+        self._last_batch_end = time.perf_counter()
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.epoch_seconds.append(time.perf_counter() - self._start)
+        self.epoch_seconds.append(self._last_batch_end - self._start)
 
 
 class PerRowDataModule(LoanDataModule):
@@ -83,7 +87,7 @@ def build_cli(
 
 
 def lean_trainer(epochs: int) -> list[str]:
-    """The configured trainer without validation or checkpoint writes: only the training loop."""
+    """A bare-bones Trainer: no validation, callbacks, logger or progress bar."""
     return [
         f"--trainer.max_epochs={epochs}",
         "--trainer.limit_val_batches=0",
@@ -93,6 +97,15 @@ def lean_trainer(epochs: int) -> list[str]:
         "--trainer.callbacks=[]",
         "--trainer.enable_model_summary=false",
         "--trainer.enable_progress_bar=false",
+    ]
+
+
+def configured_trainer(epochs: int, folder: str) -> list[str]:
+    """The Trainer as the config has it (callbacks, logging, progress bar), in a scratch folder."""
+    return [
+        f"--trainer.max_epochs={epochs}",
+        f"--trainer.logger.init_args.save_dir={folder}",
+        "--trainer.enable_model_summary=false",
     ]
 
 
@@ -157,42 +170,44 @@ def bare_loop_epochs(
 
 
 def trainer_epochs(
-    config: Path, overrides: list[str], epochs: int, datamodule_class: type = LoanDataModule
+    config: Path, overrides: list[str], datamodule_class: type = LoanDataModule
 ) -> tuple[list[float], LoanCLI]:
     timer = EpochTimer()
-    cli = build_cli(config, [*overrides, *lean_trainer(epochs)], datamodule_class)
+    cli = build_cli(config, overrides, datamodule_class)
     cli.trainer.callbacks.append(timer)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     return timer.epoch_seconds, cli
 
 
 def measure_training(config: Path, overrides: list[str], epochs: int) -> dict[str, Any]:
-    lightning_s, cli = trainer_epochs(config, overrides, epochs)
+    with tempfile.TemporaryDirectory() as folder:
+        configured = [*overrides, *configured_trainer(epochs, folder)]
+        configured_s, cli = trainer_epochs(config, configured)
+        lean_s, _ = trainer_epochs(config, [*overrides, *lean_trainer(epochs)])
+        per_row_s, _ = trainer_epochs(config, configured, PerRowDataModule)
     tensors = cli.datamodule.split_tensors("train")
     batch_size = cli.datamodule.batch_size
     bare_s = bare_loop_epochs(cli, tensors, batch_size, epochs)
-    per_row_s, _ = trainer_epochs(config, overrides, epochs, PerRowDataModule)
     rows = len(tensors)
     # The first epoch pays one-off costs (allocator warm-up); the median of the rest is the rate.
-    rate = {
-        name: rows / statistics.median(s[1:] or s)
-        for name, s in {
-            "trainer": lightning_s,
-            "bare": bare_s,
-            "trainer_per_row": per_row_s,
-        }.items()
+    seconds = {
+        "configured": statistics.median(configured_s[1:] or configured_s),
+        "lean": statistics.median(lean_s[1:] or lean_s),
+        "per_row": statistics.median(per_row_s[1:] or per_row_s),
+        "bare": statistics.median(bare_s[1:] or bare_s),
     }
     data = time_data_path(tensors, batch_size, repeats=3)
     return {
         "train_rows": rows,
         "batch_size": batch_size,
         "epochs": epochs,
-        "trainer_rows_per_s": rate["trainer"],
-        "bare_loop_rows_per_s": rate["bare"],
-        "trainer_per_row_loader_rows_per_s": rate["trainer_per_row"],
-        "trainer_over_bare": rate["trainer"] / rate["bare"],
-        "data_path_share_of_epoch": data["by_index_epoch_s"]
-        / statistics.median(lightning_s[1:] or lightning_s),
+        "trainer_rows_per_s": rows / seconds["configured"],
+        "lean_trainer_rows_per_s": rows / seconds["lean"],
+        "bare_loop_rows_per_s": rows / seconds["bare"],
+        "trainer_per_row_loader_rows_per_s": rows / seconds["per_row"],
+        "trainer_over_bare": seconds["bare"] / seconds["configured"],
+        "lean_trainer_over_bare": seconds["bare"] / seconds["lean"],
+        "data_path_share_of_epoch": data["by_index_epoch_s"] / seconds["configured"],
         "data_path": data,
     }
 
@@ -315,12 +330,17 @@ def print_tables(training: dict[str, Any] | None, scaling: list[dict[str, Any]])
         )
         table.add_column("loop")
         table.add_column("rows/s", justify="right")
-        table.add_row("Trainer.fit (in-memory loader)", f"{training['trainer_rows_per_s']:,.0f}")
+        table.add_row("Trainer.fit as configured", f"{training['trainer_rows_per_s']:,.0f}")
+        table.add_row(
+            "Trainer.fit, bare-bones Trainer", f"{training['lean_trainer_rows_per_s']:,.0f}"
+        )
         table.add_row("bare PyTorch loop", f"{training['bare_loop_rows_per_s']:,.0f}")
         table.add_row(
-            "Trainer.fit (per-row loader)", f"{training['trainer_per_row_loader_rows_per_s']:,.0f}"
+            "Trainer.fit as configured, per-row loader",
+            f"{training['trainer_per_row_loader_rows_per_s']:,.0f}",
         )
-        table.add_row("Trainer / bare", f"{training['trainer_over_bare']:.0%}")
+        table.add_row("as configured / bare", f"{training['trainer_over_bare']:.0%}")
+        table.add_row("bare-bones Trainer / bare", f"{training['lean_trainer_over_bare']:.0%}")
         table.add_row(
             "data path share of a Trainer epoch", f"{training['data_path_share_of_epoch']:.1%}"
         )
