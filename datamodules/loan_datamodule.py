@@ -47,6 +47,7 @@ class FeatureSpec:
     n_numeric: int
     cardinalities: list[int]
     positive_rate: float
+    n_indicators: int = 0  # the last n_indicators numeric inputs are 0/1 missing indicators
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ class LoanDataModule(L.LightningDataModule):
             n_numeric=self.preprocessor.n_numeric_features,
             cardinalities=self.preprocessor.cardinalities,
             positive_rate=self.positive_rate,
+            n_indicators=len(self.preprocessor.indicator_columns_),
         )
 
     # Lightning hooks -------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import lightning as L
@@ -11,6 +12,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 
+from lightning_modules.calibration import fit_temperature, mean_probability_logit
 from lightning_modules.metrics import (
     PredictionCollector,
     ThresholdObjective,
@@ -18,8 +20,10 @@ from lightning_modules.metrics import (
     choose_threshold,
 )
 from lightning_modules.networks import Activation, LoanDefaultNet, Normalization
+from lightning_modules.numeric_embeddings import NumericEmbedding
 
 ClassWeighting = Literal["none", "balanced"]
+LRSchedule = Literal["constant", "cosine"]
 MONITOR = "val/roc_auc"
 
 
@@ -37,6 +41,15 @@ class LoanDefaultModel(L.LightningModule):
         hidden_sizes: width of each MLP block.
         dropout, normalization, activation: per-block regularisation and non-linearity.
         embedding_max_dim: cap of the categorical embedding size rule.
+        numeric_embedding: "none" (raw scalars), "periodic" (PLR, `frequency_sigma`) or
+            "piecewise" (PLE on `n_bins` quantile bins of the training rows); see
+            `lightning_modules/numeric_embeddings.py`.
+        ensemble_size: k > 1 trains a TabM-mini ensemble of k members in one network (mean of
+            the members' losses; predictions are the mean of their probabilities).
+        temperature_scaling: fit one temperature on the validation logits after each
+            validation epoch; test and predict use the calibrated probabilities.
+        lr_schedule: "cosine" decays the learning rate to 0 over `trainer.max_epochs`, after a
+            linear warm-up over `warmup_fraction` of the steps; "constant" keeps it.
         class_weighting: "balanced" weighs positives by negatives/positives in the loss.
         threshold_objective: what the validation-chosen decision threshold maximises.
         optimizer, scheduler: LightningCLI-injected; a ReduceLROnPlateau monitors val/loss.
@@ -54,21 +67,36 @@ class LoanDefaultModel(L.LightningModule):
         threshold_objective: ThresholdObjective = "accuracy",
         optimizer: OptimizerCallable = torch.optim.AdamW,
         scheduler: LRSchedulerCallable | None = None,
+        numeric_embedding: NumericEmbedding = "none",
+        n_bins: int = 48,
+        frequency_sigma: float = 0.1,
+        ensemble_size: int = 1,
+        temperature_scaling: bool = True,
+        lr_schedule: LRSchedule = "constant",
+        warmup_fraction: float = 0.0,
         n_numeric: int | None = None,
         cardinalities: list[int] | None = None,
         positive_rate: float | None = None,
+        n_indicators: int | None = None,
     ) -> None:
         super().__init__()
         if class_weighting not in ("none", "balanced"):
             raise ValueError(
                 f"class_weighting must be 'none' or 'balanced', got {class_weighting!r}"
             )
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+        if not 0.0 <= warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
+        if scheduler is not None and (lr_schedule != "constant" or warmup_fraction > 0):
+            raise ValueError("give either a --lr_scheduler or model.lr_schedule, not both")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.net: LoanDefaultNet | None = None
         self.register_buffer("decision_threshold", torch.tensor(0.5))
         self.register_buffer("pos_weight", torch.tensor(1.0))
+        self.register_buffer("temperature", torch.tensor(1.0))
         self.train_metrics = MetricCollection(
             {"roc_auc": BinaryAUROC(), "accuracy": BinaryAccuracy()}, prefix="train/"
         )
@@ -77,10 +105,15 @@ class LoanDefaultModel(L.LightningModule):
         # The last validation epoch's (probabilities, targets), for TensorBoardViews' curves.
         self.last_val_predictions: tuple[torch.Tensor, torch.Tensor] | None = None
         if n_numeric is not None and cardinalities is not None and positive_rate is not None:
-            self._build(n_numeric, cardinalities, positive_rate)
+            self._build(n_numeric, cardinalities, positive_rate, n_indicators or 0)
 
     def configure_model(self) -> None:
-        """Build the network from the data module once its preprocessing is fitted."""
+        """Build the network from the data module once its preprocessing is fitted.
+
+        Piecewise-linear bins are fitted here on the training split's encoded rows and kept
+        as network buffers: the data module stays model-agnostic, and a checkpoint restores
+        the edges with the weights (a restored model is built in `__init__`, without data).
+        """
         datamodule = getattr(self.trainer, "datamodule", None)
         spec = getattr(datamodule, "feature_spec", None) if datamodule is not None else None
         if self.net is not None:
@@ -92,12 +125,19 @@ class LoanDefaultModel(L.LightningModule):
                 "the network's inputs are unknown: use a data module with `feature_spec` or "
                 "pass n_numeric, cardinalities and positive_rate"
             )
-        self._build(spec.n_numeric, list(spec.cardinalities), spec.positive_rate)
+        self._build(spec.n_numeric, list(spec.cardinalities), spec.positive_rate, spec.n_indicators)
+        if self.hparams.numeric_embedding == "piecewise":
+            self.net.fit_bins(datamodule.split_tensors("train").numeric)
 
-    def _build(self, n_numeric: int, cardinalities: list[int], positive_rate: float) -> None:
+    def _build(
+        self, n_numeric: int, cardinalities: list[int], positive_rate: float, n_indicators: int
+    ) -> None:
         hp = self.hparams
         self.hparams.update(
-            n_numeric=n_numeric, cardinalities=list(cardinalities), positive_rate=positive_rate
+            n_numeric=n_numeric,
+            cardinalities=list(cardinalities),
+            positive_rate=positive_rate,
+            n_indicators=n_indicators,
         )
         self.net = LoanDefaultNet(
             n_numeric=n_numeric,
@@ -108,6 +148,11 @@ class LoanDefaultModel(L.LightningModule):
             activation=hp.activation,
             embedding_max_dim=hp.embedding_max_dim,
             positive_rate=positive_rate,
+            n_passthrough=n_indicators,
+            numeric_embedding=hp.numeric_embedding,
+            n_bins=hp.n_bins,
+            frequency_sigma=hp.frequency_sigma,
+            ensemble_size=hp.ensemble_size,
         )
         if hp.class_weighting == "balanced":
             self.pos_weight.fill_((1.0 - positive_rate) / positive_rate)
@@ -124,21 +169,36 @@ class LoanDefaultModel(L.LightningModule):
             )
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
-        """Shape: x_num (B, n_numeric), x_cat (B, n_cat) -> (B,) default logits."""
+        """Calibrated default logits of the ensemble's mean probability.
+
+        Shape: x_num (B, n_numeric), x_cat (B, n_cat) -> (B,).
+        """
+        return self.raw_logits(x_num, x_cat) / self.temperature
+
+    def raw_logits(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        """Before temperature scaling. Shape: (B, n_numeric), (B, n_cat) -> (B,)."""
+        return mean_probability_logit(self.member_logits(x_num, x_cat))
+
+    def member_logits(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        """Each ensemble member's logits. Shape: (B, n_numeric), (B, n_cat) -> (B, k)."""
         if self.net is None:
             raise RuntimeError("the network is not built yet (see configure_model)")
         return self.net(x_num, x_cat)
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean BCE; for (B, k) member logits, the mean of the members' losses."""
+        if logits.ndim == 2:
+            target = target[:, None].expand_as(logits)
         return nn.functional.binary_cross_entropy_with_logits(
             logits, target, pos_weight=self.pos_weight
         )
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         x_num, x_cat, target = batch
-        logits = self(x_num, x_cat)
-        loss = self._loss(logits, target)
-        self.train_metrics.update(torch.sigmoid(logits.detach()), target.long())
+        member_logits = self.member_logits(x_num, x_cat)
+        loss = self._loss(member_logits, target)
+        probs = torch.sigmoid(member_logits.detach()).mean(dim=1)
+        self.train_metrics.update(probs, target.long())
         self.log(
             "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(target)
         )
@@ -155,24 +215,39 @@ class LoanDefaultModel(L.LightningModule):
         self, batch: tuple[torch.Tensor, ...], stage: str, collector: PredictionCollector
     ) -> None:
         x_num, x_cat, target = batch
-        logits = self(x_num, x_cat)
+        # Validation scores the raw logits (the temperature is refitted on them at epoch
+        # end); test scores what predict returns.
+        logits = self.raw_logits(x_num, x_cat) if stage == "val" else self(x_num, x_cat)
         loss = self._loss(logits, target)
         self.log(f"{stage}/loss", loss, batch_size=len(target), sync_dist=True)
-        collector.update(torch.sigmoid(logits), target)
+        collector.update(logits, target)  # logits here; probabilities at epoch end
 
     def on_validation_epoch_end(self) -> None:
-        """Choose the decision threshold on validation; the checkpoint saved now carries it."""
-        probs, targets = self.val_predictions.compute()
+        """Fit the temperature, then choose the decision threshold on the calibrated
+        probabilities (those predict returns); the checkpoint saved now carries both."""
+        logits, targets = self.val_predictions.compute()
         self.val_predictions.reset()
+        raw = torch.sigmoid(logits)
+        if self.hparams.temperature_scaling:
+            self.temperature.fill_(fit_temperature(logits, targets))
+        probs = torch.sigmoid(logits / self.temperature)
         self.last_val_predictions = (probs, targets)
         threshold = choose_threshold(probs, targets, self.hparams.threshold_objective)
         self.decision_threshold.fill_(threshold)
         self._log_report(probs, targets, "val")
+        raw_report = binary_report(raw, targets, threshold)
+        self.log_dict(
+            {
+                "val/calibration_error_raw": raw_report["calibration_error"],
+                "val/log_loss_raw": raw_report["log_loss"],
+                "val/temperature": self.temperature.clone(),
+            }
+        )
 
     def on_test_epoch_end(self) -> None:
-        probs, targets = self.test_predictions.compute()
+        logits, targets = self.test_predictions.compute()
         self.test_predictions.reset()
-        self._log_report(probs, targets, "test")
+        self._log_report(torch.sigmoid(logits), targets, "test")
 
     def _log_report(self, probs: torch.Tensor, targets: torch.Tensor, stage: str) -> None:
         report = binary_report(probs, targets, float(self.decision_threshold))
@@ -182,8 +257,20 @@ class LoanDefaultModel(L.LightningModule):
         x_num, x_cat, _ = batch
         return torch.sigmoid(self(x_num, x_cat))
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints from before temperature scaling load with temperature 1."""
+        checkpoint["state_dict"].setdefault("temperature", torch.tensor(1.0))
+
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())
+        if self.hparams.lr_schedule == "cosine" or self.hparams.warmup_fraction > 0:
+            total = max(1, int(self.trainer.estimated_stepping_batches))
+            factor = _warmup_cosine(total, self.hparams.warmup_fraction, self.hparams.lr_schedule)
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+            }
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
@@ -196,3 +283,18 @@ class LoanDefaultModel(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+def _warmup_cosine(total_steps: int, warmup_fraction: float, schedule: LRSchedule) -> Any:
+    """The learning-rate factor per step: linear warm-up, then constant or cosine to 0."""
+    warmup = int(warmup_fraction * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor

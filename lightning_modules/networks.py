@@ -1,4 +1,5 @@
-"""The network as plain `nn.Module`s: categorical embeddings, then an MLP, then one logit."""
+"""The network as plain `nn.Module`s: feature embeddings, then an MLP, then one logit per
+ensemble member."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ from typing import Literal
 
 import torch
 from torch import nn
+
+from lightning_modules.numeric_embeddings import (
+    NumericEmbedding,
+    PiecewiseLinearEncoding,
+    numeric_embeddings,
+)
 
 Normalization = Literal["batchnorm", "layernorm", "none"]
 Activation = Literal["relu", "gelu", "silu"]
@@ -63,13 +70,49 @@ def mlp_block(
     return nn.Sequential(*layers)
 
 
+class EnsembleAdapter(nn.Module):
+    """TabM-mini's input adapter: k members share every weight but one multiplicative vector.
+
+    Shape: x (B, d) -> (B * k, d), member-major within each row (row i, member j at i*k + j).
+
+    The vectors start as random signs (Gorishniy et al. 2024, "TabM"), so the members differ
+    from the first step while sharing the MLP's cost.
+    """
+
+    def __init__(self, d: int, *, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.scale = nn.Parameter(torch.randint(0, 2, (k, d)).float() * 2 - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x[:, None, :] * self.scale).flatten(0, 1)
+
+
+class EnsembleHead(nn.Module):
+    """One linear output per member. Shape: h (B * k, d) -> (B, k) logits."""
+
+    def __init__(self, d: int, *, k: int, bias: float) -> None:
+        super().__init__()
+        self.k = k
+        bound = 1 / d**0.5
+        self.weight = nn.Parameter(torch.empty(k, d).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.full((k,), bias))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return (h.unflatten(0, (-1, self.k)) * self.weight).sum(dim=-1) + self.bias
+
+
 class LoanDefaultNet(nn.Module):
-    """MLP over [numeric features, categorical embeddings], returning one default logit per row.
+    """MLP over [embedded numerics, other numeric inputs, categorical embeddings].
 
-    Shape: x_num (B, n_numeric) float32, x_cat (B, n_cat) int64 -> (B,) logits.
+    Shape: x_num (B, n_numeric) float32, x_cat (B, n_cat) int64 -> (B, k) member logits.
 
-    The output bias starts at the training log-odds, so the first steps learn features
-    instead of the base rate (which matters at 7 % positives).
+    The first `n_numeric - n_passthrough` numeric inputs are real features and go through
+    `numeric_embedding` ("none" keeps the scalars); the last `n_passthrough` (the 0/1
+    missing indicators) are used as they are. With `ensemble_size` k > 1 the network is a
+    TabM-mini ensemble: each member sees the input through its own adapter and has its own
+    output, all share the MLP; k = 1 is the plain MLP. Output biases start at the training
+    log-odds, so the first steps learn features instead of the base rate.
     """
 
     def __init__(
@@ -83,12 +126,31 @@ class LoanDefaultNet(nn.Module):
         activation: Activation = "relu",
         embedding_max_dim: int = 16,
         positive_rate: float = 0.5,
+        n_passthrough: int = 0,
+        numeric_embedding: NumericEmbedding = "none",
+        n_bins: int = 48,
+        frequency_sigma: float = 0.1,
+        ensemble_size: int = 1,
     ) -> None:
         super().__init__()
         _check_network_args(n_numeric, cardinalities, hidden_sizes, dropout, positive_rate)
         _check_choices(normalization, activation)
+        if not 0 <= n_passthrough <= n_numeric:
+            raise ValueError(f"n_passthrough must be in [0, {n_numeric}], got {n_passthrough}")
+        if ensemble_size < 1:
+            raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
+        self.n_embedded = n_numeric - n_passthrough
+        self.numeric_embeddings = numeric_embeddings(
+            numeric_embedding, self.n_embedded, n_bins=n_bins, sigma=frequency_sigma
+        )
+        numeric_width = (
+            n_numeric
+            if self.numeric_embeddings is None
+            else self.n_embedded * self.numeric_embeddings.d_embedding + n_passthrough
+        )
         self.embeddings = CategoricalEmbeddings(cardinalities, max_dim=embedding_max_dim)
-        widths = [n_numeric + self.embeddings.output_dim, *hidden_sizes]
+        widths = [numeric_width + self.embeddings.output_dim, *hidden_sizes]
+        self.adapter = EnsembleAdapter(widths[0], k=ensemble_size) if ensemble_size > 1 else None
         self.blocks = nn.Sequential(
             *(
                 mlp_block(
@@ -101,13 +163,26 @@ class LoanDefaultNet(nn.Module):
                 for fan_in, fan_out in pairwise(widths)
             )
         )
-        self.head = nn.Linear(widths[-1], 1)
-        with torch.no_grad():
-            self.head.bias.fill_(torch.logit(torch.tensor(positive_rate)).item())
+        log_odds = torch.logit(torch.tensor(positive_rate)).item()
+        self.head = EnsembleHead(widths[-1], k=ensemble_size, bias=log_odds)
+
+    @property
+    def ensemble_size(self) -> int:
+        return self.head.k
+
+    def fit_bins(self, x_num: torch.Tensor) -> None:
+        """Fit the piecewise-linear bins on the training rows' numeric block (n, n_numeric)."""
+        if isinstance(self.numeric_embeddings, PiecewiseLinearEncoding):
+            self.numeric_embeddings.fit_bins(x_num[:, : self.n_embedded])
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        if self.numeric_embeddings is not None:
+            embedded = self.numeric_embeddings(x_num[:, : self.n_embedded]).flatten(1)
+            x_num = torch.cat([embedded, x_num[:, self.n_embedded :]], dim=1)
         x = torch.cat([x_num, self.embeddings(x_cat)], dim=1)
-        return self.head(self.blocks(x)).squeeze(-1)
+        if self.adapter is not None:
+            x = self.adapter(x)
+        return self.head(self.blocks(x))
 
 
 def _check_network_args(

@@ -21,7 +21,7 @@ def test_network_maps_a_batch_to_one_logit_per_row(normalization):
         n_numeric=4, cardinalities=[5, 3], hidden_sizes=[8, 8], normalization=normalization
     )
     logits = net(torch.randn(6, 4), torch.randint(0, 3, (6, 2)))
-    assert logits.shape == (6,)
+    assert logits.shape == (6, 1)  # one member: the plain MLP
     logits.sum().backward()
     assert all(p.grad is not None for p in net.parameters())
 
@@ -29,10 +29,10 @@ def test_network_maps_a_batch_to_one_logit_per_row(normalization):
 def test_network_without_categoricals_or_without_numerics():
     assert LoanDefaultNet(n_numeric=3, cardinalities=[], hidden_sizes=[4])(
         torch.randn(2, 3), torch.zeros(2, 0, dtype=torch.long)
-    ).shape == (2,)
+    ).shape == (2, 1)
     assert LoanDefaultNet(n_numeric=0, cardinalities=[4], hidden_sizes=[4])(
         torch.zeros(2, 0), torch.tensor([[1], [3]])
-    ).shape == (2,)
+    ).shape == (2, 1)
 
 
 def test_output_bias_starts_at_the_training_log_odds():

@@ -1,0 +1,141 @@
+"""Numeric embeddings, the TabM-mini ensemble and temperature scaling (issue 4)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lightning_modules.calibration import fit_temperature, mean_probability_logit
+from lightning_modules.loan_model import LoanDefaultModel, _warmup_cosine
+from lightning_modules.networks import LoanDefaultNet
+from lightning_modules.numeric_embeddings import PeriodicEmbeddings, PiecewiseLinearEncoding
+from tests.conftest import CONFIGS, FAST_TRAINER
+
+
+def test_periodic_embeddings_map_each_feature_to_a_vector():
+    torch.manual_seed(0)
+    out = PeriodicEmbeddings(3, n_frequencies=5, d_embedding=7, sigma=0.5)(torch.randn(4, 3))
+    assert out.shape == (4, 3, 7)
+    assert (out >= 0).all()  # ReLU output
+    with pytest.raises(ValueError, match="sigma"):
+        PeriodicEmbeddings(3, sigma=0.0)
+
+
+def test_piecewise_encoding_uses_training_quantiles_and_is_ordered():
+    torch.manual_seed(0)
+    train = torch.cat([torch.randn(1000, 1), torch.randint(0, 3, (1000, 1)).float()], dim=1)
+    encoding = PiecewiseLinearEncoding(2, n_bins=8)
+    encoding.fit_bins(train)
+    assert encoding.edges[0, 0] == train[:, 0].min() and encoding.edges[0, -1] == train[:, 0].max()
+    # A count with 3 distinct values gets 2 bins, the others are masked.
+    assert encoding.bin_mask[1].tolist() == [1, 1, 0, 0, 0, 0, 0, 0]
+    x = torch.linspace(-6, 6, 101)[:, None].expand(-1, 2)
+    encoded = encoding(x)
+    assert encoded.shape == (101, 2, 8) and torch.isfinite(encoded).all()
+    # Sum over bins = position among the edges: strictly increasing in x, also outside the
+    # training range (open first and last bins), and exactly the bin count at the maximum.
+    position = encoded[:, 0].sum(dim=1)
+    assert (position.diff() > 0).all()
+    at_max = encoding(train[:, 0].max().expand(1, 2))[0, 0].sum()
+    assert at_max == pytest.approx(8.0)
+
+
+def test_constant_feature_encodes_to_zeros():
+    encoding = PiecewiseLinearEncoding(1, n_bins=4)
+    encoding.fit_bins(torch.full((10, 1), 3.0))
+    assert encoding(torch.tensor([[3.0], [9.0]])).abs().sum() == 0
+
+
+def test_embedding_network_leaves_missing_indicators_as_they_are():
+    torch.manual_seed(0)
+    net = LoanDefaultNet(
+        n_numeric=5,
+        cardinalities=[4],
+        hidden_sizes=[8],
+        n_passthrough=2,
+        numeric_embedding="piecewise",
+        n_bins=6,
+    )
+    assert net.blocks[0][0].in_features == 3 * 6 + 2 + net.embeddings.output_dim
+    train = torch.randn(50, 5)
+    net.fit_bins(train)
+    assert net.numeric_embeddings.edges[:, 0].tolist() == train[:, :3].min(dim=0).values.tolist()
+    assert net(torch.randn(4, 5), torch.randint(0, 4, (4, 1))).shape == (4, 1)
+
+
+def test_ensemble_members_differ_and_all_learn():
+    torch.manual_seed(0)
+    net = LoanDefaultNet(n_numeric=4, cardinalities=[3], hidden_sizes=[16], ensemble_size=5)
+    logits = net(torch.randn(8, 4), torch.randint(0, 3, (8, 1)))
+    assert logits.shape == (8, 5)
+    assert logits.std(dim=1).min() > 1e-4  # the members' predictions are not copies
+    logits.mean().backward()
+    assert net.adapter.scale.grad.abs().sum() > 0 and net.head.weight.grad.shape == (5, 16)
+
+
+def test_ensemble_logit_is_the_logit_of_the_mean_probability():
+    logits = torch.tensor([[-2.0, 0.5, 3.0], [1.0, 1.0, 1.0]])
+    expected = torch.logit(torch.sigmoid(logits).mean(dim=1))
+    torch.testing.assert_close(mean_probability_logit(logits), expected)
+    large = torch.tensor([[40.0], [-40.0]])  # a single member passes through exactly
+    torch.testing.assert_close(mean_probability_logit(large), large[:, 0])
+
+
+def test_temperature_scaling_undoes_overconfidence():
+    torch.manual_seed(0)
+    true_logits = torch.randn(5000) * 1.5
+    targets = torch.bernoulli(torch.sigmoid(true_logits))
+    overconfident = 3.0 * true_logits
+    temperature = fit_temperature(overconfident, targets)
+    assert temperature == pytest.approx(3.0, rel=0.15)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    assert bce(overconfident / temperature, targets) < bce(overconfident, targets) - 0.05
+
+
+def test_warmup_then_cosine_schedule():
+    factor = _warmup_cosine(100, 0.1, "cosine")
+    assert factor(0) == pytest.approx(0.1) and factor(9) == pytest.approx(1.0)
+    assert factor(55) == pytest.approx(0.5) and factor(100) == pytest.approx(0.0)
+    assert _warmup_cosine(100, 0.0, "constant")(50) == 1.0
+
+
+@pytest.mark.slow
+def test_fit_with_embeddings_ensemble_and_temperature_round_trips_a_checkpoint(
+    run_cli, loan_csv, tmp_path
+):
+    cli = run_cli(
+        "fit",
+        f"--config={CONFIGS / 'default.yaml'}",
+        f"--data.path={loan_csv}",
+        *FAST_TRAINER,
+        "--model.numeric_embedding=piecewise",
+        "--model.n_bins=8",
+        "--model.ensemble_size=3",
+    )
+    metrics = cli.trainer.callback_metrics
+    # Temperature is fitted on the validation logits, so it cannot raise their log-loss.
+    assert float(metrics["val/log_loss"]) <= float(metrics["val/log_loss_raw"]) + 1e-6
+    assert "val/calibration_error_raw" in metrics and "val/calibration_error" in metrics
+
+    train = cli.datamodule.split_tensors("train").numeric
+    n_embedded = cli.model.net.n_embedded
+    edges = cli.model.net.numeric_embeddings.edges
+    assert 0 < n_embedded < train.shape[1]  # the loan book has missing indicators
+    # Bins come from the training split only: the first edge is each training minimum.
+    assert torch.equal(edges[:, 0], train[:, :n_embedded].min(dim=0).values)
+
+    last = tmp_path / "logs" / "default" / "version_0" / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    state = checkpoint["state_dict"]
+    assert torch.equal(state["net.numeric_embeddings.edges"], edges)
+    assert float(state["temperature"]) != 1.0
+    restored = LoanDefaultModel(
+        **{k: v for k, v in checkpoint["hyper_parameters"].items() if k[0] != "_"}
+    )
+    restored.load_state_dict(state)
+    restored.eval()
+    x_num, x_cat, _ = next(iter(cli.datamodule.val_dataloader()))
+    with torch.no_grad():
+        logits = restored(x_num, x_cat)
+        raw = restored.raw_logits(x_num, x_cat)
+    torch.testing.assert_close(logits, raw / state["temperature"])
