@@ -19,18 +19,21 @@ class FiniteGuard(L.Callback):
     The loss is checked before its backward pass, so the step that would spread NaN
     through the network never happens. Checkpoints (written at epoch ends) are checked
     as they are assembled, so a non-finite model is never written over `last.ckpt` and
-    the last good checkpoint survives for inspection or a resume with a lower learning
-    rate. The per-step check costs one host-device sync, the same one the progress bar's
-    loss display already makes.
+    the last good checkpoint survives for inspection and prediction. The per-step check
+    costs one host-device sync (the progress bar's loss display makes the same one) and,
+    with several processes, one all-reduce of a flag.
     """
 
     def on_before_backward(
         self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
     ) -> None:
-        if not bool(torch.isfinite(loss.detach()).all()):
+        finite = bool(torch.isfinite(loss.detach()).all())
+        # Every process stops together: one that stopped alone would leave the others
+        # waiting in the gradient all-reduce.
+        if not trainer.strategy.reduce_boolean_decision(finite, all=True):
             raise NonFiniteTrainingError(
-                f"the training loss is {float(loss.detach().float().mean())} at "
-                f"{_position(trainer)}; stopped before the update, so no weights were "
+                f"the training loss is not finite (here: {float(loss.detach().float().mean())})"
+                f" at {_position(trainer)}; stopped before the update, so no weights were "
                 f"changed by it. {_last_good(trainer)}"
             )
 

@@ -54,10 +54,13 @@ class LoanCLI(LightningCLI):
     def _continue_last_version(config: Namespace) -> None:
         """`fit --ckpt_path last`: resume the newest `last.ckpt` of this run, in its version.
 
-        Lightning would look only in the new version's empty folder and start over.
+        Lightning would look only in the new version's empty folder and start over. (With
+        a fixed logger version it looks in the right folder already.)
         """
         init_args = getattr(config.trainer.logger, "init_args", None)
         if init_args is None or not all(k in init_args for k in ("save_dir", "name", "version")):
+            return
+        if init_args.version is not None:
             return
         last = find_last_checkpoint(Path(init_args.save_dir) / str(init_args.name))
         if last is not None:

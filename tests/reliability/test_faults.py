@@ -64,7 +64,7 @@ def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_good_check
         )
     message = str(raised.value)
     last = Path("logs/default/version_0/checkpoints/last.ckpt")
-    assert "training loss is nan at epoch 1, step" in message or "inf at epoch 1" in message
+    assert "the training loss is not finite (here: nan) at epoch 1, step" in message
     assert f"last good checkpoint is {last}" in message
     assert "--model.optimizer.init_args.lr" in message
 
