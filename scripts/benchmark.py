@@ -245,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": shlex.join(["python", "scripts/benchmark.py", *arguments]),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average_before": os.getloadavg(),
+        "threads_per_run": options.threads,
         **machine_metadata(),
     }
     console.print(f"{len(specs)} runs into {out}")
@@ -321,6 +322,9 @@ def _markdown_header(metadata: dict[str, Any], records: list[dict[str, Any]]) ->
     packages = ", ".join(f"{name} {version}" for name, version in metadata["packages"].items())
     before = ", ".join(f"{load:.2f}" for load in metadata["load_average_before"])
     after = ", ".join(f"{load:.2f}" for load in metadata["load_average_after"])
+    threads = (
+        metadata["threads_per_run"] or f"library defaults (torch: {metadata['torch_threads']})"
+    )
     lines = [
         "# Benchmark results",
         "",
@@ -328,7 +332,7 @@ def _markdown_header(metadata: dict[str, Any], records: list[dict[str, Any]]) ->
         f"- run: {metadata['started']} to {metadata['finished']} (UTC), commit "
         f"{metadata['git_commit']}",
         f"- machine: {metadata['cpu']}, {metadata['cores']} cores, "
-        f"{metadata['memory_gib']:.0f} GiB; torch threads {metadata['torch_threads']}; "
+        f"{metadata['memory_gib']:.0f} GiB; threads per run {threads}; "
         f"load average (1, 5, 15 min) before {before}, after {after}",
         f"- Python {metadata['python']}; {packages}",
         f"- runs: {len(records) - len(failed)} ok, {len(failed)} failed",

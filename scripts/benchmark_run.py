@@ -17,6 +17,7 @@ import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -265,6 +266,7 @@ def execute(spec: RunSpec) -> dict[str, Any]:
         "peak_rss_mb": peak_mb,
         "peak_rss_growth_mb": peak_mb - floor_mb,
         "run_seconds": time.time() - started,
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "spec": spec.fingerprint(),
     }
     return record
