@@ -7,6 +7,8 @@ import gzip
 import os
 import zlib
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,29 +96,21 @@ def _read_delimited(path: Path, options: ReadOptions) -> pd.DataFrame:
     if options.header is None and names is None:
         names = [str(i) for i in range(1, _count_fields(path, options) + 1)]
     try:
-        return pd.read_csv(
-            path,
-            sep=options.sep,
-            header=options.header,
-            names=names,
-            index_col=options.index_col,
-            na_values=["", *options.na_values],
-            keep_default_na=False,
-            thousands=options.thousands,
-            encoding=options.encoding,
-            low_memory=False,
-        )
+        with _file_errors(path, options.encoding):
+            return pd.read_csv(
+                path,
+                sep=options.sep,
+                header=options.header,
+                names=names,
+                index_col=options.index_col,
+                na_values=["", *options.na_values],
+                keep_default_na=False,
+                thousands=options.thousands,
+                encoding=options.encoding,
+                low_memory=False,
+            )
     except pd.errors.EmptyDataError as error:
         raise DataValidationError(f"{path}: the file is empty (no header, no rows).") from error
-    except (gzip.BadGzipFile, zlib.error, EOFError) as error:
-        raise _bad_gzip(path, error) from error
-    except OSError as error:
-        raise _unreadable(path, error) from error
-    except UnicodeDecodeError as error:
-        raise DataValidationError(
-            f"{path}: cannot decode the file as {options.encoding} ({error}); set "
-            "--data.read_options.encoding (e.g. latin-1)."
-        ) from error
     except pd.errors.ParserError as error:
         raise DataValidationError(
             f"{path}: cannot parse the file as delimited text with sep={options.sep!r} "
@@ -127,19 +121,11 @@ def _read_delimited(path: Path, options: ReadOptions) -> pd.DataFrame:
 def _first_record(path: Path, options: ReadOptions) -> list[str]:
     """The first line's fields, read on their own because pandas silently renames duplicates."""
     opener = gzip.open if path.suffix.lower() == ".gz" else open
-    try:
-        with opener(path, "rt", encoding=options.encoding, newline="") as handle:
-            line = handle.readline()
-    except (gzip.BadGzipFile, zlib.error, EOFError) as error:
-        raise _bad_gzip(path, error) from error
-    except OSError as error:
-        raise _unreadable(path, error) from error
-    except UnicodeDecodeError as error:
-        raise DataValidationError(
-            f"{path}: cannot decode the first line as {options.encoding}; set "
-            "--data.read_options.encoding (e.g. latin-1), or, if it is not a text file (an "
-            "Excel workbook, an archive), export it as CSV first."
-        ) from error
+    with (
+        _file_errors(path, options.encoding),
+        opener(path, "rt", encoding=options.encoding, newline="") as handle,
+    ):
+        line = handle.readline()
     if not line.strip():
         return []
     if options.sep == r"\s+":
@@ -149,20 +135,28 @@ def _first_record(path: Path, options: ReadOptions) -> list[str]:
     return [part.strip() for part in pd.Series([line]).str.split(options.sep).iloc[0]]
 
 
-def _bad_gzip(path: Path, error: BaseException) -> DataValidationError:
-    return DataValidationError(
-        f"{path}: not a valid gzip archive, or a truncated one ({error}). Re-download or "
-        "re-compress it (`gzip -t` checks a file), or drop the .gz suffix if it is plain text."
-    )
-
-
-def _unreadable(path: Path, error: OSError) -> DataValidationError:
-    """Name the cause the operating system gave: a folder, missing permission, a vanished file."""
-    reason = error.strerror or str(error)
-    return DataValidationError(
-        f"{path}: the file cannot be read: {reason}. Check that it is a regular file and that "
-        "this user may read it."
-    )
+@contextmanager
+def _file_errors(path: Path, encoding: str) -> Iterator[None]:
+    """Turn the ways a file fails to open or decode into errors that say what to do."""
+    try:
+        yield
+    except (gzip.BadGzipFile, zlib.error, EOFError) as error:
+        raise DataValidationError(
+            f"{path}: not a valid gzip archive, or a truncated one ({error}). Re-download or "
+            "re-compress it (`gzip -t` checks a file), or drop the .gz suffix if it is plain "
+            "text."
+        ) from error
+    except OSError as error:  # a folder, missing permission, a vanished file
+        raise DataValidationError(
+            f"{path}: the file cannot be read: {error.strerror or error}. Check that it is a "
+            "regular file and that this user may read it."
+        ) from error
+    except UnicodeDecodeError as error:
+        raise DataValidationError(
+            f"{path}: cannot decode the file as {encoding} ({error}); set "
+            "--data.read_options.encoding (e.g. latin-1), or, if it is not a text file (an "
+            "Excel workbook, an archive), export it as CSV first."
+        ) from error
 
 
 def _count_fields(path: Path, options: ReadOptions) -> int:
