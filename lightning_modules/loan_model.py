@@ -46,6 +46,7 @@ class LoanDefaultModel(L.LightningModule):
             `lightning_modules/numeric_embeddings.py`.
         ensemble_size: k > 1 trains a TabM-mini ensemble of k members in one network (mean of
             the members' losses; predictions are the mean of their probabilities).
+        cross_layers: DCN-v2 cross layers (explicit feature products) before the MLP.
         temperature_scaling: fit one temperature on the validation logits after each
             validation epoch; test and predict use the calibrated probabilities.
         lr_schedule: "cosine" decays the learning rate to 0 over `trainer.max_epochs`, after a
@@ -71,6 +72,7 @@ class LoanDefaultModel(L.LightningModule):
         n_bins: int = 48,
         frequency_sigma: float = 0.1,
         ensemble_size: int = 1,
+        cross_layers: int = 0,
         temperature_scaling: bool = True,
         lr_schedule: LRSchedule = "constant",
         warmup_fraction: float = 0.0,
@@ -153,6 +155,7 @@ class LoanDefaultModel(L.LightningModule):
             n_bins=hp.n_bins,
             frequency_sigma=hp.frequency_sigma,
             ensemble_size=hp.ensemble_size,
+            cross_layers=hp.cross_layers,
         )
         if hp.class_weighting == "balanced":
             self.pos_weight.fill_((1.0 - positive_rate) / positive_rate)

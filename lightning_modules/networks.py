@@ -70,6 +70,26 @@ def mlp_block(
     return nn.Sequential(*layers)
 
 
+class CrossLayer(nn.Module):
+    """DCN-v2's cross layer (Wang et al. 2021): x_next = x0 * (W x + b) + x.
+
+    Shape: x0, x (B, d) -> (B, d).
+
+    Each layer multiplies the input by a learned linear function of itself, so l layers
+    express explicit feature products up to degree l + 1 (grade x income share), which an
+    MLP of ReLUs only approximates piece by piece.
+    """
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(d, d)
+        nn.init.zeros_(self.linear.weight)  # starts as the identity: x_next = x
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return x0 * self.linear(x) + x
+
+
 class EnsembleAdapter(nn.Module):
     """TabM-mini's input adapter: k members share every weight but one multiplicative vector.
 
@@ -109,7 +129,8 @@ class LoanDefaultNet(nn.Module):
 
     The first `n_numeric - n_passthrough` numeric inputs are real features and go through
     `numeric_embedding` ("none" keeps the scalars); the last `n_passthrough` (the 0/1
-    missing indicators) are used as they are. With `ensemble_size` k > 1 the network is a
+    missing indicators) are used as they are. `cross_layers` DCN-v2 cross layers, if any,
+    come before the MLP (stacked DCN-v2). With `ensemble_size` k > 1 the network is a
     TabM-mini ensemble: each member sees the input through its own adapter and has its own
     output, all share the MLP; k = 1 is the plain MLP. Output biases start at the training
     log-odds, so the first steps learn features instead of the base rate.
@@ -131,6 +152,7 @@ class LoanDefaultNet(nn.Module):
         n_bins: int = 48,
         frequency_sigma: float = 0.1,
         ensemble_size: int = 1,
+        cross_layers: int = 0,
     ) -> None:
         super().__init__()
         _check_network_args(n_numeric, cardinalities, hidden_sizes, dropout, positive_rate)
@@ -139,6 +161,8 @@ class LoanDefaultNet(nn.Module):
             raise ValueError(f"n_passthrough must be in [0, {n_numeric}], got {n_passthrough}")
         if ensemble_size < 1:
             raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
+        if cross_layers < 0:
+            raise ValueError(f"cross_layers must be >= 0, got {cross_layers}")
         self.n_embedded = n_numeric - n_passthrough
         self.numeric_embeddings = numeric_embeddings(
             numeric_embedding, self.n_embedded, n_bins=n_bins, sigma=frequency_sigma
@@ -150,6 +174,7 @@ class LoanDefaultNet(nn.Module):
         )
         self.embeddings = CategoricalEmbeddings(cardinalities, max_dim=embedding_max_dim)
         widths = [numeric_width + self.embeddings.output_dim, *hidden_sizes]
+        self.cross = nn.ModuleList(CrossLayer(widths[0]) for _ in range(cross_layers))
         self.adapter = EnsembleAdapter(widths[0], k=ensemble_size) if ensemble_size > 1 else None
         self.blocks = nn.Sequential(
             *(
@@ -179,7 +204,9 @@ class LoanDefaultNet(nn.Module):
         if self.numeric_embeddings is not None:
             embedded = self.numeric_embeddings(x_num[:, : self.n_embedded]).flatten(1)
             x_num = torch.cat([embedded, x_num[:, self.n_embedded :]], dim=1)
-        x = torch.cat([x_num, self.embeddings(x_cat)], dim=1)
+        x = x0 = torch.cat([x_num, self.embeddings(x_cat)], dim=1)
+        for layer in self.cross:
+            x = layer(x0, x)
         if self.adapter is not None:
             x = self.adapter(x)
         return self.head(self.blocks(x))

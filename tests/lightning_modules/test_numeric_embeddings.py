@@ -7,7 +7,7 @@ import torch
 
 from lightning_modules.calibration import fit_temperature, mean_probability_logit
 from lightning_modules.loan_model import LoanDefaultModel, _warmup_cosine
-from lightning_modules.networks import LoanDefaultNet
+from lightning_modules.networks import CrossLayer, LoanDefaultNet
 from lightning_modules.numeric_embeddings import PeriodicEmbeddings, PiecewiseLinearEncoding
 from tests.conftest import CONFIGS, FAST_TRAINER
 
@@ -71,6 +71,19 @@ def test_ensemble_members_differ_and_all_learn():
     assert logits.std(dim=1).min() > 1e-4  # the members' predictions are not copies
     logits.mean().backward()
     assert net.adapter.scale.grad.abs().sum() > 0 and net.head.weight.grad.shape == (5, 16)
+
+
+def test_cross_layers_start_as_the_identity_and_learn_products():
+    torch.manual_seed(0)
+    x0 = torch.randn(4, 3)
+    layer = CrossLayer(3)
+    torch.testing.assert_close(layer(x0, x0), x0)
+    with torch.no_grad():
+        layer.linear.weight.copy_(torch.eye(3))
+    torch.testing.assert_close(layer(x0, x0), x0 * x0 + x0)  # a degree-2 term per feature
+    net = LoanDefaultNet(n_numeric=3, cardinalities=[], hidden_sizes=[8], cross_layers=2)
+    net(x0, torch.zeros(4, 0, dtype=torch.long)).sum().backward()
+    assert all(cross.linear.weight.grad.abs().sum() > 0 for cross in net.cross)
 
 
 def test_ensemble_logit_is_the_logit_of_the_mean_probability():
