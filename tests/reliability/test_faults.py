@@ -142,11 +142,13 @@ def _interrupt_after_a_new_checkpoint(
 
 @pytest.mark.slow
 def test_sigterm_then_ctrl_c_then_resume_ends_exactly_like_an_uninterrupted_run(run_cli, tmp_path):
-    max_epochs = "--trainer.max_epochs=3"
+    # Small batches make each epoch long enough (about 60 steps) for a signal sent right
+    # after a checkpoint to land inside the next epoch, whatever the machine's speed.
+    max_epochs = ["--trainer.max_epochs=3", "--data.batch_size=16"]
     last = tmp_path / "logs" / "default" / "version_0" / "checkpoints" / "last.ckpt"
 
     code, output = _interrupt_after_a_new_checkpoint(
-        _start_fit(tmp_path, max_epochs), last, signal.SIGTERM
+        _start_fit(tmp_path, *max_epochs), last, signal.SIGTERM
     )
     assert code == 128 + signal.SIGTERM, output
     assert "Received SIGTERM" in output and "--ckpt_path last" in output
@@ -154,7 +156,7 @@ def test_sigterm_then_ctrl_c_then_resume_ends_exactly_like_an_uninterrupted_run(
     assert after_sigterm == 0, "the signal came late: no epoch was left to interrupt"
 
     code, output = _interrupt_after_a_new_checkpoint(
-        _start_fit(tmp_path, max_epochs, "--ckpt_path=last"), last, signal.SIGINT
+        _start_fit(tmp_path, *max_epochs, "--ckpt_path=last"), last, signal.SIGINT
     )
     assert code == 1, output
     assert "KeyboardInterrupt" in output and "--ckpt_path last" in output
@@ -162,11 +164,11 @@ def test_sigterm_then_ctrl_c_then_resume_ends_exactly_like_an_uninterrupted_run(
     assert after_ctrl_c == 1
     assert not (tmp_path / "logs" / "default" / "version_1").exists()  # same run continued
 
-    resumed = run_cli("fit", *SMALL_RUN, max_epochs, "--ckpt_path=last")
+    resumed = run_cli("fit", *SMALL_RUN, *max_epochs, "--ckpt_path=last")
     assert Path(resumed.trainer.ckpt_path).resolve() == last.resolve()
     assert resumed.trainer.current_epoch == 3
 
-    uninterrupted = run_cli("fit", *SMALL_RUN, max_epochs)
+    uninterrupted = run_cli("fit", *SMALL_RUN, *max_epochs)
     assert uninterrupted.trainer.logger.version == 1
     assert _val_metrics(resumed) == _val_metrics(uninterrupted)
     final = _checkpoint(last)["state_dict"]
