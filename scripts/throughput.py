@@ -10,6 +10,7 @@ the figures depend on the machine and on what else runs on it.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import resource
@@ -33,7 +34,6 @@ from datamodules.loan_datamodule import LoanDataModule
 from datamodules.tensor_data import TabularTensors, batch_loader
 from lightning_modules.atomic import write_text_atomically
 from lightning_modules.loan_model import LoanDefaultModel
-from lightning_modules.networks import LoanDefaultNet
 from scripts.main import LoanCLI
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,20 +140,9 @@ def time_data_path(tensors: TabularTensors, batch_size: int, repeats: int) -> di
 def bare_loop_epochs(
     cli: LoanCLI, tensors: TabularTensors, batch_size: int, epochs: int
 ) -> list[float]:
-    """The same network, batches and optimiser in a plain PyTorch loop."""
-    hp = cli.model.hparams
-    spec = cli.datamodule.feature_spec
-    torch.manual_seed(0)
-    net = LoanDefaultNet(
-        n_numeric=spec.n_numeric,
-        cardinalities=list(spec.cardinalities),
-        hidden_sizes=list(hp.hidden_sizes or [256, 256, 256]),
-        dropout=hp.dropout,
-        normalization=hp.normalization,
-        activation=hp.activation,
-        embedding_max_dim=hp.embedding_max_dim,
-        positive_rate=spec.positive_rate,
-    )
+    """The same network (a copy of the configured one), batches, loss and optimiser in a
+    plain PyTorch loop: what Lightning's loop is measured against."""
+    net = copy.deepcopy(cli.model.net)
     optimizer = cli.model.optimizer_factory(net.parameters())
     loader = batch_loader(tensors, batch_size=batch_size, shuffle=True)
     net.train()
@@ -162,7 +151,10 @@ def bare_loop_epochs(
         start = time.perf_counter()
         for x_num, x_cat, target in loader:
             optimizer.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x_num, x_cat), target)
+            member_logits = net(x_num, x_cat)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                member_logits, target[:, None].expand_as(member_logits)
+            )
             loss.backward()
             optimizer.step()
         seconds.append(time.perf_counter() - start)
