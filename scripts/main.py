@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 
-# Lightning 2.6 still calls jsonargparse APIs deprecated in 4.49; the warnings are not the
-# user's to act on, so keep them off the console unless asked for.
+# Lightning 2.6 still calls jsonargparse APIs deprecated in 4.49, and a torch pytree API
+# deprecated in 2.13; the warnings are not the user's to act on, so keep them off the console.
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
 from jsonargparse import Namespace
@@ -19,6 +20,8 @@ from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.callbacks import MetricsReport, SubmissionWriter
 from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.resume import find_last_checkpoint
+
+warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
 
 
 class LoanCLI(LightningCLI):
