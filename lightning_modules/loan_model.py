@@ -18,6 +18,7 @@ from lightning_modules.metrics import (
     ThresholdObjective,
     binary_report,
     choose_threshold,
+    probability_quality,
 )
 from lightning_modules.networks import Activation, LoanDefaultNet, Normalization
 from lightning_modules.numeric_embeddings import NumericEmbedding
@@ -249,11 +250,11 @@ class LoanDefaultModel(L.LightningModule):
         threshold = choose_threshold(probs, targets, self.hparams.threshold_objective)
         self.decision_threshold.fill_(threshold)
         self._log_report(probs, targets, "val")
-        raw_report = binary_report(raw, targets, threshold)
+        raw_quality = probability_quality(raw, targets)
         self.log_dict(
             {
-                "val/calibration_error_raw": raw_report["calibration_error"],
-                "val/log_loss_raw": raw_report["log_loss"],
+                "val/calibration_error_raw": raw_quality["calibration_error"],
+                "val/log_loss_raw": raw_quality["log_loss"],
                 "val/temperature": self.temperature.clone(),
             }
         )

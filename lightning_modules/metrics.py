@@ -55,7 +55,6 @@ def binary_report(
     """Every metric of the benchmark protocol for one set of predicted probabilities."""
     probs = probs.float()
     labels = targets.long()
-    clipped = probs.clamp(_EPS, 1 - _EPS)
     return {
         "roc_auc": tmf.binary_auroc(probs, labels),
         "pr_auc": tmf.binary_average_precision(probs, labels),
@@ -64,10 +63,20 @@ def binary_report(
         "f1": tmf.binary_f1_score(probs, labels, threshold=threshold),
         "precision": tmf.binary_precision(probs, labels, threshold=threshold),
         "recall": tmf.binary_recall(probs, labels, threshold=threshold),
+        **probability_quality(probs, labels),
+        "threshold": torch.tensor(threshold),
+    }
+
+
+def probability_quality(probs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The protocol's metrics of the probabilities themselves (no threshold, no ranking)."""
+    probs = probs.float()
+    labels = targets.long()
+    clipped = probs.clamp(_EPS, 1 - _EPS)
+    return {
         "log_loss": torch.nn.functional.binary_cross_entropy(clipped, labels.float()),
         "brier": torch.mean((probs - labels.float()) ** 2),
         "calibration_error": tmf.binary_calibration_error(probs, labels, n_bins=CALIBRATION_BINS),
-        "threshold": torch.tensor(threshold),
     }
 
 

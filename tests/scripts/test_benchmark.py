@@ -12,20 +12,9 @@ from scipy import stats
 
 from lightning_modules.baselines import BASELINES
 from scripts.benchmark import MODELS, main
-from scripts.benchmark_report import paired_comparison, summarise
+from scripts.benchmark_report import METRICS, paired_comparison, summarise
 
-PROBABILITY_METRICS = [
-    "roc_auc",
-    "pr_auc",
-    "accuracy",
-    "accuracy_at_0.5",
-    "f1",
-    "precision",
-    "recall",
-    "brier",
-    "calibration_error",
-    "threshold",
-]
+PROBABILITY_METRICS = [name for name in METRICS if name != "log_loss"]
 SYNTHETIC_ARGS = [
     "--quick",
     "--datasets",
