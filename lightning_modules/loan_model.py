@@ -21,7 +21,7 @@ from lightning_modules.metrics import (
     probability_quality,
 )
 from lightning_modules.networks import Activation, LoanDefaultNet, Normalization
-from lightning_modules.numeric_embeddings import NumericEmbedding
+from lightning_modules.numeric_embeddings import BinEdges, NumericEmbedding
 
 ClassWeighting = Literal["none", "balanced"]
 LRSchedule = Literal["constant", "cosine"]
@@ -43,8 +43,9 @@ class LoanDefaultModel(L.LightningModule):
         dropout, normalization, activation: per-block regularisation and non-linearity.
         embedding_max_dim: cap of the categorical embedding size rule.
         numeric_embedding: "none" (raw scalars), "periodic" (PLR, `frequency_sigma`) or
-            "piecewise" (PLE on `n_bins` quantile bins of the training rows); see
-            `lightning_modules/numeric_embeddings.py`.
+            "piecewise" (PLE on at most `n_bins` bins of the training rows, cut at quantiles
+            or, with `bin_edges: tree`, where a per-feature decision tree on the target cuts);
+            see `lightning_modules/numeric_embeddings.py`.
         ensemble_size: k > 1 trains a TabM-mini ensemble of k members in one network (mean of
             the members' losses; predictions are the mean of their probabilities).
         cross_layers: DCN-v2 cross layers (explicit feature products) before the MLP.
@@ -71,6 +72,7 @@ class LoanDefaultModel(L.LightningModule):
         scheduler: LRSchedulerCallable | None = None,
         numeric_embedding: NumericEmbedding = "none",
         n_bins: int = 48,
+        bin_edges: BinEdges = "quantile",
         frequency_sigma: float = 0.1,
         ensemble_size: int = 1,
         cross_layers: int = 0,
@@ -130,8 +132,9 @@ class LoanDefaultModel(L.LightningModule):
                 "pass n_numeric, cardinalities and positive_rate"
             )
         self._build(spec.n_numeric, list(spec.cardinalities), spec.positive_rate, spec.n_indicators)
-        if self.hparams.numeric_embedding == "piecewise":
-            self.net.fit_bins(datamodule.split_tensors("train").numeric)
+        if self.hparams.numeric_embedding in ("piecewise", "periodic_piecewise"):
+            train = datamodule.split_tensors("train")
+            self.net.fit_bins(train.numeric, train.target, edges=self.hparams.bin_edges)
 
     def _build(
         self, n_numeric: int, cardinalities: list[int], positive_rate: float, n_indicators: int

@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 from lightning_modules.numeric_embeddings import (
+    BinEdges,
     NumericEmbedding,
+    PeriodicAndPiecewise,
     PiecewiseLinearEncoding,
     numeric_embeddings,
 )
@@ -195,10 +197,12 @@ class LoanDefaultNet(nn.Module):
     def ensemble_size(self) -> int:
         return self.head.k
 
-    def fit_bins(self, x_num: torch.Tensor) -> None:
+    def fit_bins(
+        self, x_num: torch.Tensor, y: torch.Tensor | None = None, *, edges: BinEdges = "quantile"
+    ) -> None:
         """Fit the piecewise-linear bins on the training rows' numeric block (n, n_numeric)."""
-        if isinstance(self.numeric_embeddings, PiecewiseLinearEncoding):
-            self.numeric_embeddings.fit_bins(x_num[:, : self.n_embedded])
+        if isinstance(self.numeric_embeddings, PiecewiseLinearEncoding | PeriodicAndPiecewise):
+            self.numeric_embeddings.fit_bins(x_num[:, : self.n_embedded], y, edges=edges)
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         if self.numeric_embeddings is not None:

@@ -8,7 +8,11 @@ import torch
 from lightning_modules.calibration import fit_temperature, mean_probability_logit
 from lightning_modules.loan_model import LoanDefaultModel, _warmup_cosine
 from lightning_modules.networks import CrossLayer, LoanDefaultNet
-from lightning_modules.numeric_embeddings import PeriodicEmbeddings, PiecewiseLinearEncoding
+from lightning_modules.numeric_embeddings import (
+    PeriodicEmbeddings,
+    PiecewiseLinearEncoding,
+    numeric_embeddings,
+)
 from tests.conftest import CONFIGS, FAST_TRAINER
 
 
@@ -38,6 +42,44 @@ def test_piecewise_encoding_uses_training_quantiles_and_is_ordered():
     assert (position.diff() > 0).all()
     at_max = encoding(train[:, 0].max().expand(1, 2))[0, 0].sum()
     assert at_max == pytest.approx(8.0)
+
+
+def test_tree_bins_cut_where_the_default_rate_steps():
+    """A policy cut-off (default rate 60 % below 20, 5 % above) gets an edge right at it."""
+    generator = torch.Generator().manual_seed(0)
+    income = torch.rand(4000, 1, generator=generator) * 100
+    default = torch.bernoulli(torch.where(income[:, 0] < 20, 0.6, 0.05), generator=generator)
+    tree = PiecewiseLinearEncoding(1, n_bins=8)
+    tree.fit_bins(income, default, edges="tree")
+    used = tree.edges[0, : int(tree.bin_mask[0].sum()) + 1]
+    assert (used - 20).abs().min() < 0.5
+    # Quantile bins on the same feature ignore the target: their nearest edge is ~2 away.
+    quantile = PiecewiseLinearEncoding(1, n_bins=8)
+    quantile.fit_bins(income)
+    assert (quantile.edges[0] - 20).abs().min() > 1
+    # A 0/1 flag can be cut only once: one edge at 0.5, the unused bins masked to zero.
+    flag = (income >= 50).float()
+    binary = PiecewiseLinearEncoding(1, n_bins=8)
+    binary.fit_bins(flag, default, edges="tree")
+    assert binary.bin_mask[0].tolist() == [1, 1, 0, 0, 0, 0, 0, 0]
+    assert binary.edges[0, :3].tolist() == [0.0, 0.5, 1.0]
+    assert binary(flag[:5])[:, 0, 2:].abs().sum() == 0
+    with pytest.raises(ValueError, match="one target per training row"):
+        tree.fit_bins(income, edges="tree")
+
+
+def test_periodic_and_piecewise_embeds_both_views_side_by_side():
+    torch.manual_seed(0)
+    x = torch.randn(500, 2)
+    y = (x[:, 0] > 0.5).float()
+    both = numeric_embeddings("periodic_piecewise", 2, n_bins=8, sigma=0.1)
+    both.fit_bins(x, y, edges="tree")
+    piecewise = PiecewiseLinearEncoding(2, n_bins=8)
+    piecewise.fit_bins(x, y, edges="tree")
+    out = both(x[:4])
+    assert out.shape == (4, 2, both.periodic.d_embedding + 8)
+    torch.testing.assert_close(out[..., : both.periodic.d_embedding], both.periodic(x[:4]))
+    torch.testing.assert_close(out[..., both.periodic.d_embedding :], piecewise(x[:4]))
 
 
 def test_constant_feature_encodes_to_zeros():
@@ -123,6 +165,7 @@ def test_fit_with_embeddings_ensemble_and_temperature_round_trips_a_checkpoint(
         *FAST_TRAINER,
         "--model.numeric_embedding=piecewise",
         "--model.n_bins=8",
+        "--model.bin_edges=tree",
         "--model.ensemble_size=3",
     )
     metrics = cli.trainer.callback_metrics
@@ -139,6 +182,7 @@ def test_fit_with_embeddings_ensemble_and_temperature_round_trips_a_checkpoint(
 
     last = tmp_path / "logs" / "default" / "version_0" / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(last, weights_only=True)
+    assert checkpoint["hyper_parameters"]["bin_edges"] == "tree"
     state = checkpoint["state_dict"]
     assert torch.equal(state["net.numeric_embeddings.edges"], edges)
     assert float(state["temperature"]) != 1.0
