@@ -77,6 +77,8 @@ class LoanDataModule(L.LightningDataModule):
         seed: split seed (the benchmark protocol's `random_state`).
         scaling: "standard" or "quantile" (quantile-to-normal, robust to heavy tails).
         min_frequency: categorical levels rarer than this in training share the unknown code.
+        value_frequencies: add, per numeric column, how often training had each exact value
+            (heaped incomes, sentinel codes; `datamodules/preprocessing.py`).
         coerce_numeric: treat unparseable text in numeric columns as missing (counted).
         predict_path: unlabelled file for `predict`; predict_read_options: its parsing
             (default: the same as `read_options`).
@@ -101,6 +103,7 @@ class LoanDataModule(L.LightningDataModule):
         val_size: float = 0.2,
         scaling: Scaling = "standard",
         min_frequency: int = 1,
+        value_frequencies: bool = False,
         coerce_numeric: bool = False,
         batch_size: int = 256,
         eval_batch_size: int = 8192,
@@ -124,6 +127,7 @@ class LoanDataModule(L.LightningDataModule):
         self.val_size = val_size
         self.scaling = scaling
         self.min_frequency = min_frequency
+        self.value_frequencies = value_frequencies
         self.coerce_numeric = coerce_numeric
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -280,6 +284,7 @@ class LoanDataModule(L.LightningDataModule):
             schema.categorical_columns,
             scaling=self.scaling,
             min_frequency=self.min_frequency,
+            value_frequencies=self.value_frequencies,
             seed=self.seed,
         ).fit(labelled.numeric[labelled.split.train], train_frame)
         self.positive_rate = float(labelled.targets[labelled.split.train].mean())

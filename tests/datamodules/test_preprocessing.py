@@ -66,19 +66,44 @@ def test_integer_codes_match_whether_read_as_int_or_float():
     assert as_float.tolist()[:2] == ["1", "2"] and pd.isna(as_float.iloc[2])
 
 
-@pytest.mark.parametrize("scaling", ["standard", "quantile"])
-def test_state_dict_round_trip_gives_identical_outputs(train, scaling, tmp_path):
+def test_value_frequencies_count_exact_training_values():
+    """A heaped income (60,000 three times) stands out from its neighbours; unseen values,
+    missing ones and rows outside training count 0."""
+    incomes = _numeric([[60000.0], [60000.0], [60000.0], [61234.0], [np.nan], [59999.0]])
+    pre = TabularPreprocessor(("income",), (), value_frequencies=True).fit(
+        incomes, pd.DataFrame(index=range(6))
+    )
+    assert pre.n_numeric_features == 3  # income, its frequency, its missing indicator
+    new = _numeric([[60000.0], [61234.0], [60001.0], [np.nan], [1e9]])
+    block = pre.transform(new, pd.DataFrame(index=range(5))).numeric
+    frequency = block[:, 1]
+    # Standard-scaled log(1 + count): the order of the counts 3 > 1 > 0 = 0 = 0 survives.
+    assert frequency[0] > frequency[1] > frequency[2]
+    assert frequency[2] == frequency[3] == frequency[4]
+    assert block[:, 2].tolist() == [0.0, 0.0, 0.0, 1.0, 0.0]
+    without = TabularPreprocessor(("income",), ()).fit(incomes, pd.DataFrame(index=range(6)))
+    assert without.n_numeric_features == 2
+
+
+@pytest.mark.parametrize(
+    ("scaling", "value_frequencies"),
+    [("standard", False), ("quantile", False), ("quantile", True)],
+)
+def test_state_dict_round_trip_gives_identical_outputs(train, scaling, value_frequencies, tmp_path):
     numeric, categorical = train
-    pre = TabularPreprocessor(NUMERIC, CATEGORICAL, scaling=scaling).fit(numeric, categorical)
+    pre = TabularPreprocessor(
+        NUMERIC, CATEGORICAL, scaling=scaling, value_frequencies=value_frequencies
+    ).fit(numeric, categorical)
     path = tmp_path / "state.pt"
     torch.save(pre.state_dict(), path)
     restored = TabularPreprocessor.from_state_dict(torch.load(path, weights_only=True))
-    new_numeric = _numeric([[15.0, np.nan], [99.0, 20.0]])
-    new_categorical = pd.DataFrame({"grade": ["B", "Q"]})
+    new_numeric = _numeric([[15.0, np.nan], [99.0, 20.0], [30.0, 50.0]])
+    new_categorical = pd.DataFrame({"grade": ["B", "Q", "A"]})
     original = pre.transform(new_numeric, new_categorical)
     again = restored.transform(new_numeric, new_categorical)
     np.testing.assert_array_equal(original.numeric, again.numeric)
     np.testing.assert_array_equal(original.categorical, again.categorical)
+    assert original.numeric.shape[1] == pre.n_numeric_features == restored.n_numeric_features
 
 
 def test_quantile_scaling_maps_training_rows_to_normal_scores():
