@@ -78,7 +78,8 @@ class LoanDataModule(L.LightningDataModule):
         scaling: "standard" or "quantile" (quantile-to-normal, robust to heavy tails).
         min_frequency: categorical levels rarer than this in training share the unknown code.
         value_frequencies: add, per numeric column, how often training had each exact value
-            (heaped incomes, sentinel codes; `datamodules/preprocessing.py`).
+            (heaped incomes, sentinel codes; `datamodules/preprocessing.py`), counting only
+            values seen at least `frequency_min_count` times.
         coerce_numeric: treat unparseable text in numeric columns as missing (counted).
         predict_path: unlabelled file for `predict`; predict_read_options: its parsing
             (default: the same as `read_options`).
@@ -104,6 +105,7 @@ class LoanDataModule(L.LightningDataModule):
         scaling: Scaling = "standard",
         min_frequency: int = 1,
         value_frequencies: bool = False,
+        frequency_min_count: int = 20,
         coerce_numeric: bool = False,
         batch_size: int = 256,
         eval_batch_size: int = 8192,
@@ -128,6 +130,7 @@ class LoanDataModule(L.LightningDataModule):
         self.scaling = scaling
         self.min_frequency = min_frequency
         self.value_frequencies = value_frequencies
+        self.frequency_min_count = frequency_min_count
         self.coerce_numeric = coerce_numeric
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -285,6 +288,7 @@ class LoanDataModule(L.LightningDataModule):
             scaling=self.scaling,
             min_frequency=self.min_frequency,
             value_frequencies=self.value_frequencies,
+            frequency_min_count=self.frequency_min_count,
             seed=self.seed,
         ).fit(labelled.numeric[labelled.split.train], train_frame)
         self.positive_rate = float(labelled.targets[labelled.split.train].mean())

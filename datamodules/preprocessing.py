@@ -71,6 +71,7 @@ class TabularPreprocessor:
         scaling: Scaling = "standard",
         min_frequency: int = 1,
         value_frequencies: bool = False,
+        frequency_min_count: int = 20,
         quantile_subsample: int = 1_000_000,
         seed: int = 0,
     ) -> None:
@@ -83,6 +84,7 @@ class TabularPreprocessor:
         self.scaling = scaling
         self.min_frequency = min_frequency
         self.value_frequencies = value_frequencies
+        self.frequency_min_count = frequency_min_count
         self.quantile_subsample = quantile_subsample
         self.seed = seed
 
@@ -112,7 +114,9 @@ class TabularPreprocessor:
             name for name, has in zip(self.numeric_columns, missing.any(axis=0), strict=True) if has
         ]
         self.frequency_tables_ = (
-            [_frequency_table(column) for column in numeric.T] if self.value_frequencies else []
+            [_frequency_table(column, self.frequency_min_count) for column in numeric.T]
+            if self.value_frequencies
+            else []
         )
         features = self._real_features(numeric)
         self._scaler = self._new_scaler(len(features)).fit(features) if features.shape[1] else None
@@ -150,6 +154,7 @@ class TabularPreprocessor:
             "scaling": self.scaling,
             "min_frequency": self.min_frequency,
             "value_frequencies": self.value_frequencies,
+            "frequency_min_count": self.frequency_min_count,
             "frequency_tables": [
                 {"values": torch.from_numpy(values), "counts": torch.from_numpy(counts)}
                 for values, counts in self.frequency_tables_
@@ -179,6 +184,7 @@ class TabularPreprocessor:
             scaling=state["scaling"],
             min_frequency=state["min_frequency"],
             value_frequencies=state.get("value_frequencies", False),
+            frequency_min_count=state.get("frequency_min_count", 1),
         )
         self.frequency_tables_ = [
             (table["values"].numpy(), table["counts"].numpy())
@@ -246,13 +252,16 @@ class TabularPreprocessor:
             )
 
 
-def _frequency_table(column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct present values of a training column (sorted) and how often each occurs."""
-    return np.unique(column[~np.isnan(column)], return_counts=True)
+def _frequency_table(column: np.ndarray, min_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The present values of a training column seen at least `min_count` times (sorted), and
+    how often each occurs."""
+    values, counts = np.unique(column[~np.isnan(column)], return_counts=True)
+    frequent = counts >= min_count
+    return values[frequent], counts[frequent]
 
 
 def _training_count(column: np.ndarray, table: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """How often each value occurred in training: 0 for unseen values and for missing ones."""
+    """How often each value occurred in training: 0 for rare, unseen and missing values."""
     values, counts = table
     if len(values) == 0:
         return np.zeros(len(column))

@@ -70,7 +70,7 @@ def test_value_frequencies_count_exact_training_values():
     """A heaped income (60,000 three times) stands out from its neighbours; unseen values,
     missing ones and rows outside training count 0."""
     incomes = _numeric([[60000.0], [60000.0], [60000.0], [61234.0], [np.nan], [59999.0]])
-    pre = TabularPreprocessor(("income",), (), value_frequencies=True).fit(
+    pre = TabularPreprocessor(("income",), (), value_frequencies=True, frequency_min_count=1).fit(
         incomes, pd.DataFrame(index=range(6))
     )
     assert pre.n_numeric_features == 3  # income, its frequency, its missing indicator
@@ -81,6 +81,12 @@ def test_value_frequencies_count_exact_training_values():
     assert frequency[0] > frequency[1] > frequency[2]
     assert frequency[2] == frequency[3] == frequency[4]
     assert block[:, 2].tolist() == [0.0, 0.0, 0.0, 1.0, 0.0]
+    # With a minimum count of 2, the single 61,234 is no heap: it counts 0 like an unseen value.
+    heaps_only = TabularPreprocessor(
+        ("income",), (), value_frequencies=True, frequency_min_count=2
+    ).fit(incomes, pd.DataFrame(index=range(6)))
+    frequency = heaps_only.transform(new, pd.DataFrame(index=range(5))).numeric[:, 1]
+    assert frequency[0] > frequency[1] and frequency[1] == frequency[2]
     without = TabularPreprocessor(("income",), ()).fit(incomes, pd.DataFrame(index=range(6)))
     assert without.n_numeric_features == 2
 
