@@ -105,6 +105,9 @@ class PiecewiseLinearEncoding(nn.Module):
                 if edges == "quantile"
                 else _tree_edges(column, y, n_bins)
             )
+            # Edges are stored as float32 like the inputs: two float64 edges that round to
+            # the same float32 value would make a zero-width bin.
+            distinct = torch.unique(distinct.float()).double()
             used = len(distinct) - 1
             padding = distinct[-1] + torch.arange(1, n_bins - used + 1, dtype=torch.float64)
             self.edges[feature] = torch.cat([distinct, padding]).float()

@@ -82,6 +82,18 @@ def test_periodic_and_piecewise_embeds_both_views_side_by_side():
     torch.testing.assert_close(out[..., both.periodic.d_embedding :], piecewise(x[:4]))
 
 
+def test_edges_closer_than_float32_resolution_do_not_make_empty_bins():
+    """float64 quantiles between two neighbouring float32 values round onto one of them."""
+    low = torch.tensor(1.0)
+    high = torch.nextafter(low, torch.tensor(2.0))
+    x = torch.cat([low.repeat(300), high.repeat(300)])[:, None]
+    encoding = PiecewiseLinearEncoding(1, n_bins=8)
+    encoding.fit_bins(x)
+    used = encoding.edges[0, : int(encoding.bin_mask[0].sum()) + 1]
+    assert (used.diff() > 0).all()
+    assert torch.isfinite(encoding(x)).all()
+
+
 def test_constant_feature_encodes_to_zeros():
     encoding = PiecewiseLinearEncoding(1, n_bins=4)
     encoding.fit_bins(torch.full((10, 1), 3.0))
