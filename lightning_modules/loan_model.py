@@ -13,6 +13,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 
 from lightning_modules.calibration import fit_temperature, mean_probability_logit
+from lightning_modules.guards import NonFiniteTrainingError
 from lightning_modules.metrics import (
     PredictionCollector,
     ThresholdObjective,
@@ -245,6 +246,7 @@ class LoanDefaultModel(L.LightningModule):
         probabilities (those predict returns); the checkpoint saved now carries both."""
         logits, targets = self.val_predictions.compute()
         self.val_predictions.reset()
+        self._require_finite(logits, "validation")
         raw = torch.sigmoid(logits)
         if self.hparams.temperature_scaling:
             self.temperature.fill_(fit_temperature(logits, targets))
@@ -265,7 +267,20 @@ class LoanDefaultModel(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         logits, targets = self.test_predictions.compute()
         self.test_predictions.reset()
+        self._require_finite(logits, "test")
         self._log_report(torch.sigmoid(logits), targets, "test")
+
+    def _require_finite(self, logits: torch.Tensor, stage: str) -> None:
+        """Without this, NaN logits fail deep inside the metrics ("all elements of input
+        should be between 0 and 1"), which names neither the stage nor the cause."""
+        bad = int((~torch.isfinite(logits)).sum())
+        if bad:
+            raise NonFiniteTrainingError(
+                f"the network's {stage} outputs hold NaN or infinity ({bad} of {len(logits)} "
+                f"rows) at epoch {self.current_epoch}: its weights or numeric encodings are "
+                "not finite. Lower the learning rate (--model.optimizer.init_args.lr) or look "
+                "for extreme values in the data."
+            )
 
     def _log_report(self, probs: torch.Tensor, targets: torch.Tensor, stage: str) -> None:
         report = binary_report(probs, targets, float(self.decision_threshold))

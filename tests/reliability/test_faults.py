@@ -109,6 +109,28 @@ def test_non_finite_weights_are_never_written_over_the_last_checkpoint(tmp_path)
     assert all(torch.isfinite(t.float()).all() for t in last["state_dict"].values())
 
 
+class _CorruptWeightsBeforeSanityCheck(L.Callback):
+    """Fault injection: the network's last weight matrix (feeding every output) turns NaN."""
+
+    def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        with torch.no_grad():
+            [p for p in pl_module.parameters() if p.dim() == 2][-1].fill_(float("nan"))
+
+
+def test_non_finite_validation_outputs_name_the_stage_not_a_metric_internal(tmp_path):
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[_CorruptWeightsBeforeSanityCheck()],
+    )
+    with pytest.raises(NonFiniteTrainingError, match=r"validation outputs hold NaN or infinity"):
+        trainer.fit(LoanDefaultModel(), datamodule=LoanDataModule(synthetic_rows=1500))
+
+
 # SIGTERM and Ctrl-C ---------------------------------------------------------------------
 
 
