@@ -293,11 +293,14 @@ class LoanDataModule(L.LightningDataModule):
         ).fit(labelled.numeric[labelled.split.train], train_frame)
         self.positive_rate = float(labelled.targets[labelled.split.train].mean())
         self._tensors.clear()
+        frequencies = (
+            f", +{len(schema.numeric_columns)} value frequencies" if self.value_frequencies else ""
+        )
         rank_zero_info(
             f"{self.source}: {len(labelled.frame)} rows -> train {len(labelled.split.train)}, "
             f"val {len(labelled.split.val)}, test {len(labelled.split.test)}; "
             f"{len(schema.numeric_columns)} numeric (+{len(self.preprocessor.indicator_columns_)}"
-            f" missing indicators), {len(schema.categorical_columns)} categorical "
+            f" missing indicators{frequencies}), {len(schema.categorical_columns)} categorical "
             f"{list(schema.categorical_columns)}; train default rate {self.positive_rate:.4f}"
         )
 

@@ -79,6 +79,8 @@ class TabularPreprocessor:
             raise ValueError(f"scaling must be 'standard' or 'quantile', got {scaling!r}")
         if min_frequency < 1:
             raise ValueError(f"min_frequency must be >= 1, got {min_frequency}")
+        if frequency_min_count < 1:
+            raise ValueError(f"frequency_min_count must be >= 1, got {frequency_min_count}")
         self.numeric_columns = tuple(numeric_columns)
         self.categorical_columns = tuple(categorical_columns)
         self.scaling = scaling
@@ -183,12 +185,12 @@ class TabularPreprocessor:
             tuple(state["categorical_columns"]),
             scaling=state["scaling"],
             min_frequency=state["min_frequency"],
-            value_frequencies=state.get("value_frequencies", False),
-            frequency_min_count=state.get("frequency_min_count", 1),
+            value_frequencies=state["value_frequencies"],
+            frequency_min_count=state["frequency_min_count"],
         )
         self.frequency_tables_ = [
             (table["values"].numpy(), table["counts"].numpy())
-            for table in state.get("frequency_tables", [])
+            for table in state["frequency_tables"]
         ]
         self.medians_ = state["medians"].numpy()
         self.indicator_columns_ = list(state["indicator_columns"])

@@ -22,7 +22,7 @@ from lightning_modules.metrics import (
     probability_quality,
 )
 from lightning_modules.networks import Activation, LoanDefaultNet, Normalization
-from lightning_modules.numeric_embeddings import BinEdges, NumericEmbedding
+from lightning_modules.numeric_embeddings import BIN_EDGES, BinEdges, NumericEmbedding
 
 ClassWeighting = Literal["none", "balanced"]
 LRSchedule = Literal["constant", "cosine"]
@@ -43,10 +43,10 @@ class LoanDefaultModel(L.LightningModule):
         hidden_sizes: width of each MLP block.
         dropout, normalization, activation: per-block regularisation and non-linearity.
         embedding_max_dim: cap of the categorical embedding size rule.
-        numeric_embedding: "none" (raw scalars), "periodic" (PLR, `frequency_sigma`) or
+        numeric_embedding: "none" (raw scalars), "periodic" (PLR, `frequency_sigma`),
             "piecewise" (PLE on at most `n_bins` bins of the training rows, cut at quantiles
-            or, with `bin_edges: tree`, where a per-feature decision tree on the target cuts);
-            see `lightning_modules/numeric_embeddings.py`.
+            or, with `bin_edges: tree`, where a per-feature decision tree on the target
+            cuts) or "periodic_piecewise" (both); see `lightning_modules/numeric_embeddings.py`.
         ensemble_size: k > 1 trains a TabM-mini ensemble of k members in one network (mean of
             the members' losses; predictions are the mean of their probabilities).
         cross_layers: DCN-v2 cross layers (explicit feature products) before the MLP.
@@ -90,6 +90,8 @@ class LoanDefaultModel(L.LightningModule):
             raise ValueError(
                 f"class_weighting must be 'none' or 'balanced', got {class_weighting!r}"
             )
+        if bin_edges not in BIN_EDGES:
+            raise ValueError(f"bin_edges must be one of {BIN_EDGES}, got {bin_edges!r}")
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
         if not 0.0 <= warmup_fraction < 1.0:
@@ -274,13 +276,19 @@ class LoanDefaultModel(L.LightningModule):
         """Without this, NaN logits fail deep inside the metrics ("all elements of input
         should be between 0 and 1"), which names neither the stage nor the cause."""
         bad = int((~torch.isfinite(logits)).sum())
-        if bad:
+        if not bad:
+            return
+        where = f"the network's {stage} outputs hold NaN or infinity ({bad} of {len(logits)} rows)"
+        if stage == "test" or self.trainer.sanity_checking:
             raise NonFiniteTrainingError(
-                f"the network's {stage} outputs hold NaN or infinity ({bad} of {len(logits)} "
-                f"rows) at epoch {self.current_epoch}: its weights or numeric encodings are "
-                "not finite. Lower the learning rate (--model.optimizer.init_args.lr) or look "
+                f"{where} before any training step of this run: the checkpoint's weights or "
+                "the inputs' numeric encodings are not finite; check the checkpoint and look "
                 "for extreme values in the data."
             )
+        raise NonFiniteTrainingError(
+            f"{where} at epoch {self.current_epoch}: training diverged. Lower the learning "
+            "rate (--model.optimizer.init_args.lr) or look for extreme values in the data."
+        )
 
     def _log_report(self, probs: torch.Tensor, targets: torch.Tensor, stage: str) -> None:
         report = binary_report(probs, targets, float(self.decision_threshold))

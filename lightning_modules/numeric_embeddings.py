@@ -7,10 +7,12 @@ each scalar to a vector first lets the first layer express such shapes:
 
 - `PeriodicEmbeddings` ("PLR"): per feature, [cos(2 pi c x), sin(2 pi c x)] with trainable
   frequencies c ~ N(0, sigma), then a per-feature Linear and ReLU.
-- `PiecewiseLinearEncoding` ("PLE", parameter-free): per feature, one value per quantile bin
-  of the training data: 0 left of the bin, 1 right of it, linear inside.
+- `PiecewiseLinearEncoding` ("PLE", parameter-free): per feature, one value per bin of the
+  training data: 0 left of the bin, 1 right of it, linear inside. Bins are cut at
+  quantiles, or ("PLE-T") where a decision tree on that feature and the target cuts.
+- `PeriodicAndPiecewise`: both side by side.
 
-Both map (B, n_features) -> (B, n_features, d); the network flattens the result.
+All map (B, n_features) -> (B, n_features, d); the network flattens the result.
 """
 
 from __future__ import annotations
@@ -65,20 +67,23 @@ class PeriodicEmbeddings(nn.Module):
 
 
 class PiecewiseLinearEncoding(nn.Module):
-    """PLE on quantile bins of the training data; no trainable parameters.
+    """PLE on quantile or decision-tree bins of the training data; no trainable parameters.
 
     Shape: x (B, n_features) -> (B, n_features, n_bins).
 
     The bin edges are buffers, so they travel in the checkpoint as plain tensors; they are
     placeholders until `fit_bins` sees the training rows (a checkpoint restores them). A
-    feature with fewer distinct quantiles than `n_bins` (a count with few values) uses fewer
-    bins; the unused ones are masked to 0. The first bin is open to the left and a feature's
-    last used bin open to the right, so values outside the training range stay ordered.
+    feature with fewer distinct quantiles or tree cuts than `n_bins` (a count with few
+    values) uses fewer bins; the unused ones are masked to 0. The first bin is open to the
+    left and a feature's last used bin open to the right, so values outside the training
+    range stay ordered.
     """
 
     def __init__(self, n_features: int, *, n_bins: int = 48) -> None:
         super().__init__()
         _check_positive(n_features=n_features, n_bins=n_bins)
+        if n_bins < 2:
+            raise ValueError(f"n_bins must be >= 2, got {n_bins}")
         self.d_embedding = n_bins
         edges = torch.arange(n_bins + 1, dtype=torch.float32).repeat(n_features, 1)
         self.register_buffer("edges", edges)
@@ -89,7 +94,7 @@ class PiecewiseLinearEncoding(nn.Module):
         self, x: torch.Tensor, y: torch.Tensor | None = None, *, edges: BinEdges = "quantile"
     ) -> None:
         """Set the edges from the training rows x (n, n_features), and targets y for "tree"."""
-        n_features, n_bins = self.bin_mask.shape
+        n_features = self.bin_mask.shape[0]
         if x.ndim != 2 or x.shape[1] != n_features or len(x) < 2:
             raise ValueError(
                 f"fit_bins needs training rows (n >= 2, {n_features}), got {tuple(x.shape)}"
@@ -98,20 +103,34 @@ class PiecewiseLinearEncoding(nn.Module):
             raise ValueError(f"edges must be one of {BIN_EDGES}, got {edges!r}")
         if edges == "tree" and (y is None or len(y) != len(x)):
             raise ValueError("tree bins need one target per training row")
-        for feature in range(n_features):
-            column = x[:, feature].double()
-            distinct = (
-                _quantile_edges(column, n_bins)
-                if edges == "quantile"
-                else _tree_edges(column, y, n_bins)
-            )
-            # Edges are stored as float32 like the inputs: two float64 edges that round to
-            # the same float32 value would make a zero-width bin.
-            distinct = torch.unique(distinct.float()).double()
-            used = len(distinct) - 1
-            padding = distinct[-1] + torch.arange(1, n_bins - used + 1, dtype=torch.float64)
-            self.edges[feature] = torch.cat([distinct, padding]).float()
-            self.bin_mask[feature] = (torch.arange(n_bins) < used).float()
+        # Lightning builds the model under the accelerator's default device; the edges are
+        # computed on the CPU (scikit-learn needs it) and then copied into the buffers.
+        with torch.device("cpu"):
+            x, y = x.cpu(), None if y is None else y.cpu()
+            fitted = [
+                self._fitted_edges(x[:, feature].double(), y, edges)
+                for feature in range(n_features)
+            ]
+        for feature, (feature_edges, mask) in enumerate(fitted):
+            self.edges[feature] = feature_edges
+            self.bin_mask[feature] = mask
+
+    def _fitted_edges(
+        self, column: torch.Tensor, y: torch.Tensor | None, edges: BinEdges
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One feature's n_bins + 1 edges (unused ones padded above) and its bin mask."""
+        n_bins = self.bin_mask.shape[1]
+        distinct = (
+            _quantile_edges(column, n_bins)
+            if edges == "quantile"
+            else _tree_edges(column, y, n_bins)
+        )
+        # Edges are stored as float32 like the inputs: two float64 edges that round to the
+        # same float32 value would make a zero-width bin.
+        distinct = torch.unique(distinct.float()).double()
+        used = len(distinct) - 1
+        padding = distinct[-1] + torch.arange(1, n_bins - used + 1, dtype=torch.float64)
+        return torch.cat([distinct, padding]).float(), (torch.arange(n_bins) < used).float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         left, right = self.edges[:, :-1], self.edges[:, 1:]

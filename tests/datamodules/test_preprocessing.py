@@ -98,7 +98,11 @@ def test_value_frequencies_count_exact_training_values():
 def test_state_dict_round_trip_gives_identical_outputs(train, scaling, value_frequencies, tmp_path):
     numeric, categorical = train
     pre = TabularPreprocessor(
-        NUMERIC, CATEGORICAL, scaling=scaling, value_frequencies=value_frequencies
+        NUMERIC,
+        CATEGORICAL,
+        scaling=scaling,
+        value_frequencies=value_frequencies,
+        frequency_min_count=1,
     ).fit(numeric, categorical)
     path = tmp_path / "state.pt"
     torch.save(pre.state_dict(), path)
@@ -110,6 +114,13 @@ def test_state_dict_round_trip_gives_identical_outputs(train, scaling, value_fre
     np.testing.assert_array_equal(original.numeric, again.numeric)
     np.testing.assert_array_equal(original.categorical, again.categorical)
     assert original.numeric.shape[1] == pre.n_numeric_features == restored.n_numeric_features
+    if value_frequencies:
+        for (values, counts), (values_again, counts_again) in zip(
+            pre.frequency_tables_, restored.frequency_tables_, strict=True
+        ):
+            np.testing.assert_array_equal(values, values_again)
+            np.testing.assert_array_equal(counts, counts_again)
+        assert all(len(values) > 0 for values, _ in pre.frequency_tables_)
 
 
 def test_quantile_scaling_maps_training_rows_to_normal_scores():

@@ -53,10 +53,10 @@ def test_tree_bins_cut_where_the_default_rate_steps():
     tree.fit_bins(income, default, edges="tree")
     used = tree.edges[0, : int(tree.bin_mask[0].sum()) + 1]
     assert (used - 20).abs().min() < 0.5
-    # Quantile bins on the same feature ignore the target: their nearest edge is ~2 away.
+    # Quantile bins on the same feature ignore the target: their nearest edge is ~5 away.
     quantile = PiecewiseLinearEncoding(1, n_bins=8)
     quantile.fit_bins(income)
-    assert (quantile.edges[0] - 20).abs().min() > 1
+    assert (quantile.edges[0] - 20).abs().min() > 3
     # A 0/1 flag can be cut only once: one edge at 0.5, the unused bins masked to zero.
     flag = (income >= 50).float()
     binary = PiecewiseLinearEncoding(1, n_bins=8)
@@ -92,6 +92,22 @@ def test_edges_closer_than_float32_resolution_do_not_make_empty_bins():
     used = encoding.edges[0, : int(encoding.bin_mask[0].sum()) + 1]
     assert (used.diff() > 0).all()
     assert torch.isfinite(encoding(x)).all()
+
+
+def test_bins_are_fitted_on_the_cpu_whatever_the_default_device():
+    """Lightning calls configure_model with the accelerator as torch's default device."""
+    torch.manual_seed(0)
+    x = torch.randn(500, 2)
+    y = (x[:, 0] > 0.5).float()
+    reference = PiecewiseLinearEncoding(2, n_bins=8)
+    reference.fit_bins(x, y, edges="tree")
+    for edges in ("tree", "quantile"):
+        encoding = PiecewiseLinearEncoding(2, n_bins=8)
+        with torch.device("meta"):
+            encoding.fit_bins(x, y, edges=edges)
+        assert encoding.edges.device.type == "cpu" and torch.isfinite(encoding.edges).all()
+        if edges == "tree":
+            torch.testing.assert_close(encoding.edges, reference.edges)
 
 
 def test_constant_feature_encodes_to_zeros():
