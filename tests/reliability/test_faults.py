@@ -145,7 +145,14 @@ def _start_fit(workdir: Path, *extra: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_ctrl_c_as_for_a_user,
     )
+
+
+def _ctrl_c_as_for_a_user() -> None:
+    """A shell starts background jobs with SIGINT ignored, and exec keeps an ignored signal:
+    run from such a job (a CI runner, `cmd &`), the fit would never see the Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _interrupt_after_a_new_checkpoint(
