@@ -74,6 +74,18 @@ def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_good_check
         assert torch.isfinite(tensor.float()).all(), name
 
 
+def _quiet_trainer(root: Path, max_epochs: int, callbacks: list[L.Callback]) -> L.Trainer:
+    return L.Trainer(
+        accelerator="cpu",
+        max_epochs=max_epochs,
+        default_root_dir=root,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+    )
+
+
 class _CorruptWeightsAtEpoch(L.Callback):
     """Fault injection: a weight turns NaN just before an epoch's checkpoint is written.
 
@@ -93,13 +105,8 @@ class _CorruptWeightsAtEpoch(L.Callback):
 def test_non_finite_weights_are_never_written_over_the_last_checkpoint(tmp_path):
     datamodule = LoanDataModule(synthetic_rows=1500, id_column="loan_id")
     checkpoints = ModelCheckpoint(dirpath=tmp_path, save_last=True)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_epochs=3,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[checkpoints, FiniteGuard(), _CorruptWeightsAtEpoch(epoch=1)],
+    trainer = _quiet_trainer(
+        tmp_path, 3, [checkpoints, FiniteGuard(), _CorruptWeightsAtEpoch(epoch=1)]
     )
     with pytest.raises(NonFiniteTrainingError, match=r"hold NaN or infinity at epoch 1") as raised:
         trainer.fit(LoanDefaultModel(), datamodule=datamodule)
@@ -118,15 +125,7 @@ class _CorruptWeightsBeforeSanityCheck(L.Callback):
 
 
 def test_non_finite_validation_outputs_name_the_stage_not_a_metric_internal(tmp_path):
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        default_root_dir=tmp_path,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[_CorruptWeightsBeforeSanityCheck()],
-    )
+    trainer = _quiet_trainer(tmp_path, 1, [_CorruptWeightsBeforeSanityCheck()])
     with pytest.raises(NonFiniteTrainingError, match=r"validation outputs hold NaN") as raised:
         trainer.fit(LoanDefaultModel(), datamodule=LoanDataModule(synthetic_rows=1500))
     assert "before any training step" in str(raised.value)
