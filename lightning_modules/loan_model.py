@@ -135,9 +135,8 @@ class LoanDefaultModel(L.LightningModule):
                 "pass n_numeric, cardinalities and positive_rate"
             )
         self._build(spec.n_numeric, list(spec.cardinalities), spec.positive_rate, spec.n_indicators)
-        if self.hparams.numeric_embedding in ("piecewise", "periodic_piecewise"):
-            train = datamodule.split_tensors("train")
-            self.net.fit_bins(train.numeric, train.target, edges=self.hparams.bin_edges)
+        train = datamodule.split_tensors("train")
+        self.net.fit_bins(train.numeric, train.target, edges=self.hparams.bin_edges)
 
     def _build(
         self, n_numeric: int, cardinalities: list[int], positive_rate: float, n_indicators: int

@@ -201,7 +201,8 @@ class LoanDefaultNet(nn.Module):
         self, x_num: torch.Tensor, y: torch.Tensor | None = None, *, edges: BinEdges = "quantile"
     ) -> None:
         """Fit the piecewise-linear bins on the training rows' numeric block (n, n_numeric);
-        `y`, the training targets, places the cuts when `edges` is "tree"."""
+        `y`, the training targets, places the cuts when `edges` is "tree". Embeddings without
+        bins (none, periodic) have nothing to fit."""
         if isinstance(self.numeric_embeddings, PiecewiseLinearEncoding | PeriodicAndPiecewise):
             self.numeric_embeddings.fit_bins(x_num[:, : self.n_embedded], y, edges=edges)
 

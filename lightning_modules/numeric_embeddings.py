@@ -120,14 +120,14 @@ class PiecewiseLinearEncoding(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One feature's n_bins + 1 edges (unused ones padded above) and its bin mask."""
         n_bins = self.bin_mask.shape[1]
-        distinct = (
+        candidates = (
             _quantile_edges(column, n_bins)
             if edges == "quantile"
             else _tree_edges(column, y, n_bins)
         )
-        # Edges are stored as float32 like the inputs: two float64 edges that round to the
-        # same float32 value would make a zero-width bin.
-        distinct = torch.unique(distinct.float()).double()
+        # Sorted and deduplicated as float32, the dtype the edges are stored in: two float64
+        # edges that round to the same float32 value would make a zero-width bin.
+        distinct = torch.unique(candidates.float()).double()
         used = len(distinct) - 1
         padding = distinct[-1] + torch.arange(1, n_bins - used + 1, dtype=torch.float64)
         return torch.cat([distinct, padding]).float(), (torch.arange(n_bins) < used).float()
@@ -181,7 +181,7 @@ def numeric_embeddings(
 
 def _quantile_edges(column: torch.Tensor, n_bins: int) -> torch.Tensor:
     levels = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
-    return torch.unique(torch.quantile(column, levels))
+    return torch.quantile(column, levels)
 
 
 def _tree_edges(column: torch.Tensor, y: torch.Tensor, n_bins: int) -> torch.Tensor:
@@ -198,7 +198,7 @@ def _tree_edges(column: torch.Tensor, y: torch.Tensor, n_bins: int) -> torch.Ten
     ).fit(column.numpy()[:, None], y.numpy())
     is_split = tree.tree_.children_left != tree.tree_.children_right
     thresholds = torch.from_numpy(tree.tree_.threshold[is_split])
-    return torch.unique(torch.cat([column.min()[None], thresholds, column.max()[None]]))
+    return torch.cat([column.min()[None], thresholds, column.max()[None]])
 
 
 def _check_positive(**values: int) -> None:
