@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from datamodules.errors import DataValidationError
+from contracts.errors import DataValidationError
 
 DATA_DIR_ENV = "LOAN_DATA_DIR"
 PARQUET_SUFFIXES = (".parquet", ".pq")

@@ -12,7 +12,7 @@ dataloader methods, after any checkpoint state is in place.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -21,8 +21,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
+from contracts.errors import DataValidationError
+from contracts.features import FeatureSpec, Split, TabularTensors
 from datamodules import synthetic
-from datamodules.errors import DataValidationError
 from datamodules.io import ReadOptions, read_table, resolve_data_path
 from datamodules.preprocessing import Scaling, TabularPreprocessor
 from datamodules.schema import (
@@ -34,20 +35,8 @@ from datamodules.schema import (
     require_trained_columns,
 )
 from datamodules.splits import SplitIndices, protocol_split
-from datamodules.tensor_data import Batch, TabularTensors, batch_loader
+from datamodules.tensor_data import Batch, batch_loader
 from datamodules.validation import check_training_columns, numeric_block
-
-Split = Literal["train", "val", "test"]
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """What the network needs to know about its inputs."""
-
-    n_numeric: int
-    cardinalities: list[int]
-    positive_rate: float
-    n_indicators: int = 0  # the last n_indicators numeric inputs are 0/1 missing indicators
 
 
 @dataclass(frozen=True)
@@ -64,6 +53,10 @@ class LabelledTable:
 class LoanDataModule(L.LightningDataModule):
     """Tabular loan data, from a CSV/CSV.gz/Parquet file or the embedded synthetic loan book.
 
+    The defaults are the recommended preprocessing (quantile-normal numerics with value
+    counts); a dataset's config gives only facts about its file. It implements
+    `contracts.features.FittedTabularData`, the model's view of it.
+
     Args:
         path: labelled file, absolute or relative to `data_dir`; None trains on the
             synthetic loan book (`datamodules/synthetic.py`), which needs no download.
@@ -75,11 +68,12 @@ class LoanDataModule(L.LightningDataModule):
         read_options: separator, header, names, index column, missing-value tokens.
         data_dir: folder for relative paths (default `$LOAN_DATA_DIR`, else `./data`).
         seed: split seed (the benchmark protocol's `random_state`).
-        scaling: "standard" or "quantile" (quantile-to-normal, robust to heavy tails).
-        min_frequency: categorical levels rarer than this in training share the unknown code.
-        value_frequencies: add, per numeric column, how often training had each exact value
+        scaling: "quantile" (quantile-to-normal, robust to heavy tails) or "standard".
+        min_level_count: categorical levels seen fewer times in training share the
+            unknown code.
+        value_counts: add, per numeric column, how often training had each exact value
             (heaped incomes, sentinel codes; `datamodules/preprocessing.py`), counting only
-            values seen at least `frequency_min_count` times.
+            values seen at least `min_value_count` times.
         coerce_numeric: treat unparseable text in numeric columns as missing (counted).
         predict_path: unlabelled file for `predict`; predict_read_options: its parsing
             (default: the same as `read_options`).
@@ -102,10 +96,10 @@ class LoanDataModule(L.LightningDataModule):
         seed: int = 0,
         test_size: float = 0.2,
         val_size: float = 0.2,
-        scaling: Scaling = "standard",
-        min_frequency: int = 1,
-        value_frequencies: bool = False,
-        frequency_min_count: int = 20,
+        scaling: Scaling = "quantile",
+        min_level_count: int = 1,
+        value_counts: bool = True,
+        min_value_count: int = 20,
         coerce_numeric: bool = False,
         batch_size: int = 256,
         eval_batch_size: int = 8192,
@@ -128,9 +122,9 @@ class LoanDataModule(L.LightningDataModule):
         self.test_size = test_size
         self.val_size = val_size
         self.scaling = scaling
-        self.min_frequency = min_frequency
-        self.value_frequencies = value_frequencies
-        self.frequency_min_count = frequency_min_count
+        self.min_level_count = min_level_count
+        self.value_counts = value_counts
+        self.min_value_count = min_value_count
         self.coerce_numeric = coerce_numeric
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -155,10 +149,14 @@ class LoanDataModule(L.LightningDataModule):
             return None
         return FeatureSpec(
             n_numeric=self.preprocessor.n_numeric_features,
-            cardinalities=self.preprocessor.cardinalities,
+            cardinalities=tuple(self.preprocessor.cardinalities),
             positive_rate=self.positive_rate,
-            n_indicators=len(self.preprocessor.indicator_columns_),
+            n_missing_indicators=len(self.preprocessor.indicator_columns_),
         )
+
+    def code_labels(self) -> dict[str, list[str]]:
+        """Per categorical column, what each code stands for (reserved codes first)."""
+        return self._fitted_preprocessor().code_labels()
 
     # Lightning hooks -------------------------------------------------------------------
 
@@ -286,21 +284,19 @@ class LoanDataModule(L.LightningDataModule):
             schema.numeric_columns,
             schema.categorical_columns,
             scaling=self.scaling,
-            min_frequency=self.min_frequency,
-            value_frequencies=self.value_frequencies,
-            frequency_min_count=self.frequency_min_count,
+            min_level_count=self.min_level_count,
+            value_counts=self.value_counts,
+            min_value_count=self.min_value_count,
             seed=self.seed,
         ).fit(labelled.numeric[labelled.split.train], train_frame)
         self.positive_rate = float(labelled.targets[labelled.split.train].mean())
         self._tensors.clear()
-        frequencies = (
-            f", +{len(schema.numeric_columns)} value frequencies" if self.value_frequencies else ""
-        )
+        counts = f", +{len(schema.numeric_columns)} value counts" if self.value_counts else ""
         rank_zero_info(
             f"{self.source}: {len(labelled.frame)} rows -> train {len(labelled.split.train)}, "
             f"val {len(labelled.split.val)}, test {len(labelled.split.test)}; "
             f"{len(schema.numeric_columns)} numeric (+{len(self.preprocessor.indicator_columns_)}"
-            f" missing indicators{frequencies}), {len(schema.categorical_columns)} categorical "
+            f" missing indicators{counts}), {len(schema.categorical_columns)} categorical "
             f"{list(schema.categorical_columns)}; train default rate {self.positive_rate:.4f}"
         )
 

@@ -15,11 +15,14 @@ import pandas as pd
 import torch
 from sklearn.preprocessing import QuantileTransformer, StandardScaler
 
+from contracts.choices import check_choice, check_range
+
 Scaling = Literal["standard", "quantile"]
 
 MISSING_CODE = 0
 UNKNOWN_CODE = 1
 FIRST_LEVEL_CODE = 2
+RESERVED_CODE_LABELS = ("<missing>", "<unknown>")  # what codes 0 and 1 stand for
 
 
 @dataclass(frozen=True)
@@ -51,16 +54,17 @@ def category_strings(column: pd.Series) -> pd.Series:
 class TabularPreprocessor:
     """Learns imputation, scaling and category vocabularies from training rows only.
 
-    Numeric block: each column imputed with its training median; with `value_frequencies`,
-    one more column per numeric column: log(1 + how often training had that exact value);
-    both scaled as chosen; then one 0/1 indicator per column that had missing values in
-    training (missingness is often informative in credit data). Categorical block: code 0 =
-    missing, 1 = unknown or rarer than `min_frequency`, 2.. = training levels in sorted order.
+    Numeric block: each column imputed with its training median; with `value_counts`,
+    one more column per numeric column: log(1 + how often training had that exact value,
+    counting only values seen at least `min_value_count` times); both scaled as chosen;
+    then one 0/1 indicator per column that had missing values in training (missingness is
+    often informative in credit data). Categorical block: code 0 = missing, 1 = unknown or
+    seen fewer than `min_level_count` times, 2.. = training levels in sorted order.
 
-    Why value frequencies: credit data is full of heaped values (self-reported incomes of
+    Why value counts: credit data is full of heaped values (self-reported incomes of
     60,000 rather than 61,234; capped or sentinel codes such as 96/98) whose meaning is
     "this value is common", not "this value is large". A tree isolates each popular value
-    with fine bins; a network sees only the magnitude, and the frequency gives it the rest.
+    with fine bins; a network sees only the magnitude, and the count gives it the rest.
     """
 
     def __init__(
@@ -68,25 +72,22 @@ class TabularPreprocessor:
         numeric_columns: tuple[str, ...],
         categorical_columns: tuple[str, ...],
         *,
-        scaling: Scaling = "standard",
-        min_frequency: int = 1,
-        value_frequencies: bool = False,
-        frequency_min_count: int = 20,
+        scaling: Scaling = "quantile",
+        min_level_count: int = 1,
+        value_counts: bool = True,
+        min_value_count: int = 20,
         quantile_subsample: int = 1_000_000,
         seed: int = 0,
     ) -> None:
-        if scaling not in ("standard", "quantile"):
-            raise ValueError(f"scaling must be 'standard' or 'quantile', got {scaling!r}")
-        if min_frequency < 1:
-            raise ValueError(f"min_frequency must be >= 1, got {min_frequency}")
-        if frequency_min_count < 1:
-            raise ValueError(f"frequency_min_count must be >= 1, got {frequency_min_count}")
+        check_choice("scaling", scaling, Scaling)
+        check_range("min_level_count", min_level_count, low=1)
+        check_range("min_value_count", min_value_count, low=1)
         self.numeric_columns = tuple(numeric_columns)
         self.categorical_columns = tuple(categorical_columns)
         self.scaling = scaling
-        self.min_frequency = min_frequency
-        self.value_frequencies = value_frequencies
-        self.frequency_min_count = frequency_min_count
+        self.min_level_count = min_level_count
+        self.value_counts = value_counts
+        self.min_value_count = min_value_count
         self.quantile_subsample = quantile_subsample
         self.seed = seed
 
@@ -96,10 +97,8 @@ class TabularPreprocessor:
 
     @property
     def n_numeric_features(self) -> int:
-        """Width of the numeric block: columns, their value frequencies, missing indicators."""
-        return len(self.numeric_columns) * (1 + self.value_frequencies) + len(
-            self.indicator_columns_
-        )
+        """Width of the numeric block: columns, their value counts, missing indicators."""
+        return len(self.numeric_columns) * (1 + self.value_counts) + len(self.indicator_columns_)
 
     @property
     def cardinalities(self) -> list[int]:
@@ -115,9 +114,9 @@ class TabularPreprocessor:
         self.indicator_columns_ = [
             name for name, has in zip(self.numeric_columns, missing.any(axis=0), strict=True) if has
         ]
-        self.frequency_tables_ = (
-            [_frequency_table(column, self.frequency_min_count) for column in numeric.T]
-            if self.value_frequencies
+        self.value_count_tables_ = (
+            [_value_count_table(column, self.min_value_count) for column in numeric.T]
+            if self.value_counts
             else []
         )
         features = self._real_features(numeric)
@@ -139,6 +138,14 @@ class TabularPreprocessor:
         )
         return EncodedBlock(numeric=block.astype(np.float32), categorical=categorical_block)
 
+    def code_labels(self) -> dict[str, list[str]]:
+        """Per categorical column, what each code stands for, in code order."""
+        self._check_fitted()
+        return {
+            name: [*RESERVED_CODE_LABELS, *self.vocabularies_[name]]
+            for name in self.categorical_columns
+        }
+
     def count_unknown(self, categorical: pd.DataFrame) -> dict[str, int]:
         """Per column, how many present values fall outside the kept vocabulary (unseen or rare)."""
         self._check_fitted()
@@ -154,12 +161,12 @@ class TabularPreprocessor:
             "numeric_columns": list(self.numeric_columns),
             "categorical_columns": list(self.categorical_columns),
             "scaling": self.scaling,
-            "min_frequency": self.min_frequency,
-            "value_frequencies": self.value_frequencies,
-            "frequency_min_count": self.frequency_min_count,
-            "frequency_tables": [
+            "min_level_count": self.min_level_count,
+            "value_counts": self.value_counts,
+            "min_value_count": self.min_value_count,
+            "value_count_tables": [
                 {"values": torch.from_numpy(values), "counts": torch.from_numpy(counts)}
-                for values, counts in self.frequency_tables_
+                for values, counts in self.value_count_tables_
             ],
             "medians": torch.from_numpy(self.medians_.copy()),
             "indicator_columns": list(self.indicator_columns_),
@@ -184,13 +191,13 @@ class TabularPreprocessor:
             tuple(state["numeric_columns"]),
             tuple(state["categorical_columns"]),
             scaling=state["scaling"],
-            min_frequency=state["min_frequency"],
-            value_frequencies=state["value_frequencies"],
-            frequency_min_count=state["frequency_min_count"],
+            min_level_count=state["min_level_count"],
+            value_counts=state["value_counts"],
+            min_value_count=state["min_value_count"],
         )
-        self.frequency_tables_ = [
+        self.value_count_tables_ = [
             (table["values"].numpy(), table["counts"].numpy())
-            for table in state["frequency_tables"]
+            for table in state["value_count_tables"]
         ]
         self.medians_ = state["medians"].numpy()
         self.indicator_columns_ = list(state["indicator_columns"])
@@ -206,7 +213,7 @@ class TabularPreprocessor:
                 self._scaler.quantiles_ = fitted["quantiles"]
                 self._scaler.references_ = fitted["references"]
                 self._scaler.n_quantiles_ = len(fitted["references"])
-            self._scaler.n_features_in_ = len(self.numeric_columns) * (1 + self.value_frequencies)
+            self._scaler.n_features_in_ = len(self.numeric_columns) * (1 + self.value_counts)
         return self
 
     def _new_scaler(self, n_rows: int) -> StandardScaler | QuantileTransformer:
@@ -220,15 +227,15 @@ class TabularPreprocessor:
         )
 
     def _real_features(self, numeric: np.ndarray) -> np.ndarray:
-        """Imputed columns, then (if enabled) each column's log training frequency."""
+        """Imputed columns, then (if enabled) each column's log training value count."""
         filled = self._impute(numeric)
-        if not self.value_frequencies:
+        if not self.value_counts:
             return filled
-        frequencies = [
+        counts = [
             np.log1p(_training_count(column, table))
-            for column, table in zip(numeric.T, self.frequency_tables_, strict=True)
+            for column, table in zip(numeric.T, self.value_count_tables_, strict=True)
         ]
-        return np.column_stack([filled, *frequencies]) if frequencies else filled
+        return np.column_stack([filled, *counts]) if counts else filled
 
     def _impute(self, numeric: np.ndarray) -> np.ndarray:
         if numeric.shape[1] != len(self.numeric_columns):
@@ -239,7 +246,7 @@ class TabularPreprocessor:
 
     def _vocabulary(self, column: pd.Series) -> list[str]:
         counts = category_strings(column).value_counts(dropna=True)
-        return sorted(counts.index[counts >= self.min_frequency].tolist())
+        return sorted(counts.index[counts >= self.min_level_count].tolist())
 
     def _codes(self, column: pd.Series, name: str) -> np.ndarray:
         text = category_strings(column)
@@ -254,7 +261,7 @@ class TabularPreprocessor:
             )
 
 
-def _frequency_table(column: np.ndarray, min_count: int) -> tuple[np.ndarray, np.ndarray]:
+def _value_count_table(column: np.ndarray, min_count: int) -> tuple[np.ndarray, np.ndarray]:
     """The present values of a training column seen at least `min_count` times (sorted), and
     how often each occurs."""
     values, counts = np.unique(column[~np.isnan(column)], return_counts=True)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from datamodules.errors import DataValidationError
+from contracts.errors import DataValidationError
 
 Label = str | int | float
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from datamodules.errors import DataValidationError
+from contracts.errors import DataValidationError
 
 MIN_ROWS_PER_CLASS = 2
 

@@ -9,27 +9,12 @@ while the loader stays a standard `DataLoader`, so Lightning can still insert a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from contracts.features import TabularTensors
+
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class TabularTensors:
-    """One split.
-
-    Shape: numeric (n, n_num) float32, categorical (n, n_cat) int64, target (n,) float32.
-    """
-
-    numeric: torch.Tensor
-    categorical: torch.Tensor
-    target: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.target)
 
 
 class TabularTensorDataset(Dataset[Batch]):

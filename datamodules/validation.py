@@ -12,7 +12,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from datamodules.errors import DataValidationError
+from contracts.errors import DataValidationError
 from datamodules.schema import TableSchema
 
 log = logging.getLogger(__name__)

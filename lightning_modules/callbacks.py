@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from rich.console import Console
 from rich.table import Table
 
+from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.atomic import write_csv_atomically
 from lightning_modules.metrics import binary_report
 
@@ -62,8 +63,9 @@ class MetricsReport(L.Callback):
     @staticmethod
     def _bayes_ceiling(trainer: L.Trainer) -> dict[str, float]:
         datamodule = trainer.datamodule
-        true_probability = getattr(datamodule, "true_default_probability", None)
-        probability = true_probability("test") if callable(true_probability) else None
+        if not isinstance(datamodule, LoanDataModule):
+            return {}
+        probability = datamodule.true_default_probability("test")
         if probability is None:
             return {}
         targets = datamodule.split_tensors("test").target
@@ -121,7 +123,10 @@ class SubmissionWriter(BasePredictionWriter):
         probability = torch.cat(batches).float().cpu().numpy()
         threshold = float(pl_module.decision_threshold)
         columns: dict[str, np.ndarray] = {}
-        ids = trainer.datamodule.predict_ids()
+        datamodule = trainer.datamodule
+        if not isinstance(datamodule, LoanDataModule):
+            raise TypeError("SubmissionWriter writes the predictions of a LoanDataModule's file")
+        ids = datamodule.predict_ids()
         if ids is not None:
             columns[ids[0]] = ids[1]
         columns[PROBABILITY_COLUMN] = probability

@@ -6,11 +6,9 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 
-
-class NonFiniteTrainingError(RuntimeError):
-    """Training produced NaN or infinity; the message says where and which checkpoint is good."""
+from contracts.errors import NonFiniteTrainingError
+from lightning_modules.resume import last_epoch_checkpoint
 
 
 class FiniteGuard(L.Callback):
@@ -58,8 +56,7 @@ def _position(trainer: L.Trainer) -> str:
 
 
 def _last_good(trainer: L.Trainer) -> str:
-    checkpoint = trainer.checkpoint_callback
-    path = checkpoint.last_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
+    path = last_epoch_checkpoint(trainer)
     advice = (
         "Lower the learning rate (--model.optimizer.init_args.lr), or look for extreme values "
         "in the data (--data.scaling quantile tames heavy tails)."

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any, Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 
+from contracts.choices import check_choice, check_range
+from contracts.errors import ConfigurationError, NonFiniteTrainingError
+from contracts.evaluation import ValidationOutputs
+from contracts.features import FeatureSpec, FittedTabularData
 from lightning_modules.calibration import fit_temperature, mean_probability_logit
-from lightning_modules.guards import NonFiniteTrainingError
 from lightning_modules.metrics import (
     PredictionCollector,
     ThresholdObjective,
@@ -21,86 +26,65 @@ from lightning_modules.metrics import (
     choose_threshold,
     probability_quality,
 )
-from lightning_modules.networks import Activation, LoanDefaultNet, Normalization
-from lightning_modules.numeric_embeddings import BIN_EDGES, BinEdges, NumericEmbedding
+from lightning_modules.networks import LoanDefaultNet, NetworkSettings
 
 ClassWeighting = Literal["none", "balanced"]
 LRSchedule = Literal["constant", "cosine"]
 MONITOR = "val/roc_auc"
+RECOMMENDED_NETWORK = NetworkSettings()
 
 
 class LoanDefaultModel(L.LightningModule):
-    """Predicts P(default) for each applicant.
+    """Predicts P(default) for each applicant; the defaults are the recommended model.
 
-    The input description (`n_numeric`, `cardinalities`, `positive_rate`) is normally left
-    unset: `configure_model` takes it from the fitted data module and writes it into the
-    hyperparameters, so a checkpoint alone rebuilds the network (LightningCLI feeds a
-    checkpoint's hyperparameters back for `test`/`predict --ckpt_path`). A link applied at
-    instantiation would instead have to read and fit the training file before any
-    checkpoint is restored, which `predict` must not need.
+    `inputs` is normally left unset: `configure_model` takes it from the fitted data module
+    and writes it into the hyperparameters, so a checkpoint alone rebuilds the network
+    (LightningCLI feeds a checkpoint's hyperparameters back for `test`/`predict
+    --ckpt_path`). A link applied at instantiation would instead have to read and fit the
+    training file before any checkpoint is restored, which `predict` must not need.
 
     Args:
-        hidden_sizes: width of each MLP block.
-        dropout, normalization, activation: per-block regularisation and non-linearity.
-        embedding_max_dim: cap of the categorical embedding size rule.
-        numeric_embedding: "none" (raw scalars), "periodic" (PLR, `frequency_sigma`),
-            "piecewise" (PLE on at most `n_bins` bins of the training rows, cut at quantiles
-            or, with `bin_edges: tree`, where a per-feature decision tree on the target
-            cuts) or "periodic_piecewise" (both); see `lightning_modules/numeric_embeddings.py`.
-        ensemble_size: k > 1 trains a TabM-mini ensemble of k members in one network (mean of
-            the members' losses; predictions are the mean of their probabilities).
-        cross_layers: DCN-v2 cross layers (explicit feature products) before the MLP.
-        temperature_scaling: fit one temperature on the validation logits after each
-            validation epoch; test and predict use the calibrated probabilities.
-        lr_schedule: "cosine" decays the learning rate to 0 over `trainer.max_epochs`, after a
-            linear warm-up over `warmup_fraction` of the steps; "constant" keeps it.
+        net: the network's architecture (`NetworkSettings`; `--model.net.dropout 0.1`).
+        optimizer: LightningCLI-injected; AdamW with its defaults (lr 1e-3, weight decay
+            0.01) unless configured.
+        lr_schedule: "cosine" decays the learning rate to 0 over `trainer.max_epochs`;
+            "constant" keeps it; either after a linear warm-up over `warmup_fraction` of
+            the steps.
         class_weighting: "balanced" weighs positives by negatives/positives in the loss.
         threshold_objective: what the validation-chosen decision threshold maximises.
-        optimizer, scheduler: LightningCLI-injected; a ReduceLROnPlateau monitors val/loss.
+        temperature_scaling: fit one temperature on the validation logits after each
+            validation epoch; test and predict use the calibrated probabilities.
+        inputs: the network's input description (see above).
     """
 
     def __init__(
         self,
         *,
-        hidden_sizes: list[int] | None = None,
-        dropout: float = 0.1,
-        normalization: Normalization = "batchnorm",
-        activation: Activation = "relu",
-        embedding_max_dim: int = 16,
-        class_weighting: ClassWeighting = "none",
-        threshold_objective: ThresholdObjective = "accuracy",
+        net: NetworkSettings = RECOMMENDED_NETWORK,
         optimizer: OptimizerCallable = torch.optim.AdamW,
-        scheduler: LRSchedulerCallable | None = None,
-        numeric_embedding: NumericEmbedding = "none",
-        n_bins: int = 48,
-        bin_edges: BinEdges = "quantile",
-        frequency_sigma: float = 0.1,
-        ensemble_size: int = 1,
-        cross_layers: int = 0,
-        temperature_scaling: bool = True,
         lr_schedule: LRSchedule = "constant",
         warmup_fraction: float = 0.0,
-        n_numeric: int | None = None,
-        cardinalities: list[int] | None = None,
-        positive_rate: float | None = None,
-        n_indicators: int | None = None,
+        class_weighting: ClassWeighting = "none",
+        threshold_objective: ThresholdObjective = "accuracy",
+        temperature_scaling: bool = True,
+        inputs: FeatureSpec | None = None,
     ) -> None:
         super().__init__()
-        if class_weighting not in ("none", "balanced"):
-            raise ValueError(
-                f"class_weighting must be 'none' or 'balanced', got {class_weighting!r}"
-            )
-        if bin_edges not in BIN_EDGES:
-            raise ValueError(f"bin_edges must be one of {BIN_EDGES}, got {bin_edges!r}")
-        if lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
-        if not 0.0 <= warmup_fraction < 1.0:
-            raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
-        if scheduler is not None and (lr_schedule != "constant" or warmup_fraction > 0):
-            raise ValueError("give either a --lr_scheduler or model.lr_schedule, not both")
-        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        check_choice("lr_schedule", lr_schedule, LRSchedule)
+        check_range("warmup_fraction", warmup_fraction, low=0.0, high=1.0, high_inclusive=False)
+        check_choice("class_weighting", class_weighting, ClassWeighting)
+        check_choice("threshold_objective", threshold_objective, ThresholdObjective)
+        # `load_from_checkpoint` passes back the plain dicts the hyperparameters hold.
+        if isinstance(net, Mapping):
+            net = NetworkSettings(**net)
+        if isinstance(inputs, Mapping):
+            inputs = FeatureSpec.from_dict(inputs)
+        self.settings = net
+        self.save_hyperparameters(ignore=["optimizer"])
+        # Plain values only, so that checkpoints load with `weights_only=True`.
+        self.hparams["net"] = asdict(net)
+        self.hparams["inputs"] = None if inputs is None else inputs.to_dict()
         self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
         self.net: LoanDefaultNet | None = None
         self.register_buffer("decision_threshold", torch.tensor(0.5))
         self.register_buffer("pos_weight", torch.tensor(1.0))
@@ -111,10 +95,20 @@ class LoanDefaultModel(L.LightningModule):
         self.train_loss = MeanMetric()
         self.val_predictions = PredictionCollector()
         self.test_predictions = PredictionCollector()
-        # The last validation epoch's (probabilities, targets), for TensorBoardViews' curves.
-        self.last_val_predictions: tuple[torch.Tensor, torch.Tensor] | None = None
-        if n_numeric is not None and cardinalities is not None and positive_rate is not None:
-            self._build(n_numeric, cardinalities, positive_rate, n_indicators or 0)
+        self._validation_outputs: ValidationOutputs | None = None
+        if inputs is not None:
+            self._build(inputs)
+
+    @property
+    def validation_outputs(self) -> ValidationOutputs | None:
+        """The last validation epoch's calibrated predictions, for the TensorBoard views."""
+        return self._validation_outputs
+
+    def categorical_embedding_weights(self) -> list[torch.Tensor]:
+        """One (n_codes, dim) table per categorical column, for the TensorBoard projector."""
+        if self.net is None:
+            return []
+        return [table.weight for table in self.net.embeddings.tables]
 
     def configure_model(self) -> None:
         """Build the network from the data module once its preprocessing is fitted.
@@ -123,59 +117,41 @@ class LoanDefaultModel(L.LightningModule):
         as network buffers: the data module stays model-agnostic, and a checkpoint restores
         the edges with the weights (a restored model is built in `__init__`, without data).
         """
-        datamodule = getattr(self.trainer, "datamodule", None)
-        spec = getattr(datamodule, "feature_spec", None) if datamodule is not None else None
+        if self._trainer is None:  # load_from_checkpoint: the network is built, nothing to check
+            return
+        datamodule = self.trainer.datamodule
+        if datamodule is not None and not isinstance(datamodule, FittedTabularData):
+            raise ConfigurationError(
+                f"{type(datamodule).__name__} does not provide feature_spec, split_tensors and "
+                "code_labels (contracts.features.FittedTabularData): use LoanDataModule"
+            )
+        spec = None if datamodule is None else datamodule.feature_spec
         if self.net is not None:
             if spec is not None:
-                self._check_matches(spec.n_numeric, spec.cardinalities)
+                self._check_matches(spec)
             return
-        if spec is None:
-            raise RuntimeError(
-                "the network's inputs are unknown: use a data module with `feature_spec` or "
-                "pass n_numeric, cardinalities and positive_rate"
+        if datamodule is None or spec is None:
+            raise ConfigurationError(
+                "the network's inputs are unknown: fit with a LoanDataModule, or pass inputs"
             )
-        self._build(spec.n_numeric, list(spec.cardinalities), spec.positive_rate, spec.n_indicators)
+        self._build(spec)
         train = datamodule.split_tensors("train")
-        self.net.fit_bins(train.numeric, train.target, edges=self.hparams.bin_edges)
+        self.net.fit_bins(train.numeric, train.target, edges=self.settings.bin_edges)
 
-    def _build(
-        self, n_numeric: int, cardinalities: list[int], positive_rate: float, n_indicators: int
-    ) -> None:
-        hp = self.hparams
-        self.hparams.update(
-            n_numeric=n_numeric,
-            cardinalities=list(cardinalities),
-            positive_rate=positive_rate,
-            n_indicators=n_indicators,
-        )
-        self.net = LoanDefaultNet(
-            n_numeric=n_numeric,
-            cardinalities=list(cardinalities),
-            hidden_sizes=list(hp.hidden_sizes or [256, 256, 256]),
-            dropout=hp.dropout,
-            normalization=hp.normalization,
-            activation=hp.activation,
-            embedding_max_dim=hp.embedding_max_dim,
-            positive_rate=positive_rate,
-            n_passthrough=n_indicators,
-            numeric_embedding=hp.numeric_embedding,
-            n_bins=hp.n_bins,
-            frequency_sigma=hp.frequency_sigma,
-            ensemble_size=hp.ensemble_size,
-            cross_layers=hp.cross_layers,
-        )
-        if hp.class_weighting == "balanced":
-            self.pos_weight.fill_((1.0 - positive_rate) / positive_rate)
+    def _build(self, inputs: FeatureSpec) -> None:
+        self.hparams["inputs"] = inputs.to_dict()
+        self.net = LoanDefaultNet(inputs, self.settings)
+        if self.hparams.class_weighting == "balanced":
+            self.pos_weight.fill_((1.0 - inputs.positive_rate) / inputs.positive_rate)
 
-    def _check_matches(self, n_numeric: int, cardinalities: list[int]) -> None:
-        if n_numeric != self.hparams.n_numeric or list(cardinalities) != list(
-            self.hparams.cardinalities
-        ):
-            raise ValueError(
+    def _check_matches(self, spec: FeatureSpec) -> None:
+        built = FeatureSpec.from_dict(self.hparams["inputs"])
+        if (spec.n_numeric, spec.cardinalities) != (built.n_numeric, built.cardinalities):
+            raise ConfigurationError(
                 "the checkpoint's network expects "
-                f"{self.hparams.n_numeric} numeric inputs and categorical cardinalities "
-                f"{self.hparams.cardinalities}, but the data gives {n_numeric} and "
-                f"{list(cardinalities)}: the data's columns differ from the training file's."
+                f"{built.n_numeric} numeric inputs and categorical cardinalities "
+                f"{list(built.cardinalities)}, but the data gives {spec.n_numeric} and "
+                f"{list(spec.cardinalities)}: the data's columns differ from the training file's."
             )
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
@@ -252,9 +228,9 @@ class LoanDefaultModel(L.LightningModule):
         if self.hparams.temperature_scaling:
             self.temperature.fill_(fit_temperature(logits, targets))
         probs = torch.sigmoid(logits / self.temperature)
-        self.last_val_predictions = (probs, targets)
         threshold = choose_threshold(probs, targets, self.hparams.threshold_objective)
         self.decision_threshold.fill_(threshold)
+        self._validation_outputs = ValidationOutputs(probs, targets, float(self.decision_threshold))
         self._log_report(probs, targets, "val")
         raw_quality = probability_quality(raw, targets)
         self.log_dict(
@@ -303,22 +279,11 @@ class LoanDefaultModel(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())
-        if self.hparams.lr_schedule == "cosine" or self.hparams.warmup_fraction > 0:
-            total = max(1, int(self.trainer.estimated_stepping_batches))
-            factor = _warmup_cosine(total, self.hparams.warmup_fraction, self.hparams.lr_schedule)
-            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-            return {
-                "optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-            }
-        if self.scheduler_factory is None:
+        if self.hparams.lr_schedule == "constant" and self.hparams.warmup_fraction == 0:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer)
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            return {
-                "optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"},
-            }
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        factor = _warmup_cosine(total, self.hparams.warmup_fraction, self.hparams.lr_schedule)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

@@ -3,18 +3,22 @@ ensemble member."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Literal
 
 import torch
 from torch import nn
 
-from lightning_modules.numeric_embeddings import (
+from contracts.choices import check_choice, check_range
+from contracts.errors import ConfigurationError
+from contracts.features import FeatureSpec
+from lightning_modules.numeric_embedding import (
     BinEdges,
-    NumericEmbedding,
+    NumericEmbeddingKind,
     PeriodicAndPiecewise,
     PiecewiseLinearEncoding,
-    numeric_embeddings,
+    build_numeric_embedding,
 )
 
 Normalization = Literal["batchnorm", "layernorm", "none"]
@@ -124,74 +128,108 @@ class EnsembleHead(nn.Module):
         return (h.unflatten(0, (-1, self.k)) * self.weight).sum(dim=-1) + self.bias
 
 
+@dataclass(frozen=True)
+class NetworkSettings:
+    """The network's architecture; the defaults are the recommended network.
+
+    Piecewise-linear encoding of each numeric feature on decision-tree bins (Gorishniy et
+    al. 2022, "PLE-T"), then an MLP of three 256-wide blocks with batch norm, ReLU and
+    dropout 0.25: the setup measured best across the public credit sets (BENCHMARKS.md).
+
+    Args:
+        hidden_sizes: width of each MLP block.
+        dropout, normalization, activation: per-block regularisation and non-linearity.
+        categorical_embedding_max_dim: cap of the categorical embedding size rule.
+        numeric_embedding: "none" (raw scalars), "periodic" (PLR, `periodic_sigma`),
+            "piecewise" (PLE on at most `n_bins` bins of the training rows, cut at quantiles
+            or, with `bin_edges: tree`, where a per-feature decision tree on the target
+            cuts) or "periodic_piecewise" (both); see `lightning_modules/numeric_embedding.py`.
+        periodic_sigma: initial scale of the periodic embedding's frequencies.
+        ensemble_size: k > 1 trains a TabM-mini ensemble of k members in one network (mean of
+            the members' losses; predictions are the mean of their probabilities).
+        cross_layers: DCN-v2 cross layers (explicit feature products) before the MLP.
+    """
+
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256, 256])
+    dropout: float = 0.25
+    normalization: Normalization = "batchnorm"
+    activation: Activation = "relu"
+    categorical_embedding_max_dim: int = 16
+    numeric_embedding: NumericEmbeddingKind = "piecewise"
+    n_bins: int = 48
+    bin_edges: BinEdges = "tree"
+    periodic_sigma: float = 0.1
+    ensemble_size: int = 1
+    cross_layers: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.hidden_sizes or any(size < 1 for size in self.hidden_sizes):
+            raise ConfigurationError(
+                f"hidden_sizes must be a non-empty list of positive ints, got {self.hidden_sizes}"
+            )
+        check_range("dropout", self.dropout, low=0.0, high=1.0, high_inclusive=False)
+        check_choice("normalization", self.normalization, Normalization)
+        check_choice("activation", self.activation, Activation)
+        check_choice("numeric_embedding", self.numeric_embedding, NumericEmbeddingKind)
+        check_choice("bin_edges", self.bin_edges, BinEdges)
+        check_range("categorical_embedding_max_dim", self.categorical_embedding_max_dim, low=1)
+        check_range("n_bins", self.n_bins, low=2)
+        check_range("periodic_sigma", self.periodic_sigma, low=0.0, low_inclusive=False)
+        check_range("ensemble_size", self.ensemble_size, low=1)
+        check_range("cross_layers", self.cross_layers, low=0)
+
+
 class LoanDefaultNet(nn.Module):
-    """MLP over [embedded numerics, other numeric inputs, categorical embeddings].
+    """MLP over [embedded numerics, missing indicators, categorical embeddings].
 
     Shape: x_num (B, n_numeric) float32, x_cat (B, n_cat) int64 -> (B, k) member logits.
 
-    The first `n_numeric - n_passthrough` numeric inputs are real features and go through
-    `numeric_embedding` ("none" keeps the scalars); the last `n_passthrough` (the 0/1
-    missing indicators) are used as they are. `cross_layers` DCN-v2 cross layers, if any,
-    come before the MLP (stacked DCN-v2). With `ensemble_size` k > 1 the network is a
-    TabM-mini ensemble: each member sees the input through its own adapter and has its own
-    output, all share the MLP; k = 1 is the plain MLP. Output biases start at the training
+    The first `n_numeric - n_missing_indicators` numeric inputs are real features and go
+    through the numeric embedding ("none" keeps the scalars); the last
+    `n_missing_indicators` (0/1 flags) are used as they are. Cross layers, if any, come
+    before the MLP (stacked DCN-v2). With `ensemble_size` k > 1 the network is a TabM-mini
+    ensemble: each member sees the input through its own adapter and has its own output,
+    all share the MLP; k = 1 is the plain MLP. Output biases start at the training
     log-odds, so the first steps learn features instead of the base rate.
     """
 
-    def __init__(
-        self,
-        *,
-        n_numeric: int,
-        cardinalities: list[int],
-        hidden_sizes: list[int],
-        dropout: float = 0.0,
-        normalization: Normalization = "batchnorm",
-        activation: Activation = "relu",
-        embedding_max_dim: int = 16,
-        positive_rate: float = 0.5,
-        n_passthrough: int = 0,
-        numeric_embedding: NumericEmbedding = "none",
-        n_bins: int = 48,
-        frequency_sigma: float = 0.1,
-        ensemble_size: int = 1,
-        cross_layers: int = 0,
-    ) -> None:
+    def __init__(self, inputs: FeatureSpec, settings: NetworkSettings | None = None) -> None:
         super().__init__()
-        _check_network_args(n_numeric, cardinalities, hidden_sizes, dropout, positive_rate)
-        _check_choices(normalization, activation)
-        if not 0 <= n_passthrough <= n_numeric:
-            raise ValueError(f"n_passthrough must be in [0, {n_numeric}], got {n_passthrough}")
-        if ensemble_size < 1:
-            raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
-        if cross_layers < 0:
-            raise ValueError(f"cross_layers must be >= 0, got {cross_layers}")
-        self.n_embedded = n_numeric - n_passthrough
-        self.numeric_embeddings = numeric_embeddings(
-            numeric_embedding, self.n_embedded, n_bins=n_bins, sigma=frequency_sigma
+        settings = settings or NetworkSettings()
+        _check_inputs(inputs)
+        self.n_embedded = inputs.n_numeric - inputs.n_missing_indicators
+        self.numeric_embedding = build_numeric_embedding(
+            settings.numeric_embedding,
+            self.n_embedded,
+            n_bins=settings.n_bins,
+            sigma=settings.periodic_sigma,
         )
         numeric_width = (
-            n_numeric
-            if self.numeric_embeddings is None
-            else self.n_embedded * self.numeric_embeddings.d_embedding + n_passthrough
+            inputs.n_numeric
+            if self.numeric_embedding is None
+            else self.n_embedded * self.numeric_embedding.d_embedding + inputs.n_missing_indicators
         )
-        self.embeddings = CategoricalEmbeddings(cardinalities, max_dim=embedding_max_dim)
-        widths = [numeric_width + self.embeddings.output_dim, *hidden_sizes]
-        self.cross = nn.ModuleList(CrossLayer(widths[0]) for _ in range(cross_layers))
-        self.adapter = EnsembleAdapter(widths[0], k=ensemble_size) if ensemble_size > 1 else None
+        self.embeddings = CategoricalEmbeddings(
+            list(inputs.cardinalities), max_dim=settings.categorical_embedding_max_dim
+        )
+        widths = [numeric_width + self.embeddings.output_dim, *settings.hidden_sizes]
+        self.cross = nn.ModuleList(CrossLayer(widths[0]) for _ in range(settings.cross_layers))
+        k = settings.ensemble_size
+        self.adapter = EnsembleAdapter(widths[0], k=k) if k > 1 else None
         self.blocks = nn.Sequential(
             *(
                 mlp_block(
                     fan_in,
                     fan_out,
-                    normalization=normalization,
-                    activation=activation,
-                    dropout=dropout,
+                    normalization=settings.normalization,
+                    activation=settings.activation,
+                    dropout=settings.dropout,
                 )
                 for fan_in, fan_out in pairwise(widths)
             )
         )
-        log_odds = torch.logit(torch.tensor(positive_rate)).item()
-        self.head = EnsembleHead(widths[-1], k=ensemble_size, bias=log_odds)
+        log_odds = torch.logit(torch.tensor(inputs.positive_rate)).item()
+        self.head = EnsembleHead(widths[-1], k=k, bias=log_odds)
 
     @property
     def ensemble_size(self) -> int:
@@ -203,12 +241,12 @@ class LoanDefaultNet(nn.Module):
         """Fit the piecewise-linear bins on the training rows' numeric block (n, n_numeric);
         `y`, the training targets, places the cuts when `edges` is "tree". Embeddings without
         bins (none, periodic) have nothing to fit."""
-        if isinstance(self.numeric_embeddings, PiecewiseLinearEncoding | PeriodicAndPiecewise):
-            self.numeric_embeddings.fit_bins(x_num[:, : self.n_embedded], y, edges=edges)
+        if isinstance(self.numeric_embedding, PiecewiseLinearEncoding | PeriodicAndPiecewise):
+            self.numeric_embedding.fit_bins(x_num[:, : self.n_embedded], y, edges=edges)
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
-        if self.numeric_embeddings is not None:
-            embedded = self.numeric_embeddings(x_num[:, : self.n_embedded]).flatten(1)
+        if self.numeric_embedding is not None:
+            embedded = self.numeric_embedding(x_num[:, : self.n_embedded]).flatten(1)
             x_num = torch.cat([embedded, x_num[:, self.n_embedded :]], dim=1)
         x = x0 = torch.cat([x_num, self.embeddings(x_cat)], dim=1)
         for layer in self.cross:
@@ -218,35 +256,23 @@ class LoanDefaultNet(nn.Module):
         return self.head(self.blocks(x))
 
 
-def _check_network_args(
-    n_numeric: int,
-    cardinalities: list[int],
-    hidden_sizes: list[int],
-    dropout: float,
-    positive_rate: float,
-) -> None:
-    if n_numeric < 0 or (n_numeric == 0 and not cardinalities):
-        raise ValueError(
-            f"the network needs at least one input, got {n_numeric=}, {cardinalities=}"
+def _check_inputs(inputs: FeatureSpec) -> None:
+    if inputs.n_numeric < 0 or (inputs.n_numeric == 0 and not inputs.cardinalities):
+        raise ConfigurationError(f"the network needs at least one input, got {inputs}")
+    if any(c < 2 for c in inputs.cardinalities):
+        raise ConfigurationError(
+            f"each categorical needs >= 2 codes (missing, unknown), got {inputs.cardinalities}"
         )
-    if any(c < 2 for c in cardinalities):
-        raise ValueError(
-            f"each categorical needs >= 2 codes (missing, unknown), got {cardinalities}"
+    if not 0 <= inputs.n_missing_indicators <= inputs.n_numeric:
+        raise ConfigurationError(
+            f"n_missing_indicators must be in [0, {inputs.n_numeric}], "
+            f"got {inputs.n_missing_indicators}"
         )
-    if not hidden_sizes or any(size < 1 for size in hidden_sizes):
-        raise ValueError(
-            f"hidden_sizes must be a non-empty list of positive ints, got {hidden_sizes}"
-        )
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    if not 0.0 < positive_rate < 1.0:
-        raise ValueError(f"positive_rate must be in (0, 1), got {positive_rate}")
-
-
-def _check_choices(normalization: str, activation: str) -> None:
-    if normalization not in ("batchnorm", "layernorm", "none"):
-        raise ValueError(
-            f"normalization must be 'batchnorm', 'layernorm' or 'none', got {normalization!r}"
-        )
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+    check_range(
+        "positive_rate",
+        inputs.positive_rate,
+        low=0.0,
+        high=1.0,
+        low_inclusive=False,
+        high_inclusive=False,
+    )

@@ -2,9 +2,12 @@
 
 Lightning restores weights, optimiser, loop counters and callback states from a
 checkpoint, but not the random generators that draw each epoch's shuffling and dropout
-masks, and it looks for "last" only in the new run's own (empty) version folder.
-`ResumableRun` keeps the generators' state in every checkpoint; `find_last_checkpoint`
-finds the newest `last.ckpt` among a run's earlier versions.
+masks; it looks for "last" only in the new run's own (empty) version folder; and its
+`ModelCheckpoint(save_last=True)` writes `last.ckpt` only in the epochs where it also
+saves a top-k checkpoint (Lightning 2.6), so with a monitored metric `last.ckpt` is the
+best epoch, not the last one. `LastEpochCheckpoint` writes `last.ckpt` after every
+complete epoch; `ResumableRun` keeps the generators' state in every checkpoint;
+`find_last_checkpoint` finds the newest `last.ckpt` among a run's earlier versions.
 
 A run resumes from the end of its last complete epoch (checkpoints are written after
 validation, never on an interruption): the interrupted epoch is trained again from its
@@ -30,6 +33,46 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 LAST_CHECKPOINT_GLOB = "last*.ckpt"
 
 
+class LastEpochCheckpoint(ModelCheckpoint):
+    """`last.ckpt` at the end of every complete epoch, whether or not the epoch improved.
+
+    A `ModelCheckpoint` without a monitor, keeping one file named "last": Lightning's
+    `ckpt_path="last"` finds it like its own. Never written on an exception, so a crash
+    cannot replace the last complete epoch.
+
+    Args:
+        dirpath: the folder (default: the logger's `version_N/checkpoints`).
+    """
+
+    def __init__(self, dirpath: str | None = None) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            filename=self.CHECKPOINT_NAME_LAST,
+            monitor=None,
+            save_top_k=1,
+            save_last=False,
+            save_on_exception=False,
+            enable_version_counter=False,
+        )
+
+    @property
+    def path(self) -> str:
+        """The file written after the newest complete epoch ("" before the first)."""
+        return self.best_model_path
+
+
+def last_epoch_checkpoint(trainer: L.Trainer) -> str:
+    """The newest complete epoch's checkpoint of this run, or "" if none was written."""
+    return next(
+        (
+            callback.path
+            for callback in trainer.checkpoint_callbacks
+            if isinstance(callback, LastEpochCheckpoint)
+        ),
+        "",
+    )
+
+
 class ResumableRun(L.Callback):
     """Keeps torch's random state in each checkpoint; after Ctrl-C or SIGTERM, says how to resume.
 
@@ -53,8 +96,7 @@ class ResumableRun(L.Callback):
     ) -> None:
         if not isinstance(exception, KeyboardInterrupt | SIGTERMException):
             return
-        checkpoint = trainer.checkpoint_callback
-        last = checkpoint.last_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
+        last = last_epoch_checkpoint(trainer)
         where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
         if not last:
             rank_zero_info(f"fit interrupted at {where}, before any checkpoint was written.")

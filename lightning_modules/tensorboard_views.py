@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
@@ -28,6 +29,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.tensorboard.summary import hparams
 
+from contracts.evaluation import InspectableModel
+from contracts.features import FittedTabularData
 from lightning_modules.evaluation_figures import (
     confusion_figure,
     precision_recall_figure,
@@ -35,9 +38,7 @@ from lightning_modules.evaluation_figures import (
     roc_figure,
 )
 from lightning_modules.metrics import CALIBRATION_BINS, binary_report
-from lightning_modules.networks import CategoricalEmbeddings
 
-CODE_LABELS = ("<missing>", "<unknown>")  # codes 0 and 1 of every categorical (preprocessing.py)
 METADATA_HEADER = ["level", "train_rows", "train_default_rate"]
 OPTIMIZER_SETTINGS = ("lr", "weight_decay", "momentum", "betas", "eps")
 EXTRA_METRICS = ("train/loss_epoch", "train/roc_auc", "train/accuracy", "val/loss", "test/loss")
@@ -107,18 +108,19 @@ class TensorBoardViews(L.Callback):
         params = run_hyperparameters(trainer, pl_module)
         logger.log_hyperparams(params)  # kept in the run's hparams.yaml
         experiment, start, end = hparams(params, dict.fromkeys(metric_tags(), 0.0))
-        writer = logger.experiment._get_file_writer()
+        writer = logger.experiment.file_writer
         for summary in (experiment, start, end):
             writer.add_summary(summary)
         self._hparams_written.add(logger.log_dir)
 
     def _write_curves(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         logger = _tensorboard_logger(trainer)
-        predictions = getattr(pl_module, "last_val_predictions", None)
-        if logger is None or predictions is None:
+        outputs = pl_module.validation_outputs if isinstance(pl_module, InspectableModel) else None
+        if logger is None or outputs is None:
             return
-        probs, targets = (tensor.detach().float().cpu() for tensor in predictions)
-        threshold = float(getattr(pl_module, "decision_threshold", 0.5))
+        probs = outputs.probabilities.detach().float().cpu()
+        targets = outputs.targets.detach().float().cpu()
+        threshold = outputs.threshold
         step = trainer.global_step
         figures = {
             "val/roc_curve": roc_figure(probs, targets),
@@ -133,21 +135,20 @@ class TensorBoardViews(L.Callback):
 
     def _write_embeddings(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         logger = _tensorboard_logger(trainer)
-        embeddings = getattr(getattr(pl_module, "net", None), "embeddings", None)
-        preprocessor = getattr(trainer.datamodule, "preprocessor", None)
+        datamodule = trainer.datamodule
         if (
             logger is None
-            or not isinstance(embeddings, CategoricalEmbeddings)
-            or preprocessor is None
+            or not isinstance(pl_module, InspectableModel)
+            or not isinstance(datamodule, FittedTabularData)
         ):
             return
-        train = trainer.datamodule.split_tensors("train")
-        for index, (column, table) in enumerate(
-            zip(preprocessor.categorical_columns, embeddings.tables, strict=True)
+        train = datamodule.split_tensors("train")
+        tables = pl_module.categorical_embedding_weights()
+        for index, ((column, labels), weight) in enumerate(
+            zip(datamodule.code_labels().items(), tables, strict=True)
         ):
-            labels = [*CODE_LABELS, *preprocessor.vocabularies_[column]]
             logger.experiment.add_embedding(
-                table.weight.detach().cpu(),
+                weight.detach().cpu(),
                 metadata=embedding_metadata(labels, train.categorical[:, index], train.target),
                 metadata_header=METADATA_HEADER,
                 tag=column,
@@ -164,7 +165,9 @@ def run_hyperparameters(trainer: L.Trainer, pl_module: L.LightningModule) -> dic
     same name) because it does not call `save_hyperparameters`: its read options are a
     dataclass, which would stop checkpoints from loading with `weights_only=True`.
     """
-    params = {name: value for name, value in pl_module.hparams.items() if not name.startswith("_")}
+    params = _flat(
+        {name: value for name, value in pl_module.hparams.items() if not name.startswith("_")}
+    )
     datamodule = trainer.datamodule
     if datamodule is not None:
         for name in inspect.signature(type(datamodule).__init__).parameters:
@@ -211,6 +214,17 @@ def embedding_metadata(
         ]
         for label, count, default in zip(labels, rows, defaults, strict=True)
     ]
+
+
+def _flat(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings (`net`, `inputs`) as one column each: `net/dropout`, `net/n_bins`."""
+    flat: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, Mapping):
+            flat |= _flat(value, f"{prefix}{name}/")
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
 
 
 def _hparam_value(value: Any) -> bool | int | float | str:

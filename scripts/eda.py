@@ -1,58 +1,12 @@
 """Exploratory report of a configured dataset: `python scripts/eda.py --config configs/taiwan.yaml`.
 
-The data module is built by the training CLI's own parser from the same config (any
-`--data.*` override passes through), so the report sees the rows, schema and split the
-model would see. Writes `<output>/report.html` (default `reports/<config name>`).
+Writes `reports/<config name>/report.html` (`--output` to change it); see `analysis/eda.py`.
 """
 
-from __future__ import annotations
+import sys
 
-import argparse
-import time
-import warnings
-from pathlib import Path
-
-from datamodules.eda_report import print_summary, write_report
-from datamodules.loan_datamodule import LoanDataModule
-from datamodules.profiling import profile_dataset
-from lightning_modules.loan_model import LoanDefaultModel
-from scripts.main import LoanCLI
-
-
-def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(
-        description=__doc__,
-        epilog="Every other argument (--config, --data.*) goes to the training CLI's parser.",
-    )
-    parser.add_argument("--output", type=Path, help="report folder (default reports/<config>)")
-    parser.add_argument(
-        "--rows",
-        choices=("all", "train"),
-        default="all",
-        help="describe every labelled row (default) or the training split only",
-    )
-    return parser.parse_known_args(argv)
-
-
-def main(argv: list[str] | None = None) -> Path:
-    options, cli_args = parse_args(argv)
-    started = time.perf_counter()
-    with warnings.catch_warnings():
-        # We pass the remaining arguments on purpose, so the "args and sys.argv" notice is noise.
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-        cli = LoanCLI(
-            LoanDefaultModel, LoanDataModule, run=False, args=cli_args, seed_everything_default=0
-        )
-    datamodule: LoanDataModule = cli.datamodule
-    table = datamodule.labelled_table()
-    profile = profile_dataset(table, datamodule.schema, source=datamodule.source, rows=options.rows)
-    config_files = cli.config.get("config") or []
-    name = Path(str(config_files[-1])).stem if config_files else "dataset"
-    report = write_report(profile, options.output or Path("reports") / name)
-    print_summary(profile, report)
-    print(f"done in {time.perf_counter() - started:.1f} s")
-    return report
-
+from analysis.eda import main
+from lightning_modules.cli import run_entry_point
 
 if __name__ == "__main__":
-    main()
+    run_entry_point(lambda: main(sys.argv[1:]))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from datamodules.synthetic import generate_loan_book
-from scripts.main import LoanCLI, cli_main
+from lightning_modules.cli import LoanCLI, cli_main
 
 # One torch thread for the whole suite and the runs it starts: on test-sized batches several
 # OpenMP threads mostly wait for each other (a 2-epoch fit measured 2.8 s on one thread,

@@ -15,6 +15,13 @@ NUMERIC = ("income", "age")
 CATEGORICAL = ("grade",)
 
 
+def _standard(**options) -> TabularPreprocessor:
+    """Standard scaling without value counts: the simplest block to check by hand."""
+    return TabularPreprocessor(
+        NUMERIC, CATEGORICAL, **({"scaling": "standard", "value_counts": False} | options)
+    )
+
+
 def _numeric(rows):
     return np.array(rows, dtype=np.float64)
 
@@ -28,7 +35,7 @@ def train():
 
 def test_fit_learns_from_training_rows_only(train):
     numeric, categorical = train
-    pre = TabularPreprocessor(NUMERIC, CATEGORICAL).fit(numeric, categorical)
+    pre = _standard().fit(numeric, categorical)
     np.testing.assert_allclose(pre.medians_, [25.0, 40.0])
     assert pre.indicator_columns_ == ["age"]
     assert pre.vocabularies_ == {"grade": ["A", "B", "C"]}
@@ -40,7 +47,7 @@ def test_fit_learns_from_training_rows_only(train):
 
 def test_transform_imputes_adds_indicators_and_scales(train):
     numeric, categorical = train
-    pre = TabularPreprocessor(NUMERIC, CATEGORICAL).fit(numeric, categorical)
+    pre = _standard().fit(numeric, categorical)
     block = pre.transform(numeric, categorical)
     assert block.numeric.dtype == np.float32 and block.numeric.shape == (4, 3)
     np.testing.assert_allclose(block.numeric[:, :2].mean(axis=0), 0.0, atol=1e-6)
@@ -50,7 +57,7 @@ def test_transform_imputes_adds_indicators_and_scales(train):
 
 def test_unseen_missing_and_rare_categories_get_reserved_codes(train):
     numeric, categorical = train
-    pre = TabularPreprocessor(NUMERIC, CATEGORICAL, min_frequency=2).fit(numeric, categorical)
+    pre = _standard(min_level_count=2).fit(numeric, categorical)
     assert pre.vocabularies_ == {"grade": ["A"]}
     new = pd.DataFrame({"grade": ["A", "B", "Z", None]})
     codes = pre.transform(_numeric([[1.0, 1.0]] * 4), new).categorical[:, 0]
@@ -66,43 +73,45 @@ def test_integer_codes_match_whether_read_as_int_or_float():
     assert as_float.tolist()[:2] == ["1", "2"] and pd.isna(as_float.iloc[2])
 
 
-def test_value_frequencies_count_exact_training_values():
+def test_value_counts_count_exact_training_values():
     """A heaped income (60,000 three times) stands out from its neighbours; unseen values,
     missing ones and rows outside training count 0."""
     incomes = _numeric([[60000.0], [60000.0], [60000.0], [61234.0], [np.nan], [59999.0]])
-    pre = TabularPreprocessor(("income",), (), value_frequencies=True, frequency_min_count=1).fit(
-        incomes, pd.DataFrame(index=range(6))
-    )
-    assert pre.n_numeric_features == 3  # income, its frequency, its missing indicator
+    pre = TabularPreprocessor(
+        ("income",), (), scaling="standard", value_counts=True, min_value_count=1
+    ).fit(incomes, pd.DataFrame(index=range(6)))
+    assert pre.n_numeric_features == 3  # income, its value count, its missing indicator
     new = _numeric([[60000.0], [61234.0], [60001.0], [np.nan], [1e9]])
     block = pre.transform(new, pd.DataFrame(index=range(5))).numeric
-    frequency = block[:, 1]
+    count = block[:, 1]
     # Standard-scaled log(1 + count): the order of the counts 3 > 1 > 0 = 0 = 0 survives.
-    assert frequency[0] > frequency[1] > frequency[2]
-    assert frequency[2] == frequency[3] == frequency[4]
+    assert count[0] > count[1] > count[2]
+    assert count[2] == count[3] == count[4]
     assert block[:, 2].tolist() == [0.0, 0.0, 0.0, 1.0, 0.0]
     # With a minimum count of 2, the single 61,234 is no heap: it counts 0 like an unseen value.
     heaps_only = TabularPreprocessor(
-        ("income",), (), value_frequencies=True, frequency_min_count=2
+        ("income",), (), scaling="standard", value_counts=True, min_value_count=2
     ).fit(incomes, pd.DataFrame(index=range(6)))
-    frequency = heaps_only.transform(new, pd.DataFrame(index=range(5))).numeric[:, 1]
-    assert frequency[0] > frequency[1] and frequency[1] == frequency[2]
-    without = TabularPreprocessor(("income",), ()).fit(incomes, pd.DataFrame(index=range(6)))
+    count = heaps_only.transform(new, pd.DataFrame(index=range(5))).numeric[:, 1]
+    assert count[0] > count[1] and count[1] == count[2]
+    without = TabularPreprocessor(("income",), (), value_counts=False).fit(
+        incomes, pd.DataFrame(index=range(6))
+    )
     assert without.n_numeric_features == 2
 
 
 @pytest.mark.parametrize(
-    ("scaling", "value_frequencies"),
+    ("scaling", "value_counts"),
     [("standard", False), ("quantile", False), ("quantile", True)],
 )
-def test_state_dict_round_trip_gives_identical_outputs(train, scaling, value_frequencies, tmp_path):
+def test_state_dict_round_trip_gives_identical_outputs(train, scaling, value_counts, tmp_path):
     numeric, categorical = train
     pre = TabularPreprocessor(
         NUMERIC,
         CATEGORICAL,
         scaling=scaling,
-        value_frequencies=value_frequencies,
-        frequency_min_count=1,
+        value_counts=value_counts,
+        min_value_count=1,
     ).fit(numeric, categorical)
     path = tmp_path / "state.pt"
     torch.save(pre.state_dict(), path)
@@ -114,13 +123,13 @@ def test_state_dict_round_trip_gives_identical_outputs(train, scaling, value_fre
     np.testing.assert_array_equal(original.numeric, again.numeric)
     np.testing.assert_array_equal(original.categorical, again.categorical)
     assert original.numeric.shape[1] == pre.n_numeric_features == restored.n_numeric_features
-    if value_frequencies:
+    if value_counts:
         for (values, counts), (values_again, counts_again) in zip(
-            pre.frequency_tables_, restored.frequency_tables_, strict=True
+            pre.value_count_tables_, restored.value_count_tables_, strict=True
         ):
             np.testing.assert_array_equal(values, values_again)
             np.testing.assert_array_equal(counts, counts_again)
-        assert all(len(values) > 0 for values, _ in pre.frequency_tables_)
+        assert all(len(values) > 0 for values, _ in pre.value_count_tables_)
 
 
 def test_quantile_scaling_maps_training_rows_to_normal_scores():

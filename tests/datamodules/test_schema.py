@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datamodules.errors import DataValidationError
+from contracts.errors import DataValidationError
 from datamodules.schema import TableSchema, build_schema, encode_target, label_matches
 
 

@@ -1,7 +1,9 @@
 import pytest
 import torch
 
-from lightning_modules.networks import CategoricalEmbeddings, LoanDefaultNet, embedding_dim
+from contracts.errors import ConfigurationError
+from lightning_modules.networks import CategoricalEmbeddings, NetworkSettings, embedding_dim
+from tests.helpers.networks import small_net
 
 
 def test_embedding_size_rule_grows_sublinearly_and_is_capped():
@@ -17,9 +19,7 @@ def test_embeddings_concatenate_one_table_per_column():
 @pytest.mark.parametrize("normalization", ["batchnorm", "layernorm", "none"])
 def test_network_maps_a_batch_to_one_logit_per_row(normalization):
     torch.manual_seed(0)
-    net = LoanDefaultNet(
-        n_numeric=4, cardinalities=[5, 3], hidden_sizes=[8, 8], normalization=normalization
-    )
+    net = small_net(4, (5, 3), hidden_sizes=[8, 8], normalization=normalization)
     logits = net(torch.randn(6, 4), torch.randint(0, 3, (6, 2)))
     assert logits.shape == (6, 1)  # one member: the plain MLP
     logits.sum().backward()
@@ -27,16 +27,16 @@ def test_network_maps_a_batch_to_one_logit_per_row(normalization):
 
 
 def test_network_without_categoricals_or_without_numerics():
-    assert LoanDefaultNet(n_numeric=3, cardinalities=[], hidden_sizes=[4])(
+    assert small_net(3, hidden_sizes=[4])(
         torch.randn(2, 3), torch.zeros(2, 0, dtype=torch.long)
     ).shape == (2, 1)
-    assert LoanDefaultNet(n_numeric=0, cardinalities=[4], hidden_sizes=[4])(
+    assert small_net(0, (4,), hidden_sizes=[4])(
         torch.zeros(2, 0), torch.tensor([[1], [3]])
     ).shape == (2, 1)
 
 
 def test_output_bias_starts_at_the_training_log_odds():
-    net = LoanDefaultNet(n_numeric=2, cardinalities=[], hidden_sizes=[4], positive_rate=0.1)
+    net = small_net(2, hidden_sizes=[4], positive_rate=0.1)
     assert net.head.bias.item() == pytest.approx(torch.logit(torch.tensor(0.1)).item())
 
 
@@ -44,12 +44,19 @@ def test_output_bias_starts_at_the_training_log_odds():
     ("kwargs", "message"),
     [
         ({"hidden_sizes": []}, "hidden_sizes"),
-        ({"dropout": 1.0}, "dropout"),
-        ({"activation": "tanh"}, "activation"),
-        ({"cardinalities": [1]}, "codes"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
+        ({"activation": "tanh"}, r"activation must be one of \['relu', 'gelu', 'silu'\]"),
+        ({"numeric_embedding": "spline"}, "numeric_embedding must be one of"),
+        ({"n_bins": 1}, "n_bins"),
     ],
 )
-def test_bad_arguments_fail_at_construction(kwargs, message):
-    args = {"n_numeric": 2, "cardinalities": [], "hidden_sizes": [4]} | kwargs
-    with pytest.raises(ValueError, match=message):
-        LoanDefaultNet(**args)
+def test_bad_settings_fail_at_construction_naming_the_option(kwargs, message):
+    with pytest.raises(ConfigurationError, match=message):
+        NetworkSettings(**kwargs)
+
+
+def test_bad_inputs_fail_at_construction():
+    with pytest.raises(ConfigurationError, match="codes"):
+        small_net(2, (1,))
+    with pytest.raises(ConfigurationError, match="n_missing_indicators"):
+        small_net(2, n_missing_indicators=3)

@@ -19,17 +19,17 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.plugins.projector import projector_config_pb2
 
 from datamodules.loan_datamodule import LoanDataModule
+from lightning_modules.cli import cli_main
 from lightning_modules.evaluation_figures import confusion_figure, reliability_bins
 from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.metrics import binary_report
+from lightning_modules.networks import NetworkSettings
 from lightning_modules.tensorboard_views import (
-    CODE_LABELS,
     METADATA_HEADER,
     TensorBoardViews,
     embedding_metadata,
     metric_tags,
 )
-from scripts.main import cli_main
 from tests.conftest import CONFIGS, FAST_TRAINER
 
 IMAGE_TAGS = {
@@ -112,8 +112,9 @@ def test_hparams_hold_model_data_and_optimiser_settings_and_every_metric(run):
     assert hparams["data/seed"].number_value == 0
     assert hparams["data/target"].string_value == "default"
     assert hparams["optimizer/lr"].number_value == pytest.approx(1e-3)
-    assert hparams["hidden_sizes"].string_value == "[256, 256, 256]"
-    assert hparams["n_numeric"].number_value == cli.datamodule.feature_spec.n_numeric
+    assert hparams["net/hidden_sizes"].string_value == "[256, 256, 256]"
+    assert hparams["net/numeric_embedding"].string_value == "piecewise"
+    assert hparams["inputs/n_numeric"].number_value == cli.datamodule.feature_spec.n_numeric
     assert hparams["seed_everything"].string_value == "0"
     assert not any(name.startswith(("_", "data/predict_")) for name in hparams)
 
@@ -136,7 +137,8 @@ def test_projector_shows_each_categorical_embedding_with_its_levels(run):
             run_dir / embedding.metadata_path, sep="\t", keep_default_na=False, dtype=str
         )
         assert list(metadata.columns) == METADATA_HEADER
-        assert metadata["level"].tolist() == [*CODE_LABELS, *preprocessor.vocabularies_[column]]
+        levels = preprocessor.vocabularies_[column]
+        assert metadata["level"].tolist() == ["<missing>", "<unknown>", *levels]
         assert metadata["train_rows"].astype(int).sum() == train_rows
 
 
@@ -154,7 +156,7 @@ def test_curves_follow_every_n_epochs_and_a_trainer_without_tensorboard_is_fine(
             num_sanity_val_steps=0,
         )
         dm = LoanDataModule(None, target="default", id_column="loan_id", synthetic_rows=1500)
-        trainer.fit(LoanDefaultModel(hidden_sizes=[16]), datamodule=dm)
+        trainer.fit(LoanDefaultModel(net=NetworkSettings(hidden_sizes=[16])), datamodule=dm)
 
     fit(TensorBoardLogger(tmp_path, name="run", default_hp_metric=False))
     events = _events(tmp_path / "run" / "version_0")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datamodules.errors import DataValidationError
+from contracts.errors import DataValidationError
 from datamodules.io import DATA_DIR_ENV, ReadOptions
 from datamodules.loan_datamodule import LoanDataModule
 from datamodules.preprocessing import FIRST_LEVEL_CODE

@@ -18,14 +18,15 @@ import lightning as L
 import pandas as pd
 import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 
+from contracts.errors import NonFiniteTrainingError
 from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.atomic import write_csv_atomically
-from lightning_modules.guards import FiniteGuard, NonFiniteTrainingError
+from lightning_modules.guards import FiniteGuard
 from lightning_modules.loan_model import LoanDefaultModel
-from lightning_modules.resume import ResumableRun
+from lightning_modules.resume import LastEpochCheckpoint, ResumableRun
 from tests.conftest import CONFIGS, FAST_TRAINER, REPO
+from tests.helpers.faults import LearningRateJump
 
 # 1,500 synthetic rows: 4 training batches of 256 per epoch, about a second per epoch.
 SMALL_RUN = [
@@ -52,15 +53,13 @@ def _checkpoint(path: Path) -> dict:
 def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_good_checkpoint(
     run_cli, tmp_path
 ):
-    """After epoch 0 the learning rate jumps by 1e30 (StepLR): the loss becomes NaN in epoch 1."""
+    """After epoch 0 the learning rate jumps by 1e30: the loss becomes NaN in epoch 1."""
     with pytest.raises(NonFiniteTrainingError) as raised:
         run_cli(
             "fit",
             *SMALL_RUN,
             "--trainer.max_epochs=3",
-            "--model.scheduler=torch.optim.lr_scheduler.StepLR",
-            f"--model.scheduler.init_args.step_size={STEPS_PER_EPOCH}",
-            "--model.scheduler.init_args.gamma=1e30",
+            f"--trainer.callbacks+={LearningRateJump.__module__}.LearningRateJump",
         )
     message = str(raised.value)
     last = Path("logs/default/version_0/checkpoints/last.ckpt")
@@ -104,7 +103,7 @@ class _CorruptWeightsAtEpoch(L.Callback):
 @pytest.mark.slow
 def test_non_finite_weights_are_never_written_over_the_last_checkpoint(tmp_path):
     datamodule = LoanDataModule(synthetic_rows=1500, id_column="loan_id")
-    checkpoints = ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    checkpoints = LastEpochCheckpoint(dirpath=str(tmp_path))
     trainer = _quiet_trainer(
         tmp_path, 3, [checkpoints, FiniteGuard(), _CorruptWeightsAtEpoch(epoch=1)]
     )
@@ -129,6 +128,31 @@ def test_non_finite_validation_outputs_name_the_stage_not_a_metric_internal(tmp_
     with pytest.raises(NonFiniteTrainingError, match=r"validation outputs hold NaN") as raised:
         trainer.fit(LoanDefaultModel(), datamodule=LoanDataModule(synthetic_rows=1500))
     assert "before any training step" in str(raised.value)
+
+
+# The last complete epoch ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_last_checkpoint_is_the_last_epoch_even_when_later_epochs_do_not_improve(run_cli, tmp_path):
+    """Frozen weights from epoch 1 on (learning rate x 0, no batch norm whose statistics would
+    still move): epochs 1 and 2 score exactly what epoch 0 scored, so none improves, and the
+    best checkpoint stays at epoch 0 while `last.ckpt` must follow every epoch."""
+    frozen = [
+        "--model.net.normalization=none",
+        "--trainer.max_epochs=3",
+        f"--trainer.callbacks+={LearningRateJump.__module__}.LearningRateJump",
+        "--trainer.callbacks.init_args.factor=0.0",
+    ]
+    run_cli("fit", *SMALL_RUN, *frozen)
+    folder = tmp_path / "logs" / "default" / "version_0" / "checkpoints"
+    assert [path.name[:8] for path in folder.glob("epoch*.ckpt")] == ["epoch000"]
+    last = _checkpoint(folder / "last.ckpt")
+    assert (last["epoch"], last["global_step"]) == (2, 3 * STEPS_PER_EPOCH)
+
+    resumed = run_cli("fit", *SMALL_RUN, *frozen[:-3], "--trainer.max_epochs=4", "--ckpt_path=last")
+    assert Path(resumed.trainer.ckpt_path).resolve() == (folder / "last.ckpt").resolve()
+    assert _checkpoint(folder / "last.ckpt")["global_step"] == 4 * STEPS_PER_EPOCH
 
 
 # SIGTERM and Ctrl-C ---------------------------------------------------------------------

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 import torch
 
-from datamodules.errors import DataValidationError
+from contracts.errors import DataValidationError
 from datamodules.preprocessing import UNKNOWN_CODE
 from datamodules.synthetic import generate_loan_book
 from lightning_modules.callbacks import PROBABILITY_COLUMN
-from scripts.main import LoanCLI, cli_main
+from lightning_modules.cli import LoanCLI, cli_main
 from tests.conftest import CONFIGS, FAST_TRAINER
 
 pytestmark = pytest.mark.slow

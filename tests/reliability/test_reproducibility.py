@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from datamodules.synthetic import generate_loan_book
-from scripts.main import LoanCLI, cli_main
+from lightning_modules.cli import LoanCLI, cli_main
 from tests.conftest import CONFIGS, FAST_TRAINER, REPO
 
 # Leaves a checkpoint may hold for `torch.load(..., weights_only=True)` to accept it.

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from lightning_modules.baselines import BASELINES
-from scripts.benchmark import MODELS, main
-from scripts.benchmark_report import METRICS, paired_comparison, summarise
+from benchmarking.baselines import BASELINES
+from benchmarking.scoreboard import METRICS, paired_comparison, summarise
+from benchmarking.suite import MODELS, main
 
 PROBABILITY_METRICS = [name for name in METRICS if name != "log_loss"]
 SYNTHETIC_ARGS = [
@@ -22,7 +22,7 @@ SYNTHETIC_ARGS = [
     "--data-args=--data.synthetic_rows=3000",
     "--threads=1",
     "--variant",
-    "broken=--model.dropout=2.0",
+    "broken=--model.net.dropout=2.0",
     "--models",
     *MODELS,
     "broken",

@@ -12,9 +12,9 @@ import matplotlib.image
 import pandas as pd
 import pytest
 
-from datamodules.eda_report import REPORT_NAME
+from analysis.eda import main
+from analysis.report import REPORT_NAME
 from datamodules.synthetic import generate_loan_book
-from scripts.eda import main
 from tests.conftest import CONFIGS
 
 # Target balance, missing values, ranking, distributions, categorical rates, correlations.

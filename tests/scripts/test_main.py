@@ -60,7 +60,8 @@ def test_checkpoint_is_safe_and_self_describing(fitted):
     state = checkpoint["LoanDataModule"]
     categorical = state["schema"]["categorical_columns"]
     assert {"employment_status", "home_ownership", "loan_purpose", "region"} <= set(categorical)
-    assert hparams["n_numeric"] > 0 and len(hparams["cardinalities"]) == len(categorical)
+    inputs = hparams["inputs"]
+    assert inputs["n_numeric"] > 0 and len(inputs["cardinalities"]) == len(categorical)
     assert state["schema"]["target"] == "default"
     assert set(state["preprocessor"]["vocabularies"]) == set(state["schema"]["categorical_columns"])
     assert 0.0 < float(checkpoint["state_dict"]["decision_threshold"]) < 1.0

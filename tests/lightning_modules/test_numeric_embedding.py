@@ -1,4 +1,4 @@
-"""Numeric embeddings, the TabM-mini ensemble and temperature scaling (issue 4)."""
+"""Numeric embeddings, the TabM-mini ensemble and temperature scaling."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import torch
 
 from lightning_modules.calibration import fit_temperature, mean_probability_logit
 from lightning_modules.loan_model import LoanDefaultModel, _warmup_cosine
-from lightning_modules.networks import CrossLayer, LoanDefaultNet
-from lightning_modules.numeric_embeddings import (
+from lightning_modules.networks import CrossLayer
+from lightning_modules.numeric_embedding import (
     PeriodicEmbeddings,
     PiecewiseLinearEncoding,
-    numeric_embeddings,
+    build_numeric_embedding,
 )
 from tests.conftest import CONFIGS, FAST_TRAINER
+from tests.helpers.networks import small_net
 
 
 def test_periodic_embeddings_map_each_feature_to_a_vector():
@@ -72,7 +73,7 @@ def test_periodic_and_piecewise_embeds_both_views_side_by_side():
     torch.manual_seed(0)
     x = torch.randn(500, 2)
     y = (x[:, 0] > 0.5).float()
-    both = numeric_embeddings("periodic_piecewise", 2, n_bins=8, sigma=0.1)
+    both = build_numeric_embedding("periodic_piecewise", 2, n_bins=8, sigma=0.1)
     both.fit_bins(x, y, edges="tree")
     piecewise = PiecewiseLinearEncoding(2, n_bins=8)
     piecewise.fit_bins(x, y, edges="tree")
@@ -118,24 +119,19 @@ def test_constant_feature_encodes_to_zeros():
 
 def test_embedding_network_leaves_missing_indicators_as_they_are():
     torch.manual_seed(0)
-    net = LoanDefaultNet(
-        n_numeric=5,
-        cardinalities=[4],
-        hidden_sizes=[8],
-        n_passthrough=2,
-        numeric_embedding="piecewise",
-        n_bins=6,
+    net = small_net(
+        5, (4,), hidden_sizes=[8], n_missing_indicators=2, numeric_embedding="piecewise", n_bins=6
     )
     assert net.blocks[0][0].in_features == 3 * 6 + 2 + net.embeddings.output_dim
     train = torch.randn(50, 5)
     net.fit_bins(train)
-    assert net.numeric_embeddings.edges[:, 0].tolist() == train[:, :3].min(dim=0).values.tolist()
+    assert net.numeric_embedding.edges[:, 0].tolist() == train[:, :3].min(dim=0).values.tolist()
     assert net(torch.randn(4, 5), torch.randint(0, 4, (4, 1))).shape == (4, 1)
 
 
 def test_ensemble_members_differ_and_all_learn():
     torch.manual_seed(0)
-    net = LoanDefaultNet(n_numeric=4, cardinalities=[3], hidden_sizes=[16], ensemble_size=5)
+    net = small_net(4, (3,), hidden_sizes=[16], ensemble_size=5)
     logits = net(torch.randn(8, 4), torch.randint(0, 3, (8, 1)))
     assert logits.shape == (8, 5)
     assert logits.std(dim=1).min() > 1e-4  # the members' predictions are not copies
@@ -151,7 +147,7 @@ def test_cross_layers_start_as_the_identity_and_learn_products():
     with torch.no_grad():
         layer.linear.weight.copy_(torch.eye(3))
     torch.testing.assert_close(layer(x0, x0), x0 * x0 + x0)  # a degree-2 term per feature
-    net = LoanDefaultNet(n_numeric=3, cardinalities=[], hidden_sizes=[8], cross_layers=2)
+    net = small_net(3, hidden_sizes=[8], cross_layers=2)
     net(x0, torch.zeros(4, 0, dtype=torch.long)).sum().backward()
     assert all(cross.linear.weight.grad.abs().sum() > 0 for cross in net.cross)
 
@@ -191,10 +187,10 @@ def test_fit_with_embeddings_ensemble_and_temperature_round_trips_a_checkpoint(
         f"--config={CONFIGS / 'default.yaml'}",
         f"--data.path={loan_csv}",
         *FAST_TRAINER,
-        "--model.numeric_embedding=piecewise",
-        "--model.n_bins=8",
-        "--model.bin_edges=tree",
-        "--model.ensemble_size=3",
+        "--model.net.numeric_embedding=piecewise",
+        "--model.net.n_bins=8",
+        "--model.net.bin_edges=tree",
+        "--model.net.ensemble_size=3",
     )
     metrics = cli.trainer.callback_metrics
     # Temperature is fitted on the validation logits, so it cannot raise their log-loss.
@@ -203,21 +199,18 @@ def test_fit_with_embeddings_ensemble_and_temperature_round_trips_a_checkpoint(
 
     train = cli.datamodule.split_tensors("train").numeric
     n_embedded = cli.model.net.n_embedded
-    edges = cli.model.net.numeric_embeddings.edges
+    edges = cli.model.net.numeric_embedding.edges
     assert 0 < n_embedded < train.shape[1]  # the loan book has missing indicators
     # Bins come from the training split only: the first edge is each training minimum.
     assert torch.equal(edges[:, 0], train[:, :n_embedded].min(dim=0).values)
 
     last = tmp_path / "logs" / "default" / "version_0" / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(last, weights_only=True)
-    assert checkpoint["hyper_parameters"]["bin_edges"] == "tree"
+    assert checkpoint["hyper_parameters"]["net"]["bin_edges"] == "tree"
     state = checkpoint["state_dict"]
-    assert torch.equal(state["net.numeric_embeddings.edges"], edges)
+    assert torch.equal(state["net.numeric_embedding.edges"], edges)
     assert float(state["temperature"]) != 1.0
-    restored = LoanDefaultModel(
-        **{k: v for k, v in checkpoint["hyper_parameters"].items() if k[0] != "_"}
-    )
-    restored.load_state_dict(state)
+    restored = LoanDefaultModel.load_from_checkpoint(last, weights_only=True)
     restored.eval()
     x_num, x_cat, _ = next(iter(cli.datamodule.val_dataloader()))
     with torch.no_grad():

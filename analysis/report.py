@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
-from datamodules.profiling import DatasetProfile, Finding
+from analysis.profiling import DatasetProfile, Finding
 
 REPORT_NAME = "report.html"
 MAX_PANELS = 48

@@ -627,6 +627,6 @@ def _cardinality_finding(rates: LevelRates) -> Finding:
         "cardinality",
         (rates.column,),
         f"{rates.column!r} has {rates.n_levels} levels: rare levels give their embeddings "
-        f"little to learn from; pool them into the unknown code (--data.min_frequency "
+        f"little to learn from; pool them into the unknown code (--data.min_level_count "
         f"{RARE_LEVEL_COUNT}).",
     )

@@ -24,10 +24,10 @@ import torch
 from sklearn.tree import DecisionTreeClassifier
 from torch import nn
 
-NumericEmbedding = Literal["none", "periodic", "piecewise", "periodic_piecewise"]
-NUMERIC_EMBEDDINGS: tuple[str, ...] = ("none", "periodic", "piecewise", "periodic_piecewise")
+from contracts.choices import check_choice
+
+NumericEmbeddingKind = Literal["none", "periodic", "piecewise", "periodic_piecewise"]
 BinEdges = Literal["quantile", "tree"]
-BIN_EDGES: tuple[str, ...] = ("quantile", "tree")
 # Target-aware bins as in Gorishniy et al. 2022 and TabM's recommended setting: leaves of at
 # least 64 rows, and a split only where it lowers the impurity noticeably.
 TREE_MIN_SAMPLES_LEAF = 64
@@ -99,8 +99,7 @@ class PiecewiseLinearEncoding(nn.Module):
             raise ValueError(
                 f"fit_bins needs training rows (n >= 2, {n_features}), got {tuple(x.shape)}"
             )
-        if edges not in BIN_EDGES:
-            raise ValueError(f"edges must be one of {BIN_EDGES}, got {edges!r}")
+        check_choice("edges", edges, BinEdges)
         if edges == "tree" and (y is None or len(y) != len(x)):
             raise ValueError("tree bins need one target per training row")
         # Lightning builds the model under the accelerator's default device; the edges are
@@ -164,12 +163,11 @@ class PeriodicAndPiecewise(nn.Module):
         return torch.cat([self.periodic(x), self.piecewise(x)], dim=-1)
 
 
-def numeric_embeddings(
-    kind: NumericEmbedding, n_features: int, *, n_bins: int, sigma: float
+def build_numeric_embedding(
+    kind: NumericEmbeddingKind, n_features: int, *, n_bins: int, sigma: float
 ) -> PeriodicEmbeddings | PiecewiseLinearEncoding | PeriodicAndPiecewise | None:
     """The embedding module a network option names, or None for raw scalars."""
-    if kind not in NUMERIC_EMBEDDINGS:
-        raise ValueError(f"numeric_embedding must be one of {NUMERIC_EMBEDDINGS}, got {kind!r}")
+    check_choice("numeric_embedding", kind, NumericEmbeddingKind)
     if kind == "none" or n_features == 0:
         return None
     if kind == "periodic":

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import resource
 import shutil
 import sys
 import time
@@ -26,12 +25,12 @@ import torch
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ProgressBar
 
-from datamodules.loan_datamodule import LoanDataModule
+from benchmarking.baselines import BASELINES, BaselineInputs, feature_frame
+from benchmarking.machine import peak_rss_mb
 from lightning_modules.atomic import write_text_atomically
-from lightning_modules.baselines import BASELINES, feature_frame
+from lightning_modules.cli import LoanCLI, build_cli
 from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.metrics import binary_report, choose_threshold
-from scripts.main import LoanCLI
 
 # The protocol's decision threshold maximises accuracy on validation, for every model.
 THRESHOLD_OBJECTIVE = "accuracy"
@@ -117,7 +116,7 @@ class BenchmarkCLI(LoanCLI):
         trainer.enable_progress_bar = False
 
 
-def build_cli(spec: RunSpec, extra_args: list[str]) -> BenchmarkCLI:
+def build_run_cli(spec: RunSpec, extra_args: list[str]) -> LoanCLI:
     """Parse and instantiate the run's config exactly as `scripts/main.py` would, plus overrides."""
     args = [
         "--config",
@@ -127,14 +126,7 @@ def build_cli(spec: RunSpec, extra_args: list[str]) -> BenchmarkCLI:
         *spec.data_args,
         *extra_args,
     ]
-    return BenchmarkCLI(
-        LoanDefaultModel,
-        LoanDataModule,
-        run=False,
-        args=args,
-        seed_everything_default=spec.seed,
-        save_config_kwargs={"overwrite": True},
-    )
+    return build_cli(args, BenchmarkCLI, save_config_kwargs={"overwrite": True})
 
 
 def run_network(spec: RunSpec) -> Outcome:
@@ -147,7 +139,7 @@ def run_network(spec: RunSpec) -> Outcome:
         raise ValueError(f"{spec.model} is a baseline, not a variant of our network")
     log_dir = spec.tensorboard_dir
     shutil.rmtree(log_dir, ignore_errors=True)
-    cli = build_cli(
+    cli = build_run_cli(
         spec,
         [
             *spec.network_args,
@@ -180,7 +172,7 @@ def run_network(spec: RunSpec) -> Outcome:
 def run_baseline(spec: RunSpec) -> Outcome:
     """Fit a baseline on the protocol split of the data module built from the same config."""
     fit = BASELINES[spec.model]
-    datamodule = build_cli(spec, ["--trainer.logger=false"]).datamodule
+    datamodule = build_run_cli(spec, ["--trainer.logger=false"]).datamodule
     table = datamodule.labelled_table()
     schema = datamodule.schema
     if schema is None:
@@ -194,12 +186,7 @@ def run_baseline(spec: RunSpec) -> Outcome:
     )
     start = time.perf_counter()
     fitted = fit(
-        features.iloc[split.train],
-        targets[split.train],
-        features.iloc[split.val],
-        targets[split.val],
-        seed=spec.seed,
-        threads=spec.threads,
+        BaselineInputs.from_split(features, targets, split, seed=spec.seed, threads=spec.threads)
     )
     fit_seconds = time.perf_counter() - start
     return Outcome(
@@ -235,7 +222,7 @@ def execute(spec: RunSpec) -> dict[str, Any]:
     is this process's maximum resident set; `peak_rss_growth_mb` subtracts what the process
     held when the run started (interpreter and libraries, the same for every run).
     """
-    floor_mb = max_rss_mb()
+    floor_mb = peak_rss_mb()
     record: dict[str, Any] = {
         "dataset": spec.dataset,
         "model": spec.model,
@@ -261,7 +248,7 @@ def execute(spec: RunSpec) -> dict[str, Any]:
         traceback.print_exc()
         record["status"] = "failed"
         record["error"] = f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
-    peak_mb = max_rss_mb()
+    peak_mb = peak_rss_mb()
     record |= {
         "peak_rss_mb": peak_mb,
         "peak_rss_growth_mb": peak_mb - floor_mb,
@@ -291,11 +278,6 @@ def read_result(spec: RunSpec) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return record if record.get("spec") == spec.fingerprint() else None
-
-
-def max_rss_mb() -> float:
-    """This process's peak resident set so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _network_probabilities(

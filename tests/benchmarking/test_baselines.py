@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from datamodules.loan_datamodule import LoanDataModule
-from lightning_modules.baselines import (
+from benchmarking.baselines import (
     BASELINES,
     MAX_TREES,
+    BaselineInputs,
     MissingExtraError,
     feature_frame,
 )
+from datamodules.loan_datamodule import LoanDataModule
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +36,7 @@ def book() -> tuple[pd.DataFrame, np.ndarray, object]:
 
 def _fit(name, book):
     features, targets, split = book
-    return BASELINES[name](
-        features.iloc[split.train],
-        targets[split.train],
-        features.iloc[split.val],
-        targets[split.val],
-        seed=0,
-        threads=1,
-    )
+    return BASELINES[name](BaselineInputs.from_split(features, targets, split, seed=0, threads=1))
 
 
 def test_feature_frame_keeps_training_levels_only_and_numbers_as_given():

@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from datamodules.io import ReadOptions
-from datamodules.loan_datamodule import LoanDataModule
-from datamodules.profiling import (
+from analysis.profiling import (
     MISSING_LEVEL,
     DatasetProfile,
     profile_dataset,
     sentinel_codes,
     wilson_interval,
 )
+from datamodules.io import ReadOptions
+from datamodules.loan_datamodule import LoanDataModule
 
 
 def _profile(dm: LoanDataModule, **kwargs) -> DatasetProfile:

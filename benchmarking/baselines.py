@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from datamodules.preprocessing import category_strings
+from datamodules.splits import SplitIndices
 
 # The protocol's boosting budget for LightGBM and XGBoost.
 MAX_TREES = 2_000
@@ -49,6 +50,39 @@ INSTALL_HINT = 'install the benchmark extra: pip install -e ".[benchmark]"'
 
 class MissingExtraError(ImportError):
     """A baseline's library is not installed."""
+
+
+@dataclass(frozen=True)
+class BaselineInputs:
+    """What every baseline is fitted on: training rows, the protocol's validation rows for
+    early stopping, the run's seed and thread cap."""
+
+    x_train: pd.DataFrame
+    y_train: np.ndarray
+    x_val: pd.DataFrame
+    y_val: np.ndarray
+    seed: int
+    threads: int | None = None
+
+    @classmethod
+    def from_split(
+        cls,
+        features: pd.DataFrame,
+        targets: np.ndarray,
+        split: SplitIndices,
+        *,
+        seed: int,
+        threads: int | None = None,
+    ) -> BaselineInputs:
+        """The protocol split's training and validation rows of `feature_frame`'s output."""
+        return cls(
+            features.iloc[split.train],
+            targets[split.train],
+            features.iloc[split.val],
+            targets[split.val],
+            seed=seed,
+            threads=threads,
+        )
 
 
 @dataclass(frozen=True)
@@ -90,19 +124,11 @@ def feature_frame(
     return pd.DataFrame(columns).reset_index(drop=True)
 
 
-def fit_logreg(
-    x_train: pd.DataFrame,
-    y_train: np.ndarray,
-    x_val: pd.DataFrame,
-    y_val: np.ndarray,
-    *,
-    seed: int,
-    threads: int | None = None,
-) -> Fitted:
+def fit_logreg(data: BaselineInputs) -> Fitted:
     """Median imputation and standard scaling of numerics, one-hot categoricals, then L2
     logistic regression with scikit-learn's defaults. No early stopping: validation unused."""
-    categorical = _categorical_columns(x_train)
-    numeric = [name for name in x_train.columns if name not in categorical]
+    categorical = _categorical_columns(data.x_train)
+    numeric = [name for name in data.x_train.columns if name not in categorical]
     features = ColumnTransformer(
         [
             ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
@@ -112,36 +138,32 @@ def fit_logreg(
     model = Pipeline(
         [("features", features), ("logreg", LogisticRegression(max_iter=LOGREG_MAX_ITER))]
     )
-    with threadpool_limits(threads):
-        model.fit(x_train, y_train)
+    with threadpool_limits(data.threads):
+        model.fit(data.x_train, data.y_train)
     return Fitted(model, int(np.max(model["logreg"].n_iter_)))
 
 
-def fit_lightgbm(
-    x_train: pd.DataFrame,
-    y_train: np.ndarray,
-    x_val: pd.DataFrame,
-    y_val: np.ndarray,
-    *,
-    seed: int,
-    threads: int | None = None,
-) -> Fitted:
+def fit_lightgbm(data: BaselineInputs) -> Fitted:
     """LightGBM defaults, 2,000 trees at 0.05, stopped after 100 rounds without a better
     validation log-loss; predictions use the best round."""
     lightgbm = _require("lightgbm")
     model = lightgbm.LGBMClassifier(
         n_estimators=MAX_TREES,
         learning_rate=LEARNING_RATE,
-        random_state=seed,
-        n_jobs=threads,
+        random_state=data.seed,
+        n_jobs=data.threads,
         verbose=-1,
     )
     # LightGBM 4.7 renamed eval_set to eval_X/eval_y and deprecated the old name.
     renamed = "eval_X" in inspect.signature(model.fit).parameters
-    validation = {"eval_X": x_val, "eval_y": y_val} if renamed else {"eval_set": [(x_val, y_val)]}
+    validation = (
+        {"eval_X": data.x_val, "eval_y": data.y_val}
+        if renamed
+        else {"eval_set": [(data.x_val, data.y_val)]}
+    )
     model.fit(
-        x_train,
-        y_train,
+        data.x_train,
+        data.y_train,
         **validation,
         eval_metric="binary_logloss",
         callbacks=[lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
@@ -150,15 +172,7 @@ def fit_lightgbm(
     return Fitted(model, len(model.evals_result_["valid_0"]["binary_logloss"]))
 
 
-def fit_xgboost(
-    x_train: pd.DataFrame,
-    y_train: np.ndarray,
-    x_val: pd.DataFrame,
-    y_val: np.ndarray,
-    *,
-    seed: int,
-    threads: int | None = None,
-) -> Fitted:
+def fit_xgboost(data: BaselineInputs) -> Fitted:
     """XGBoost defaults (hist trees), 2,000 trees at 0.05, stopped after 100 rounds without
     a better validation log-loss; predictions use the best round."""
     xgboost = _require("xgboost")
@@ -168,28 +182,20 @@ def fit_xgboost(
         early_stopping_rounds=EARLY_STOPPING_ROUNDS,
         eval_metric="logloss",
         enable_categorical=True,
-        random_state=seed,
-        n_jobs=threads,
+        random_state=data.seed,
+        n_jobs=data.threads,
     )
-    model.fit(x_train, y_train, eval_set=[(x_val, y_val)], verbose=False)
+    model.fit(data.x_train, data.y_train, eval_set=[(data.x_val, data.y_val)], verbose=False)
     return Fitted(model, int(model.get_booster().num_boosted_rounds()))
 
 
-def fit_hgb(
-    x_train: pd.DataFrame,
-    y_train: np.ndarray,
-    x_val: pd.DataFrame,
-    y_val: np.ndarray,
-    *,
-    seed: int,
-    threads: int | None = None,
-) -> Fitted:
+def fit_hgb(data: BaselineInputs) -> Fitted:
     """HistGradientBoosting defaults (100 rounds at 0.1, patience 10 on log-loss), early
     stopping on the protocol's validation rows passed explicitly, not an internal split."""
-    model = HistGradientBoostingClassifier(early_stopping=True, random_state=seed)
+    model = HistGradientBoostingClassifier(early_stopping=True, random_state=data.seed)
     try:
-        with threadpool_limits(threads):
-            model.fit(x_train, y_train, X_val=x_val, y_val=y_val)
+        with threadpool_limits(data.threads):
+            model.fit(data.x_train, data.y_train, X_val=data.x_val, y_val=data.y_val)
     except TypeError as error:
         if "X_val" not in str(error):
             raise
@@ -200,20 +206,7 @@ def fit_hgb(
     return Fitted(model, int(model.n_iter_))
 
 
-class Fitter(Protocol):
-    def __call__(
-        self,
-        x_train: pd.DataFrame,
-        y_train: np.ndarray,
-        x_val: pd.DataFrame,
-        y_val: np.ndarray,
-        *,
-        seed: int,
-        threads: int | None = None,
-    ) -> Fitted: ...
-
-
-BASELINES: dict[str, Fitter] = {
+BASELINES: dict[str, Callable[[BaselineInputs], Fitted]] = {
     "logreg": fit_logreg,
     "lightgbm": fit_lightgbm,
     "xgboost": fit_xgboost,

@@ -1,0 +1,70 @@
+"""The data module's side of the contract with the model and its callbacks.
+
+The model builds its network from a `FeatureSpec`, fits its piecewise-linear bins on the
+training split, and the TensorBoard callback labels each categorical code: all through
+`FittedTabularData`, which `LoanDataModule` implements, never through the data module's
+private fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import torch
+
+Split = Literal["train", "val", "test"]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What the network needs to know about its inputs.
+
+    The numeric block is [real features (and their value counts), missing indicators]: its
+    last `n_missing_indicators` columns are 0/1 flags that the network passes through
+    unembedded. `cardinalities` counts every code of each categorical, reserved ones included.
+    """
+
+    n_numeric: int
+    cardinalities: tuple[int, ...]
+    positive_rate: float
+    n_missing_indicators: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, as checkpoint hyperparameters must be to load with `weights_only`."""
+        return asdict(self) | {"cardinalities": list(self.cardinalities)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> FeatureSpec:
+        return cls(**(dict(values) | {"cardinalities": tuple(values["cardinalities"])}))
+
+
+@dataclass(frozen=True)
+class TabularTensors:
+    """One split as model inputs.
+
+    Shape: numeric (n, n_numeric) float32, categorical (n, n_cat) int64, target (n,) float32.
+    """
+
+    numeric: torch.Tensor
+    categorical: torch.Tensor
+    target: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+
+@runtime_checkable
+class FittedTabularData(Protocol):
+    """A data module whose preprocessing is fitted (or restored from a checkpoint)."""
+
+    @property
+    def feature_spec(self) -> FeatureSpec | None:
+        """None until the preprocessing is fitted or restored."""
+
+    def split_tensors(self, split: Split) -> TabularTensors:
+        """A labelled split, encoded with the fitted preprocessing."""
+
+    def code_labels(self) -> dict[str, list[str]]:
+        """Per categorical column, the label of each code in code order, reserved codes
+        (missing, unknown) included."""

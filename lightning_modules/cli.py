@@ -1,0 +1,154 @@
+"""The command line every entry point shares: `LoanCLI`, building it without running it,
+and printing a user's mistake as a message instead of a traceback."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+# Lightning 2.6 still calls jsonargparse APIs deprecated in 4.49; the warnings are not the
+# user's to act on, so keep them off the console. (Read when jsonargparse is imported.)
+os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
+
+from jsonargparse import Namespace
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from rich.console import Console
+from rich.text import Text
+
+from contracts.errors import UserFacingError
+from datamodules.loan_datamodule import LoanDataModule
+from lightning_modules.callbacks import MetricsReport, SubmissionWriter
+from lightning_modules.loan_model import LoanDefaultModel
+from lightning_modules.resume import find_last_checkpoint
+
+DEBUG_ENV = "LOAN_DEBUG"  # set to 1 for the full traceback of a user-facing error
+Result = TypeVar("Result")
+
+
+class LoanCLI(LightningCLI):
+    """LightningCLI with the two callbacks every run wants, configurable as top-level keys."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(SubmissionWriter, "submission")
+        parser.add_lightning_class_args(MetricsReport, "report")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        self._name_run_after_config(config)
+        if config.get("weights_only", False) is None:
+            config.weights_only = True  # checkpoints hold plain tensors: never unpickle code
+        if self.subcommand == "fit" and config.get("ckpt_path") == "last":
+            self._continue_last_version(config)
+
+    @staticmethod
+    def _name_run_after_config(config: Namespace) -> None:
+        """Name the TensorBoard run after the config file when the logger's name is null.
+
+        `configs/taiwan.yaml` then logs to `logs/taiwan/version_N`, with one shared
+        trainer file for every dataset.
+        """
+        logger = config.trainer.logger
+        init_args = getattr(logger, "init_args", None)
+        if init_args is None or "name" not in init_args or init_args.name is not None:
+            return
+        init_args.name = config_name(config, default="run")
+
+    @staticmethod
+    def _continue_last_version(config: Namespace) -> None:
+        """`fit --ckpt_path last`: resume the newest `last.ckpt` of this run, in its version.
+
+        Lightning would look only in the new version's empty folder and start over. (With
+        a fixed logger version it looks in the right folder already.)
+        """
+        init_args = getattr(config.trainer.logger, "init_args", None)
+        if init_args is None or not all(k in init_args for k in ("save_dir", "name", "version")):
+            return
+        if init_args.version is not None:
+            return
+        last = find_last_checkpoint(Path(init_args.save_dir) / str(init_args.name))
+        if last is not None:
+            config.ckpt_path = str(last.path)
+            init_args.version = last.version
+
+
+def config_name(config: Namespace, *, default: str) -> str:
+    """The stem of the last `--config` file (`configs/taiwan.yaml` -> "taiwan")."""
+    config_files = config.get("config") or []
+    return Path(str(config_files[-1])).stem if config_files else default
+
+
+def build_cli(
+    args: Sequence[str],
+    cli_class: type[LoanCLI] = LoanCLI,
+    datamodule_class: type[LoanDataModule] = LoanDataModule,
+    **kwargs: Any,
+) -> LoanCLI:
+    """The model, data module and trainer exactly as `scripts/main.py` builds them from a
+    config, without running a subcommand: for the benchmark, the EDA report and throughput."""
+    with warnings.catch_warnings():
+        # The arguments are passed on purpose, so the "args and sys.argv" notice is noise.
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        return cli_class(
+            LoanDefaultModel,
+            datamodule_class,
+            run=False,
+            args=list(args),
+            seed_everything_default=0,
+            **kwargs,
+        )
+
+
+def cli_main(args: Sequence[str] | None = None) -> LoanCLI:
+    """`fit`, `validate`, `test` or `predict`, as `scripts/main.py` runs them."""
+    quiet_lightning(sys.argv[1:] if args is None else args)
+    return LoanCLI(
+        LoanDefaultModel,
+        LoanDataModule,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        args=None if args is None else list(args),
+    )
+
+
+def quiet_lightning(args: Sequence[str]) -> None:
+    """Keep off the console what a user cannot act on: Lightning's cloud-service tip, a
+    torch-internal deprecation, and, when a checkpoint is only read (test, predict), the
+    warning that its checkpoint folder differs from the run's."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdvertisement())
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
+    if "fit" not in args:
+        warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
+
+
+class _NoAdvertisement(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def run_entry_point(main: Callable[[], Result]) -> Result:
+    """Run a script's `main`, turning a user's mistake into its message and exit status 2.
+
+    Bad files, columns and options raise `UserFacingError` (or Lightning's
+    `MisconfigurationException`); their message says what to fix, and a traceback would only
+    bury it. Set LOAN_DEBUG=1 to see the traceback anyway. A SIGTERM ends with status 143:
+    Lightning exits 0 on it, but a stopped run is not a success.
+    """
+    try:
+        return main()
+    except (UserFacingError, MisconfigurationException) as error:
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        console = Console(stderr=True, highlight=False, soft_wrap=True)
+        console.print(Text.assemble(("error: ", "bold red"), str(error)))
+        console.print(f"(set {DEBUG_ENV}=1 for the traceback)", style="dim", markup=False)
+        sys.exit(2)
+    except SIGTERMException:
+        sys.exit(128 + signal.SIGTERM)

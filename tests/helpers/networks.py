@@ -1,0 +1,21 @@
+"""Small networks for unit tests: an input description and settings in one call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts.features import FeatureSpec
+from lightning_modules.networks import LoanDefaultNet, NetworkSettings
+
+
+def small_net(
+    n_numeric: int,
+    cardinalities: tuple[int, ...] = (),
+    *,
+    positive_rate: float = 0.5,
+    n_missing_indicators: int = 0,
+    **settings: Any,
+) -> LoanDefaultNet:
+    """A `LoanDefaultNet`; `settings` override `NetworkSettings` (raw numerics unless given)."""
+    inputs = FeatureSpec(n_numeric, tuple(cardinalities), positive_rate, n_missing_indicators)
+    return LoanDefaultNet(inputs, NetworkSettings(**({"numeric_embedding": "none"} | settings)))
