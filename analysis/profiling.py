@@ -13,6 +13,7 @@ make modelling choices (feature drops, sentinel handling) from what the report s
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Literal
@@ -190,6 +191,11 @@ def profile_dataset(
         for name in schema.categorical_columns
     }
     columns = _column_infos(frame, numeric, schema)
+    features = {**dict(zip(numeric_names, numeric.T, strict=True)), **categorical_text}
+    constant = [
+        info.name for info in columns if info.name in features and _is_constant(features[info.name])
+    ]
+    training_frame = table.frame.iloc[table.split.train]
     sentinels = {
         name: codes
         for name, values in zip(numeric_names, numeric.T, strict=True)
@@ -222,8 +228,9 @@ def profile_dataset(
     duplicate_rows = int(frame[[*feature_columns, schema.target]].duplicated().sum())
     findings = (
         *_target_findings(targets),
-        *_column_findings(frame, columns),
-        *_duplicate_findings(spearman, categorical_text),
+        *(_constant_finding(name, features[name], training_frame[name]) for name in constant),
+        *_column_findings(frame, columns, constant),
+        *_duplicate_findings(spearman, categorical_text, constant),
         *_identifier_findings(frame, targets, schema, columns),
         *(_leak_finding(signal) for signal in signals if signal.roc_auc >= NEAR_PERFECT_AUC),
         *(
@@ -446,20 +453,62 @@ def _target_findings(targets: np.ndarray) -> list[Finding]:
     ]
 
 
-def _column_findings(frame: pd.DataFrame, columns: tuple[ColumnInfo, ...]) -> list[Finding]:
+def _is_constant(values: np.ndarray) -> bool:
+    """Whether a feature has at most one distinct present value, missing cells aside.
+
+    `values` are as the model reads them (numbers after text coercion, categories as
+    `category_strings`), so "5" and "5.0", or "NL" and " NL", are one value. A column that
+    holds one value wherever present is constant even with missing cells: its missingness
+    is then all it tells, and `_constant_finding` says so. An entirely missing column is
+    constant too (no value at all).
+    """
+    return len(pd.unique(values[~pd.isna(values)])) <= 1
+
+
+def _constant_finding(name: str, values: np.ndarray, training_column: pd.Series) -> Finding:
+    """The one warning of a constant column, saying what training does with it.
+
+    Training keeps it: `check_training_columns` only logs a warning for a single-level
+    categorical, and the preprocessor imputes a constant numeric and scales it to a
+    constant. A constant with missing cells still feeds the model whether it is missing
+    (the numeric's missing indicator, the categorical's missing code). Training stops only
+    on a feature entirely missing in the training rows (judged on the file's cells, as
+    `check_training_columns` does), which a constant column can be.
+    """
+    missing = pd.isna(values)
+    present = pd.unique(values[~missing])
+    if not len(present):
+        held = f"{name!r} is missing in every row"
+    elif missing.any():
+        held = (
+            f"{name!r} is constant apart from missing cells ({_value_text(present[0])} wherever "
+            f"present, missing in {missing.mean():.1%} of rows)"
+        )
+    else:
+        held = f"{name!r} is constant ({_value_text(present[0])} in every row)"
+    if training_column.isna().all():
+        verdict = "training stops on it (it is entirely missing in the training rows); drop it"
+    elif len(present) and missing.any():
+        verdict = (
+            "training keeps it, and whether it is missing is all the model can learn from it; "
+            "unless that matters, drop it"
+        )
+    else:
+        verdict = "training keeps it (it carries no signal); drop it"
+    return Finding("constant", (name,), f"{held}: {verdict} with --data.drop_columns.")
+
+
+def _value_text(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else repr(value)
+
+
+def _column_findings(
+    frame: pd.DataFrame, columns: tuple[ColumnInfo, ...], constant: Collection[str]
+) -> list[Finding]:
+    """Almost-constant and mostly-missing features; constant ones have their own warning."""
     findings = []
     for info in columns:
-        if info.role not in ("numeric", "categorical"):
-            continue
-        if info.distinct <= 1:
-            findings.append(
-                Finding(
-                    "constant",
-                    (info.name,),
-                    f"{info.name!r} has {info.distinct} distinct value(s): it carries no "
-                    "information; drop it (--data.drop_columns).",
-                )
-            )
+        if info.role not in ("numeric", "categorical") or info.name in constant:
             continue
         top_share = float(frame[info.name].value_counts(dropna=False, normalize=True).iloc[0])
         if top_share >= ALMOST_CONSTANT_SHARE:
@@ -484,8 +533,23 @@ def _column_findings(frame: pd.DataFrame, columns: tuple[ColumnInfo, ...]) -> li
 
 
 def _duplicate_findings(
-    spearman: pd.DataFrame, categorical_text: dict[str, np.ndarray]
+    spearman: pd.DataFrame, categorical_text: dict[str, np.ndarray], constant: Collection[str]
 ) -> list[Finding]:
+    """Pairs of features that say the same thing, constant features left out.
+
+    Any two constant categoricals "group rows identically" (N of them gave N(N-1)/2
+    warnings on top of their own), a constant numeric has no rank correlation, and each
+    constant already has its warning.
+    """
+    numeric = [name for name in spearman.columns if name not in constant]
+    categorical = {name: text for name, text in categorical_text.items() if name not in constant}
+    return [
+        *_numeric_duplicates(spearman.loc[numeric, numeric]),
+        *_categorical_duplicates(categorical),
+    ]
+
+
+def _numeric_duplicates(spearman: pd.DataFrame) -> list[Finding]:
     findings = []
     names = list(spearman.columns)
     rho = spearman.to_numpy()
@@ -499,6 +563,12 @@ def _duplicate_findings(
                     f"{rho[i, j]:+.3f}); one of them adds almost nothing.",
                 )
             )
+    return findings
+
+
+def _categorical_duplicates(categorical_text: dict[str, np.ndarray]) -> list[Finding]:
+    """Pairs whose levels map one-to-one (missing counted as a level)."""
+    findings = []
     codes = {
         name: pd.factorize(text, use_na_sentinel=False)[0]
         for name, text in categorical_text.items()

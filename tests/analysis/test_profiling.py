@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +16,7 @@ from analysis.profiling import (
     sentinel_codes,
     wilson_interval,
 )
+from contracts.errors import DataValidationError
 from datamodules.io import ReadOptions
 from datamodules.loan_datamodule import LoanDataModule
 
@@ -202,6 +205,109 @@ def test_an_identifier_that_tracks_the_outcome_is_a_leak(tmp_path):
     profile = _profile(LoanDataModule(str(path), target="y", id_column="id"))
     leaks = {f.columns for f in profile.findings if f.kind == "leak"}
     assert leaks == {("id",), ()}
+
+
+# Constant features, missing cells aside: numeric, numeric 60 % missing, categoricals, one
+# categorical 20 % missing. Two of the categoricals are constant without gaps, a pair the
+# "same grouping of rows" check used to report as duplicates.
+CONSTANT = ("currency_rate", "fee", "country", "product", "channel")
+
+
+@pytest.fixture(scope="module")
+def constants(tmp_path_factory) -> tuple[LoanDataModule, DatasetProfile]:
+    """A loan file with constant columns beside real near-duplicates, an almost-constant
+    flag and an empty column."""
+    rng = np.random.default_rng(2)
+    n = 600
+    score = rng.normal(size=n)
+    region = rng.integers(0, 5, n)
+    frame = pd.DataFrame(
+        {
+            "loan_id": np.arange(n),
+            "score": score,
+            "score_copy": 2 * score + 1,
+            "income": rng.normal(size=n),
+            "region": [f"r{i}" for i in region],
+            "region_code": [f"code-{9 - i}" for i in region],
+            "currency_rate": 1.0,
+            "fee": np.where(rng.random(n) < 0.6, np.nan, 2.5),
+            "country": "NL",
+            "product": "loan",
+            "channel": np.where(rng.random(n) < 0.2, None, "web"),
+            "flag": ["Y"] + ["N"] * (n - 1),
+            "notes": np.nan,
+            "default": (rng.random(n) < 1 / (1 + np.exp(1 + score))).astype(int),
+        }
+    )
+    path = tmp_path_factory.mktemp("constants") / "loans.csv"
+    frame.to_csv(path, index=False)
+    categorical = ["region", "region_code", "country", "product", "channel", "flag"]
+    dm = LoanDataModule(
+        str(path), target="default", id_column="loan_id", categorical_columns=categorical
+    )
+    return dm, _profile(dm)
+
+
+def test_a_constant_column_gets_one_warning_that_says_training_keeps_it(constants):
+    _, profile = constants
+    kept = [f.columns for f in profile.findings if "training keeps it" in f.message]
+    assert sorted(kept) == sorted((name,) for name in CONSTANT)
+    for name in CONSTANT:
+        (finding,) = [f for f in profile.findings if name in f.columns]
+        assert finding.kind == "constant" and finding.columns == (name,)
+        assert finding.message.startswith(f"{name!r} is constant")
+        assert finding.message.endswith("drop it with --data.drop_columns.")
+    messages = {f.columns[0]: f.message for f in profile.findings if f.kind == "constant"}
+    assert "'NL' in every row" in messages["country"]
+    assert "(it carries no signal)" in messages["currency_rate"]
+    assert "2.5 wherever present, missing in" in messages["fee"]
+    for gappy in ("fee", "channel"):
+        assert "whether it is missing is all the model can learn" in messages[gappy]
+
+
+def test_constant_columns_are_left_out_of_the_duplicate_checks(constants):
+    _, profile = constants
+    duplicates = {f.columns for f in profile.findings if f.kind == "duplicate"}
+    assert duplicates == {("score", "score_copy"), ("region", "region_code")}
+
+
+def test_an_almost_constant_or_empty_column_is_warned_about_once(constants):
+    _, profile = constants
+    (flag,) = [f for f in profile.findings if "flag" in f.columns]
+    assert (flag.kind, flag.columns) == ("constant", ("flag",))
+    assert "almost constant: one value fills 99.83% of rows" in flag.message
+    (notes,) = [f for f in profile.findings if "notes" in f.columns]
+    assert notes.message == (
+        "'notes' is missing in every row: training stops on it (it is entirely missing in the "
+        "training rows); drop it with --data.drop_columns."
+    )
+
+
+def test_a_constant_present_only_outside_the_training_rows_stops_training(constants):
+    dm, _ = constants
+    table = dm.labelled_table()
+    frame = table.frame.copy()
+    frame.loc[frame.index[table.split.train], "product"] = np.nan
+    profile = profile_dataset(dataclasses.replace(table, frame=frame), dm.schema, source=dm.source)
+    (finding,) = [f for f in profile.findings if "product" in f.columns]
+    assert finding.message.startswith("'product' is constant apart from missing cells ('loan'")
+    assert "training stops on it" in finding.message
+
+
+def test_what_the_warnings_say_is_what_training_does(constants):
+    dm, _ = constants
+    options = {
+        "target": "default",
+        "id_column": "loan_id",
+        "categorical_columns": dm.categorical_columns,
+    }
+    with pytest.raises(DataValidationError, match="'notes' is entirely missing"):
+        LoanDataModule(dm.path, **options).setup("fit")
+    trained = LoanDataModule(dm.path, drop_columns=["notes"], **options)
+    trained.setup("fit")
+    fitted = trained.preprocessor
+    assert set(CONSTANT) <= {*fitted.numeric_columns, *fitted.categorical_columns}
+    assert "fee" in fitted.indicator_columns_ and "currency_rate" not in fitted.indicator_columns_
 
 
 @pytest.mark.real_data
