@@ -23,7 +23,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from rich.console import Console
 from rich.text import Text
 
-from contracts.errors import UserFacingError
+from contracts.errors import ConfigurationError, UserFacingError
 from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.callbacks import MetricsReport, SubmissionWriter
 from lightning_modules.loan_model import LoanDefaultModel
@@ -47,6 +47,8 @@ class LoanCLI(LightningCLI):
             config.weights_only = True  # checkpoints hold plain tensors: never unpickle code
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
             self._continue_last_version(config)
+        if self.subcommand is not None:
+            _require_checkpoint(self.subcommand, config.get("ckpt_path"))
 
     @staticmethod
     def _name_run_after_config(config: Namespace) -> None:
@@ -77,6 +79,26 @@ class LoanCLI(LightningCLI):
         if last is not None:
             config.ckpt_path = str(last.path)
             init_args.version = last.version
+
+
+def _require_checkpoint(subcommand: str, ckpt_path: str | None) -> None:
+    """A checkpoint that is named must exist, and evaluating or predicting needs one.
+
+    Without this, `test --ckpt_path typo.ckpt` would go on with an untrained model and fail
+    later with a message about the network's inputs, not about the path.
+    """
+    if ckpt_path in ("best", "last", "hpc") or (ckpt_path and Path(ckpt_path).is_file()):
+        return
+    if ckpt_path:
+        raise ConfigurationError(
+            f"checkpoint {ckpt_path!r} not found (from {Path.cwd()}); a fit writes them to "
+            "logs/<config name>/version_N/checkpoints/"
+        )
+    if subcommand != "fit":
+        raise ConfigurationError(
+            f"{subcommand} needs a trained model: pass --ckpt_path "
+            "logs/<config name>/version_N/checkpoints/<file>.ckpt"
+        )
 
 
 def config_name(config: Namespace, *, default: str) -> str:

@@ -1,0 +1,71 @@
+"""A user's mistake ends with its message and a non-zero status, never a traceback.
+
+One case runs `scripts/main.py` as a real process, as a user would; the others call the
+same entry point in-process and read what the terminal would show.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from contracts.errors import DataValidationError
+from lightning_modules.cli import DEBUG_ENV, cli_main, run_entry_point
+from tests.conftest import CONFIGS, REPO
+
+SMALL = [f"--config={CONFIGS / 'default.yaml'}", "--data.synthetic_rows=1500"]
+
+
+def _exit_status(args: list[str]) -> int:
+    with pytest.raises(SystemExit) as raised:
+        run_entry_point(lambda: cli_main(args))
+    return int(raised.value.code)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", *SMALL, "--data.target=outcome"], "configured target not found in the file"),
+        (["fit", *SMALL, "--model.net.dropout=2"], "error: dropout must be in [0, 1), got 2"),
+        (["test", *SMALL, "--ckpt_path=best_model.ckpt"], "checkpoint 'best_model.ckpt' not found"),
+        (["predict", *SMALL], "error: predict needs a trained model: pass --ckpt_path"),
+        (
+            ["fit", *SMALL, "--data.scaling=robust"],
+            "Expected a typing.Literal['standard', 'quantile']",
+        ),
+    ],
+    ids=["wrong target", "bad option value", "missing checkpoint", "no checkpoint", "bad choice"],
+)
+def test_a_mistake_prints_its_message_alone(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    assert _exit_status(args) == 2
+    shown = capsys.readouterr()
+    assert message in shown.err
+    assert "Traceback" not in shown.err + shown.out
+
+
+def test_the_debug_switch_lets_the_error_through(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(DEBUG_ENV, "1")
+    with pytest.raises(DataValidationError, match=r"data file 'loans\.csv' not found"):
+        run_entry_point(lambda: cli_main(["fit", *SMALL, "--data.path=loans.csv"]))
+
+
+@pytest.mark.slow
+def test_the_script_exits_with_the_message_and_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "main.py"), "fit", *SMALL, "--data.path=loans.csv"],
+        cwd=tmp_path,
+        env=os.environ | {"OMP_NUM_THREADS": "1", DEBUG_ENV: ""},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: data file 'loans.csv' not found" in result.stderr
+    assert f"(set {DEBUG_ENV}=1 for the traceback)" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
