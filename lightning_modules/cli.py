@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import warnings
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,6 +41,13 @@ class LoanCLI(LightningCLI):
         parser.add_lightning_class_args(SubmissionWriter, "submission")
         parser.add_lightning_class_args(MetricsReport, "report")
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse, then check the checkpoint before LightningCLI reads its hyperparameters."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand is not None:
+            _require_checkpoint(subcommand, self.config[subcommand].get("ckpt_path"))
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         self._name_run_after_config(config)
@@ -47,8 +55,6 @@ class LoanCLI(LightningCLI):
             config.weights_only = True  # checkpoints hold plain tensors: never unpickle code
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
             self._continue_last_version(config)
-        if self.subcommand is not None:
-            _require_checkpoint(self.subcommand, config.get("ckpt_path"))
 
     @staticmethod
     def _name_run_after_config(config: Namespace) -> None:
@@ -82,19 +88,26 @@ class LoanCLI(LightningCLI):
 
 
 def _require_checkpoint(subcommand: str, ckpt_path: str | None) -> None:
-    """A checkpoint that is named must exist, and evaluating or predicting needs one.
+    """A checkpoint that is named must exist and be one; evaluating or predicting needs one.
 
     Without this, `test --ckpt_path typo.ckpt` would go on with an untrained model and fail
-    later with a message about the network's inputs, not about the path.
+    later with a message about the network's inputs, and a file that is not a checkpoint
+    would fail inside the unpickler. (`torch.save` writes a zip archive: checking for one
+    reads a few bytes, where loading the file here would load it twice.)
     """
-    if ckpt_path in ("best", "last", "hpc") or (ckpt_path and Path(ckpt_path).is_file()):
+    if ckpt_path in ("best", "last", "hpc"):
         return
-    if ckpt_path:
+    if ckpt_path and not Path(ckpt_path).is_file():
         raise ConfigurationError(
             f"checkpoint {ckpt_path!r} not found (from {Path.cwd()}); a fit writes them to "
             "logs/<config name>/version_N/checkpoints/"
         )
-    if subcommand != "fit":
+    if ckpt_path and not zipfile.is_zipfile(ckpt_path):
+        raise ConfigurationError(
+            f"{ckpt_path!r} is not a checkpoint (not a file written by torch.save): give a "
+            ".ckpt file from logs/<config name>/version_N/checkpoints/"
+        )
+    if not ckpt_path and subcommand != "fit":
         raise ConfigurationError(
             f"{subcommand} needs a trained model: pass --ckpt_path "
             "logs/<config name>/version_N/checkpoints/<file>.ckpt"

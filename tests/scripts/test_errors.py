@@ -48,6 +48,13 @@ def test_a_mistake_prints_its_message_alone(args, message, capsys, tmp_path, mon
     assert "Traceback" not in shown.err + shown.out
 
 
+def test_a_file_that_is_not_a_checkpoint_is_named(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.ckpt").write_text("not a model")
+    assert _exit_status(["predict", *SMALL, "--ckpt_path=notes.ckpt"]) == 2
+    assert "'notes.ckpt' is not a checkpoint" in capsys.readouterr().err
+
+
 def test_the_debug_switch_lets_the_error_through(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(DEBUG_ENV, "1")
