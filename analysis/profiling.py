@@ -1,4 +1,4 @@
-"""Dataset profiling for the EDA report: the numbers only, rendered by `eda_report.py`.
+"""Dataset profiling for the EDA report: the numbers only, rendered by `analysis/report.py`.
 
 The input is the data module's own `labelled_table()` and `schema`, so the profile
 describes exactly the rows, columns and roles the model trains on (no second loader,

@@ -1,7 +1,7 @@
 """One benchmark run (dataset x model x seed), scored and costed the same way for every model.
 
 Our network is trained by `scripts/main.py`'s own CLI, configs, data module and
-LightningModule; the baselines (`lightning_modules/baselines.py`) read the same data module
+LightningModule; the baselines (`benchmarking/baselines.py`) read the same data module
 built from the same config, so every model sees the same rows, schema and protocol split.
 Each run executes in its own process (`worker_main`), so its peak memory is its own.
 """

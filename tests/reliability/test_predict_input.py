@@ -175,14 +175,14 @@ def test_gaps_in_columns_complete_in_training_are_imputed_and_counted(
     _, by_hand = _predict(trained, filled, tmp_path / "filled", monkeypatch)
     encoded = cli.datamodule.predict_dataloader().dataset.tensors.numeric
     encoded_by_hand = by_hand.datamodule.predict_dataloader().dataset.tensors.numeric
-    # Every input of a gap row is the median-filled row's, except the age's value frequency:
+    # Every input of a gap row is the median-filled row's, except the age's value count:
     # a gap is not a heaped value, so it gets the input of a value training never had.
-    age_frequency = len(preprocessor.numeric_columns) + preprocessor.numeric_columns.index("age")
-    others = [i for i in range(encoded.shape[1]) if i != age_frequency]
+    age_count = len(preprocessor.numeric_columns) + preprocessor.numeric_columns.index("age")
+    others = [i for i in range(encoded.shape[1]) if i != age_count]
     torch.testing.assert_close(encoded[:, others], encoded_by_hand[:, others])
     rows = [3, 10, 20, 30]
-    unseen = encoded[rows, age_frequency]
-    assert (unseen == unseen[0]).all() and (encoded_by_hand[rows, age_frequency] != unseen).all()
+    unseen = encoded[rows, age_count]
+    assert (unseen == unseen[0]).all() and (encoded_by_hand[rows, age_count] != unseen).all()
 
 
 def test_text_in_a_numeric_column_at_predict_is_named(trained, tmp_path, monkeypatch):
