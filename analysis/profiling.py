@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import mutual_info_score, roc_auc_score
 
+from contracts.choices import check_choice
 from datamodules.loan_datamodule import LabelledTable
 from datamodules.preprocessing import category_strings
 from datamodules.schema import TableSchema
@@ -172,8 +173,7 @@ def profile_dataset(
     table: LabelledTable, schema: TableSchema, *, source: str, rows: RowSelection = "all"
 ) -> DatasetProfile:
     """Profile the labelled table (all rows, or the training split only)."""
-    if rows not in ("all", "train"):
-        raise ValueError(f"rows must be 'all' or 'train', got {rows!r}")
+    check_choice("rows", rows, RowSelection)
     selected = np.arange(len(table.frame)) if rows == "all" else table.split.train
     frame = table.frame.iloc[selected]
     numeric = table.numeric[selected]
