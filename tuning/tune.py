@@ -1,0 +1,156 @@
+"""Hyperparameter search: `python scripts/tune.py --config configs/german.yaml --trials 20`.
+
+Each trial is a normal fit of the config with values drawn from a search space
+(`configs/search/default.yaml`) by a seeded TPE sampler; the objective is the best
+validation ROC-AUC. The study lives in a database, so the same command resumes it and
+several processes or machines can work on it at once. Outputs in `tuning_results/<study>/`
+(`docs/tuning.md`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import optuna
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from rich.console import Console
+
+from lightning_modules.cli import build_cli, quiet_lightning
+from tuning.objective import TrialInterrupted, TrialObjective
+from tuning.report import BestConfigWriter, ProgressLine, write_report
+from tuning.space import load_space
+from tuning.study import (
+    FINISHED,
+    PRUNERS,
+    StudyFolder,
+    count,
+    default_study_name,
+    open_storage,
+    open_study,
+    run_trials,
+    sqlite_url,
+)
+
+DEFAULT_SPACE = Path("configs/search/default.yaml")
+DEFAULT_OUTPUT = Path("tuning_results")
+LOGGER_NAME_KEY = "trainer.logger.init_args.name"
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Every other argument (--data.*, --model.*, --trainer.*) goes to every trial's "
+        "training CLI, as it would to scripts/main.py fit.",
+        allow_abbrev=False,  # so that no training option is taken for an abbreviation of ours
+    )
+    parser.add_argument("--config", required=True, help="the dataset config, as for main.py")
+    parser.add_argument("--space", type=Path, default=DEFAULT_SPACE, help="search space YAML")
+    parser.add_argument(
+        "--trials",
+        type=int,
+        help="stop when the study holds this many finished (complete or pruned) trials, "
+        "every worker's counted; rerunning the command continues up to it",
+    )
+    parser.add_argument(
+        "--timeout", type=float, help="seconds after which this worker starts no new trial"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="the sampler's seed (default 0)")
+    parser.add_argument(
+        "--study",
+        help="the study's name (default: <config name>-<space name>, e.g. german-default)",
+    )
+    parser.add_argument(
+        "--storage",
+        help="database URL shared by the workers (default: sqlite:///<output>/<study>/study.db; "
+        "postgresql://user:password@host/db for several machines)",
+    )
+    parser.add_argument(
+        "--output", type=Path, default=DEFAULT_OUTPUT, help="parent of the study folder"
+    )
+    parser.add_argument(
+        "--pruner",
+        choices=sorted(PRUNERS),
+        default="median",
+        help="stop a trial whose best score so far falls below the median of the earlier "
+        "trials' at the same epoch (from 5 finished trials and epoch 5 on), or never",
+    )
+    options, cli_args = parser.parse_known_args(argv)
+    if options.trials is None and options.timeout is None:
+        parser.error("give --trials N, --timeout SECONDS or both")
+    if options.trials is not None and options.trials < 0:
+        parser.error(f"--trials must be >= 0, got {options.trials}")
+    return options, cli_args
+
+
+def main(argv: list[str] | None = None) -> optuna.Study:
+    """Run (or resume, or join) the study; returns it once this worker is done."""
+    options, cli_args = parse_args(argv)
+    quiet_lightning(["fit"])
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress line says it
+    console = Console(highlight=False, soft_wrap=True)
+
+    space = load_space(options.space)
+    base_args = ["--config", options.config, *cli_args]
+    base = build_cli([*base_args, *space.fixed_overrides()])  # checks config and overrides
+    space.check_keys(base.config.keys())
+
+    name = options.study or default_study_name(options.config, options.space)
+    folder = StudyFolder(options.output / name)
+    storage_url = options.storage or sqlite_url(folder.database)
+    study = open_study(
+        name,
+        open_storage(storage_url),
+        seed=options.seed,
+        pruner=PRUNERS[options.pruner](),
+        origin={"config": Path(options.config).stem, "space": space.name},
+        # The config as it is comes first (when the space holds it): the point to beat.
+        first_params=space.params_for({p.key: base.config.get(p.key) for p in space.parameters}),
+    )
+
+    # The best config refits under logs/<study>/, not under the name of its own file.
+    refit_args = (
+        [*base_args, f"--{LOGGER_NAME_KEY}={name}"] if LOGGER_NAME_KEY in base.config else base_args
+    )
+    best_config = BestConfigWriter(base.parser, refit_args, folder.best_config)
+    progress = ProgressLine(console, options.trials)
+    progress.opening(study, storage_url)
+    try:
+        with _sigterm_raises():
+            run_trials(
+                study,
+                TrialObjective(tuple(base_args), space, folder),
+                n_trials=options.trials,
+                timeout=options.timeout,
+                callbacks=[progress, best_config],
+            )
+    except (TrialInterrupted, KeyboardInterrupt, SIGTERMException) as error:
+        stop = error.stop if isinstance(error, TrialInterrupted) else error
+        console.print(
+            f"interrupted with {count(study, FINISHED)} finished trials (the running one is "
+            "recorded as failed): rerun the same command to continue",
+            style="yellow",
+        )
+        raise SystemExit(143 if isinstance(stop, SIGTERMException) else 130) from None
+    write_report(study, folder, best_config, seed=options.seed, console=console)
+    return study
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises `SIGTERMException` wherever the study is, as Ctrl-C raises
+    KeyboardInterrupt, so the running trial is recorded as failed rather than left RUNNING
+    until its heartbeat goes stale. (During a fit Lightning's handler runs first.)"""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SIGTERMException
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
