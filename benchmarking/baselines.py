@@ -9,9 +9,13 @@ training never showed becomes missing rather than an error.
 Categorical handling: logistic regression one-hot encodes (missing is its own column,
 an unseen level is all zeros); LightGBM, XGBoost and HistGradientBoosting use their native
 categorical splits, read from the `category` dtype, and route missing values natively.
+HistGradientBoosting accepts at most 255 levels per column, so a column with more has its
+rarest training levels pooled into one (`RareLevelPooling`); the others keep every level.
+CatBoost takes categoricals as text without missing values, so missing (and unseen) is
+one more level of its own.
 
-LightGBM and XGBoost come from the optional `benchmark` extra; without it their fitting
-raises `MissingExtraError` naming the install command.
+LightGBM, XGBoost and CatBoost come from the optional `benchmark` extra; without it their
+fitting raises `MissingExtraError` naming the install command.
 
 `threads` caps each library's thread pool (None keeps the library's default, all cores):
 a fixed count keeps the cost columns comparable between models and machines.
@@ -24,7 +28,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -39,10 +43,13 @@ from threadpoolctl import threadpool_limits
 from datamodules.preprocessing import category_strings
 from datamodules.splits import SplitIndices
 
-# The protocol's boosting budget for LightGBM and XGBoost.
+# The protocol's boosting budget for LightGBM and XGBoost (CatBoost keeps its own defaults).
 MAX_TREES = 2_000
 LEARNING_RATE = 0.05
 EARLY_STOPPING_ROUNDS = 100
+# What a categorical cell becomes where a model needs a name for it rather than a gap.
+MISSING_LEVEL = "<missing>"
+POOLED_LEVEL = "<rare levels>"
 # lbfgs' default of 100 iterations stops short of convergence on some datasets.
 LOGREG_MAX_ITER = 1_000
 INSTALL_HINT = 'install the benchmark extra: pip install -e ".[benchmark]"'
@@ -85,20 +92,63 @@ class BaselineInputs:
         )
 
 
+def _unchanged(features: pd.DataFrame) -> pd.DataFrame:
+    return features
+
+
 @dataclass(frozen=True)
 class Fitted:
     """A fitted baseline.
 
     iterations: passes the fit made over the training rows: boosting rounds actually run
     (including the early-stopping patience past the best round), or solver iterations.
+    prepare: what the model needs done to `feature_frame`'s output before it predicts (the
+    same as was done to its training rows).
     """
 
     model: Any
     iterations: int
+    prepare: Callable[[pd.DataFrame], pd.DataFrame] = _unchanged
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Shape: features (n, n_features) -> (n,) P(default)."""
-        return np.asarray(self.model.predict_proba(features)[:, 1], dtype=np.float64)
+        probabilities = self.model.predict_proba(self.prepare(features))[:, 1]
+        return np.asarray(probabilities, dtype=np.float64)
+
+
+class RareLevelPooling:
+    """Pools each categorical column's rarest training levels into one, so that at most
+    `max_levels` remain: the most frequent `max_levels - 1` levels and the pooled one.
+
+    For models that cap a column's levels (HistGradientBoosting: 255). Ties in frequency
+    are broken by the level's text, so the kept levels depend on the training rows only.
+    Columns within the cap, missing values and unseen levels (already missing in
+    `feature_frame`'s output) pass through unchanged.
+    """
+
+    def __init__(self, max_levels: int) -> None:
+        self.max_levels = max_levels
+
+    def fit(self, frame: pd.DataFrame) -> Self:
+        """Learn, per column over the cap, the levels to keep (`levels_`: kept, then pooled)."""
+        self.levels_: dict[str, list[str]] = {}
+        for name in _categorical_columns(frame):
+            counts = frame[name].value_counts()
+            if (counts > 0).sum() <= self.max_levels:
+                continue
+            by_frequency = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+            kept = [level for level, _ in by_frequency[: self.max_levels - 1]]
+            self.levels_[name] = [*kept, _free_level(POOLED_LEVEL, kept)]
+        return self
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The frame with every folded level of a capped column replaced by the pooled one."""
+        pooled = frame.copy()
+        for name, levels in self.levels_.items():
+            text = frame[name].astype(object)
+            folded = text.where(text.isin(levels[:-1]) | text.isna(), levels[-1])
+            pooled[name] = folded.astype(pd.CategoricalDtype(levels))
+        return pooled
 
 
 def feature_frame(
@@ -191,11 +241,14 @@ def fit_xgboost(data: BaselineInputs) -> Fitted:
 
 def fit_hgb(data: BaselineInputs) -> Fitted:
     """HistGradientBoosting defaults (100 rounds at 0.1, patience 10 on log-loss), early
-    stopping on the protocol's validation rows passed explicitly, not an internal split."""
+    stopping on the protocol's validation rows passed explicitly, not an internal split.
+    A categorical column with more levels than its `max_bins` (255) has its rarest pooled."""
     model = HistGradientBoostingClassifier(early_stopping=True, random_state=data.seed)
+    pooling = RareLevelPooling(model.max_bins).fit(data.x_train)
+    x_train, x_val = pooling.transform(data.x_train), pooling.transform(data.x_val)
     try:
         with threadpool_limits(data.threads):
-            model.fit(data.x_train, data.y_train, X_val=data.x_val, y_val=data.y_val)
+            model.fit(x_train, data.y_train, X_val=x_val, y_val=data.y_val)
     except TypeError as error:
         if "X_val" not in str(error):
             raise
@@ -203,7 +256,44 @@ def fit_hgb(data: BaselineInputs) -> Fitted:
             "HistGradientBoostingClassifier.fit has no X_val: scikit-learn >= 1.7 is needed "
             "to early-stop on the protocol's validation rows"
         ) from error
-    return Fitted(model, int(model.n_iter_))
+    return Fitted(model, int(model.n_iter_), prepare=pooling.transform)
+
+
+def fit_catboost(data: BaselineInputs) -> Fitted:
+    """CatBoost defaults (1,000 rounds, learning rate chosen by CatBoost for the data),
+    native categoricals, stopped after 100 rounds without a better validation log-loss;
+    predictions use the best round. It writes no files (no `catboost_info/`)."""
+    catboost = _require("catboost")
+    categorical = _categorical_columns(data.x_train)
+    model = catboost.CatBoostClassifier(
+        eval_metric="Logloss",
+        early_stopping_rounds=EARLY_STOPPING_ROUNDS,
+        use_best_model=True,
+        cat_features=categorical,
+        random_seed=data.seed,
+        thread_count=data.threads,
+        logging_level="Silent",
+        allow_writing_files=False,
+    )
+    model.fit(
+        catboost_features(data.x_train),
+        data.y_train,
+        eval_set=(catboost_features(data.x_val), data.y_val),
+    )
+    # The model keeps only the best round's trees; the validation curve has every round run.
+    rounds = len(model.get_evals_result()["validation"]["Logloss"])
+    return Fitted(model, rounds, prepare=catboost_features)
+
+
+def catboost_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categoricals as text with missing (and unseen) values as one level of their own:
+    CatBoost refuses missing categorical values."""
+    prepared = frame.copy()
+    for name in _categorical_columns(frame):
+        text = frame[name].astype(object)
+        missing = _free_level(MISSING_LEVEL, frame[name].cat.categories)
+        prepared[name] = text.where(text.notna(), missing)
+    return prepared
 
 
 BASELINES: dict[str, Callable[[BaselineInputs], Fitted]] = {
@@ -211,11 +301,20 @@ BASELINES: dict[str, Callable[[BaselineInputs], Fitted]] = {
     "lightgbm": fit_lightgbm,
     "xgboost": fit_xgboost,
     "hgb": fit_hgb,
+    "catboost": fit_catboost,
 }
 
 
 def _categorical_columns(frame: pd.DataFrame) -> list[str]:
     return [name for name in frame.columns if isinstance(frame[name].dtype, pd.CategoricalDtype)]
+
+
+def _free_level(name: str, levels: Sequence[str] | pd.Index) -> str:
+    """`name`, lengthened until no real level has it, so a made-up level never merges with one."""
+    taken = {str(level) for level in levels}
+    while name in taken:
+        name += "_"
+    return name
 
 
 def _require(package: str) -> ModuleType:

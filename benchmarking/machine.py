@@ -21,6 +21,7 @@ VERSIONED_PACKAGES = (
     "scikit-learn",
     "lightgbm",
     "xgboost",
+    "catboost",
     "pandas",
     "numpy",
 )

@@ -4,6 +4,8 @@ Our network is trained by `scripts/main.py`'s own CLI, configs, data module and
 LightningModule; the baselines (`benchmarking/baselines.py`) read the same data module
 built from the same config, so every model sees the same rows, schema and protocol split.
 Each run executes in its own process (`worker_main`), so its peak memory is its own.
+Before a dataset's runs, one process checks that its data can be read, validated and split
+(`data_check_main`), so a bad file or config is reported once instead of by every run.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +71,11 @@ class RunSpec:
     @property
     def log_path(self) -> Path:
         return self.result_path.with_suffix(".log")
+
+    @property
+    def data_check_path(self) -> Path:
+        """The outcome of the dataset's data check, shared by all its runs (its log beside)."""
+        return Path(self.out_dir) / "data-checks" / f"{self.dataset}.json"
 
     @property
     def tensorboard_dir(self) -> Path:
@@ -247,7 +256,7 @@ def execute(spec: RunSpec) -> dict[str, Any]:
     except Exception as error:
         traceback.print_exc()
         record["status"] = "failed"
-        record["error"] = f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
+        record["error"] = _error_text(error)
     peak_mb = peak_rss_mb()
     record |= {
         "peak_rss_mb": peak_mb,
@@ -261,14 +270,30 @@ def execute(spec: RunSpec) -> dict[str, Any]:
 
 def worker_main(spec: RunSpec) -> None:
     """Process entry point: output to the run's log, result to the run's JSON."""
-    spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(spec.log_path, "w", buffering=1) as log:
-        os.dup2(log.fileno(), sys.stdout.fileno())
-        os.dup2(log.fileno(), sys.stderr.fileno())
+    with _output_to(spec.log_path):
         record = execute(spec)
-        sys.stdout.flush()
-        sys.stderr.flush()
     write_text_atomically(json.dumps(record, indent=2, allow_nan=True), spec.result_path)
+
+
+def check_data(spec: RunSpec) -> str:
+    """The error every run of this dataset would stop on, as a run records it ("" if none).
+
+    Reads, validates and splits the labelled rows through the data module built from the
+    run's config and data overrides, exactly as each run does before it fits.
+    """
+    try:
+        build_run_cli(spec, ["--trainer.logger=false"]).datamodule.labelled_table()
+    except Exception as error:
+        traceback.print_exc()
+        return _error_text(error)
+    return ""
+
+
+def data_check_main(spec: RunSpec) -> None:
+    """Process entry point of the data check: output to its log, the error to its JSON."""
+    with _output_to(spec.data_check_path.with_suffix(".log")):
+        error = check_data(spec)
+    write_text_atomically(json.dumps({"error": error}), spec.data_check_path)
 
 
 def read_result(spec: RunSpec) -> dict[str, Any] | None:
@@ -278,6 +303,23 @@ def read_result(spec: RunSpec) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return record if record.get("spec") == spec.fingerprint() else None
+
+
+@contextmanager
+def _output_to(path: Path) -> Iterator[None]:
+    """This process's stdout and stderr into `path`: file descriptors, so that the output of
+    libraries' native code lands there too."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", buffering=1) as log:
+        os.dup2(log.fileno(), sys.stdout.fileno())
+        os.dup2(log.fileno(), sys.stderr.fileno())
+        yield
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+def _error_text(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
 
 
 def _network_probabilities(

@@ -26,6 +26,7 @@ from contracts.features import FeatureSpec, Split, TabularTensors
 from datamodules import synthetic
 from datamodules.io import ReadOptions, read_table, resolve_data_path
 from datamodules.preprocessing import Scaling, TabularPreprocessor
+from datamodules.sampling import check_sample_options, sample_labelled_rows
 from datamodules.schema import (
     Label,
     TableSchema,
@@ -37,6 +38,7 @@ from datamodules.schema import (
 from datamodules.splits import SplitIndices, protocol_split
 from datamodules.tensor_data import Batch, batch_loader
 from datamodules.validation import check_training_columns, numeric_block
+from risk.stability import BinnedDistribution
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,15 @@ class LabelledTable:
     targets: np.ndarray
     split: SplitIndices
     default_probability: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class PredictInputs:
+    """The unlabelled file as model inputs, and each feature's rows counted on its training
+    bins (for the population stability report). Shape: feature_counts one (n_bins,) each."""
+
+    tensors: TabularTensors
+    feature_counts: dict[str, np.ndarray]
 
 
 class LoanDataModule(L.LightningDataModule):
@@ -67,7 +78,12 @@ class LoanDataModule(L.LightningDataModule):
             most `max_inferred_levels` values); a list fixes them.
         read_options: separator, header, names, index column, missing-value tokens.
         data_dir: folder for relative paths (default `$LOAN_DATA_DIR`, else `./data`).
-        seed: split seed (the benchmark protocol's `random_state`).
+        seed: split seed (the benchmark protocol's `random_state`), and the seed of
+            the row sample below.
+        sample_rows, sample_positive_rate: train on a deterministic sample of the labelled
+            rows, drawn before the split: `sample_rows` rows (stratified by default) and/or
+            a default rate of `sample_positive_rate` (`datamodules/sampling.py`). The
+            benchmark's robustness suite derives smaller and rarer-default datasets so.
         scaling: "quantile" (quantile-to-normal, robust to heavy tails) or "standard".
         min_level_count: categorical levels seen fewer times in training share the
             unknown code.
@@ -94,6 +110,8 @@ class LoanDataModule(L.LightningDataModule):
         synthetic_rows: int = 100_000,
         synthetic_seed: int = 0,
         seed: int = 0,
+        sample_rows: int | None = None,
+        sample_positive_rate: float | None = None,
         test_size: float = 0.2,
         val_size: float = 0.2,
         scaling: Scaling = "quantile",
@@ -119,6 +137,9 @@ class LoanDataModule(L.LightningDataModule):
         self.synthetic_rows = synthetic_rows
         self.synthetic_seed = synthetic_seed
         self.seed = seed
+        check_sample_options(sample_rows, sample_positive_rate)
+        self.sample_rows = sample_rows
+        self.sample_positive_rate = sample_positive_rate
         self.test_size = test_size
         self.val_size = val_size
         self.scaling = scaling
@@ -137,6 +158,9 @@ class LoanDataModule(L.LightningDataModule):
         self._labelled: LabelledTable | None = None
         self._tensors: dict[Split, TabularTensors] = {}
         self._predict_frame: pd.DataFrame | None = None
+
+    # Encoded once per predict file: the model and the submission writer read the same rows.
+    _predict_inputs: PredictInputs | None = None
 
     @property
     def source(self) -> str:
@@ -163,6 +187,7 @@ class LoanDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         if stage == "predict":
             self._predict_frame = self._read_predict_file()
+            self._predict_inputs = None
             return
         self.labelled_table()
         if stage == "fit" and self.preprocessor is None:
@@ -182,7 +207,9 @@ class LoanDataModule(L.LightningDataModule):
         )
 
     def predict_dataloader(self) -> DataLoader[Batch]:
-        return batch_loader(self._predict_tensors(), batch_size=self.eval_batch_size, shuffle=False)
+        return batch_loader(
+            self.predict_inputs().tensors, batch_size=self.eval_batch_size, shuffle=False
+        )
 
     def state_dict(self) -> dict[str, Any]:
         if self.preprocessor is None or self.schema is None:
@@ -202,6 +229,7 @@ class LoanDataModule(L.LightningDataModule):
         self.preprocessor = TabularPreprocessor.from_state_dict(state_dict["preprocessor"])
         self.positive_rate = state_dict["positive_rate"]
         self._tensors.clear()
+        self._predict_inputs = None
         if self._labelled is not None and schema_changed:
             self._labelled = self._load_labelled()
 
@@ -241,7 +269,15 @@ class LoanDataModule(L.LightningDataModule):
         return labelled.default_probability[getattr(labelled.split, split)]
 
     def _load_labelled(self) -> LabelledTable:
-        frame, default_probability = self._read_labelled_file()
+        frame, default_probability = sample_labelled_rows(
+            *self._read_labelled_file(),
+            target=self.target,
+            positive_label=self.positive_label,
+            rows=self.sample_rows,
+            positive_rate=self.sample_positive_rate,
+            seed=self.seed,
+            source=self.source,
+        )
         if self.schema is None:
             self.schema = build_schema(
                 frame,
@@ -312,6 +348,27 @@ class LoanDataModule(L.LightningDataModule):
             return str(frame.index.name or "id"), frame.index.to_numpy()
         return None
 
+    def predict_inputs(self) -> PredictInputs:
+        """The unlabelled file encoded with the fitted preprocessing (read and checked once)."""
+        if self._predict_inputs is None:
+            self._predict_inputs = self._encode_predict_file()
+        return self._predict_inputs
+
+    def feature_distributions(self) -> dict[str, BinnedDistribution]:
+        """Each feature's training distribution on its fixed bins, as the checkpoint keeps it."""
+        return self._fitted_preprocessor().distributions_
+
+    def reference_applicant(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The typical applicant reason codes compare with (training medians, most frequent
+        levels), encoded. Shape: numeric (1, n_numeric), categorical (1, n_cat)."""
+        encoded = self._fitted_preprocessor().reference_applicant()
+        return torch.from_numpy(encoded.numeric), torch.from_numpy(encoded.categorical)
+
+    def numeric_input_owners(self) -> list[str]:
+        """The user column behind each input of the numeric block (value, value count,
+        missing indicator)."""
+        return self._fitted_preprocessor().numeric_input_owners()
+
     def _read_predict_file(self) -> pd.DataFrame:
         if self.predict_path is None:
             raise DataValidationError(
@@ -320,7 +377,7 @@ class LoanDataModule(L.LightningDataModule):
         path = resolve_data_path(self.predict_path, self.data_dir)
         return read_table(path, self.predict_read_options)
 
-    def _predict_tensors(self) -> TabularTensors:
+    def _encode_predict_file(self) -> PredictInputs:
         frame = self._require_predict_frame()
         schema = self._require_schema()
         source = str(self.predict_path)
@@ -336,11 +393,12 @@ class LoanDataModule(L.LightningDataModule):
         categorical = frame[list(schema.categorical_columns)]
         self._report_unfamiliar_values(source, numeric, categorical, preprocessor)
         encoded = preprocessor.transform(numeric, categorical)
-        return TabularTensors(
+        tensors = TabularTensors(
             numeric=torch.from_numpy(encoded.numeric),
             categorical=torch.from_numpy(encoded.categorical),
             target=torch.zeros(len(frame), dtype=torch.float32),
         )
+        return PredictInputs(tensors, preprocessor.feature_counts(numeric, categorical))
 
     def _report_unfamiliar_values(
         self,

@@ -1,4 +1,5 @@
-"""The fitted preprocessor: median imputation with missing indicators, scaling, category codes.
+"""The fitted preprocessor: median imputation with missing indicators, scaling, category codes,
+and each column's training distribution on fixed bins, which `predict` compares new files with.
 
 scikit-learn does the fitting (`StandardScaler`, `QuantileTransformer`); what it learns is
 then kept as plain tensors and lists, never pickled estimators, so a checkpoint loads
@@ -16,6 +17,8 @@ import torch
 from sklearn.preprocessing import QuantileTransformer, StandardScaler
 
 from contracts.choices import check_choice, check_range
+from contracts.errors import DataValidationError
+from risk.stability import BinnedDistribution, numeric_distribution, numeric_labels
 
 Scaling = Literal["standard", "quantile"]
 
@@ -65,6 +68,11 @@ class TabularPreprocessor:
     60,000 rather than 61,234; capped or sentinel codes such as 96/98) whose meaning is
     "this value is common", not "this value is large". A tree isolates each popular value
     with fine bins; a network sees only the magnitude, and the count gives it the rest.
+
+    It also keeps each column's training distribution (`distributions_`: a number on its
+    training deciles plus a missing bin, a categorical by code), so that `predict` can
+    measure how far a new file has moved (`risk/stability.py`), and the reason codes
+    start from a typical applicant (`reference_applicant`).
     """
 
     def __init__(
@@ -124,6 +132,7 @@ class TabularPreprocessor:
         self.vocabularies_ = {
             name: self._vocabulary(categorical[name]) for name in self.categorical_columns
         }
+        self.distributions_ = self._training_distributions(numeric, categorical)
         return self
 
     def transform(self, numeric: np.ndarray, categorical: pd.DataFrame) -> EncodedBlock:
@@ -145,6 +154,50 @@ class TabularPreprocessor:
             name: [*RESERVED_CODE_LABELS, *self.vocabularies_[name]]
             for name in self.categorical_columns
         }
+
+    def feature_counts(
+        self, numeric: np.ndarray, categorical: pd.DataFrame
+    ) -> dict[str, np.ndarray]:
+        """Per column, new rows counted on its training bins (raw values, before imputation).
+
+        Shape: numeric (n, n_numeric) float64 with NaN, categorical n rows -> one
+        (n_bins,) count array per column, keyed like `distributions_`.
+        """
+        self._check_fitted()
+        counts = {
+            name: self.distributions_[name].count(column)
+            for name, column in zip(self.numeric_columns, numeric.T, strict=True)
+            if name in self.distributions_
+        }
+        return counts | {
+            name: self.distributions_[name].count(self._codes(categorical[name], name))
+            for name in self.categorical_columns
+            if name in self.distributions_
+        }
+
+    def reference_applicant(self) -> EncodedBlock:
+        """The applicant reason codes are measured against, encoded like any row: every
+        number at its training median, every categorical at its most frequent training
+        level. A typical applicant, so that a reason reads "higher than typical".
+
+        Shape: numeric (1, n_numeric), categorical (1, n_cat).
+        """
+        self._check_fitted()
+        missing = [name for name in self.categorical_columns if name not in self.distributions_]
+        if missing:
+            raise DataValidationError(
+                f"the checkpoint holds no training distribution of {missing}, which reason "
+                "codes start from: it was written by an older version; retrain the model."
+            )
+        levels = {name: [self._most_frequent_level(name)] for name in self.categorical_columns}
+        return self.transform(self.medians_[None, :], pd.DataFrame(levels, dtype=object))
+
+    def numeric_input_owners(self) -> list[str]:
+        """The user column behind each input of the numeric block: the value, its value
+        count and its missing indicator all belong to the same column."""
+        self._check_fitted()
+        counts = list(self.numeric_columns) if self.value_counts else []
+        return [*self.numeric_columns, *counts, *self.indicator_columns_]
 
     def count_unknown(self, categorical: pd.DataFrame) -> dict[str, int]:
         """Per column, how many present values fall outside the kept vocabulary (unseen or rare)."""
@@ -171,6 +224,15 @@ class TabularPreprocessor:
             "medians": torch.from_numpy(self.medians_.copy()),
             "indicator_columns": list(self.indicator_columns_),
             "vocabularies": {name: list(levels) for name, levels in self.vocabularies_.items()},
+            "distributions": {
+                name: {"counts": torch.from_numpy(distribution.counts)}
+                | (
+                    {}
+                    if distribution.cuts is None
+                    else {"cuts": torch.from_numpy(distribution.cuts)}
+                )
+                for name, distribution in self.distributions_.items()
+            },
         }
         if isinstance(self._scaler, StandardScaler):
             state["scaler"] = {
@@ -202,6 +264,11 @@ class TabularPreprocessor:
         self.medians_ = state["medians"].numpy()
         self.indicator_columns_ = list(state["indicator_columns"])
         self.vocabularies_ = {name: list(v) for name, v in state["vocabularies"].items()}
+        # Checkpoints from before the distributions were stored restore none.
+        self.distributions_ = {
+            name: self._restored_distribution(name, saved)
+            for name, saved in state.get("distributions", {}).items()
+        }
         self._scaler = None
         if "scaler" in state:
             fitted = {name: tensor.numpy() for name, tensor in state["scaler"].items()}
@@ -215,6 +282,40 @@ class TabularPreprocessor:
                 self._scaler.n_quantiles_ = len(fitted["references"])
             self._scaler.n_features_in_ = len(self.numeric_columns) * (1 + self.value_counts)
         return self
+
+    def _training_distributions(
+        self, numeric: np.ndarray, categorical: pd.DataFrame
+    ) -> dict[str, BinnedDistribution]:
+        numeric_part = {
+            name: numeric_distribution(column)
+            for name, column in zip(self.numeric_columns, numeric.T, strict=True)
+        }
+        labels = self.code_labels()
+        return numeric_part | {
+            name: BinnedDistribution(
+                np.bincount(self._codes(categorical[name], name), minlength=len(labels[name])),
+                tuple(labels[name]),
+                missing_bin=MISSING_CODE,
+            )
+            for name in self.categorical_columns
+        }
+
+    def _restored_distribution(
+        self, name: str, saved: dict[str, torch.Tensor]
+    ) -> BinnedDistribution:
+        counts = saved["counts"].numpy()
+        if "cuts" in saved:
+            cuts = saved["cuts"].numpy()
+            return BinnedDistribution(counts, numeric_labels(cuts), cuts)
+        labels = tuple(self.code_labels()[name])
+        return BinnedDistribution(counts, labels, missing_bin=MISSING_CODE)
+
+    def _most_frequent_level(self, name: str) -> str | None:
+        """The most frequent level kept in training (None, i.e. missing, if none was kept)."""
+        level_counts = self.distributions_[name].counts[FIRST_LEVEL_CODE:]
+        if len(level_counts) == 0:
+            return None
+        return self.vocabularies_[name][int(np.argmax(level_counts))]
 
     def _new_scaler(self, n_rows: int) -> StandardScaler | QuantileTransformer:
         if self.scaling == "standard":

@@ -1,4 +1,5 @@
-"""Figures of a model's predictions on one split: ROC, precision-recall, confusion, calibration.
+"""Figures of a model's predictions on one split: ROC, precision-recall, confusion, calibration,
+and the Kolmogorov-Smirnov chart.
 
 Drawn with matplotlib's object API (no pyplot state), so they render on a headless
 machine and inside a training loop; `tensorboard_views.py` logs them to TensorBoard.
@@ -15,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from lightning_modules.metrics import CALIBRATION_BINS
+from risk.discrimination import ks_curve
 
 DPI = 80
 SIZE = (4.2, 4.0)
@@ -47,6 +49,35 @@ def precision_recall_figure(probs: torch.Tensor, targets: torch.Tensor, threshol
     axes.plot(*point, "o", color="#c44e52", label=f"threshold {threshold:.3f}")
     axes.legend(loc="upper right", fontsize=8)
     _square(axes, "recall", "precision", f"Precision-recall (AP {average_precision:.4f})")
+    return figure
+
+
+def ks_figure(probs: torch.Tensor, targets: torch.Tensor) -> Figure:
+    """The KS chart: cumulative shares of defaulters and of non-defaulters among the
+    applicants ranked riskiest first, and the widest gap between them (the KS statistic)
+    with the default probability at which it is reached."""
+    curve = ks_curve(probs, targets)
+    gap = curve.defaulters - curve.non_defaulters
+    best = int(torch.argmax(gap.abs()))
+    x = curve.population.numpy()
+    figure, axes = _axes()
+    axes.plot(x, curve.defaulters.numpy(), color="#c44e52", label="defaulters")
+    axes.plot(x, curve.non_defaulters.numpy(), color="#4c72b0", label="non-defaulters")
+    axes.vlines(
+        x[best],
+        float(curve.non_defaulters[best]),
+        float(curve.defaulters[best]),
+        color="#333",
+        linestyle="--",
+        label=f"KS at p >= {float(curve.cutoffs[best]):.3f}",
+    )
+    axes.legend(loc="lower right", fontsize=8)
+    _square(
+        axes,
+        "share of applicants, riskiest first",
+        "cumulative share",
+        f"Kolmogorov-Smirnov (KS {float(gap.abs()[best]):.4f})",
+    )
     return figure
 
 

@@ -27,6 +27,8 @@ from lightning_modules.metrics import (
     probability_quality,
 )
 from lightning_modules.networks import LoanDefaultNet, NetworkSettings
+from risk.attribution import integrated_gradients
+from risk.stability import QUANTILE_LEVELS, BinnedDistribution, numeric_distribution, numeric_labels
 
 ClassWeighting = Literal["none", "balanced"]
 LRSchedule = Literal["constant", "cosine"]
@@ -89,6 +91,14 @@ class LoanDefaultModel(L.LightningModule):
         self.register_buffer("decision_threshold", torch.tensor(0.5))
         self.register_buffer("pos_weight", torch.tensor(1.0))
         self.register_buffer("temperature", torch.tensor(1.0))
+        # The reference distribution of the score for `predict`'s stability report: the
+        # validation probabilities of the epoch a checkpoint saves, on their deciles (and
+        # an always-empty missing bin, as for a numeric feature). Out of sample, like new
+        # applicants; training scores are more extreme than the model's scores on new rows.
+        self.register_buffer("score_cuts", torch.zeros(len(QUANTILE_LEVELS)))
+        self.register_buffer(
+            "score_counts", torch.zeros(len(QUANTILE_LEVELS) + 2, dtype=torch.int64)
+        )
         self.train_metrics = MetricCollection(
             {"roc_auc": BinaryAUROC(), "accuracy": BinaryAccuracy()}, prefix="train/"
         )
@@ -96,6 +106,7 @@ class LoanDefaultModel(L.LightningModule):
         self.val_predictions = PredictionCollector()
         self.test_predictions = PredictionCollector()
         self._validation_outputs: ValidationOutputs | None = None
+        self._test_outputs: ValidationOutputs | None = None
         if inputs is not None:
             self._build(inputs)
 
@@ -103,6 +114,21 @@ class LoanDefaultModel(L.LightningModule):
     def validation_outputs(self) -> ValidationOutputs | None:
         """The last validation epoch's calibrated predictions, for the TensorBoard views."""
         return self._validation_outputs
+
+    @property
+    def test_outputs(self) -> ValidationOutputs | None:
+        """The last test epoch's calibrated predictions, for the test reports (gains table,
+        model card, KS chart)."""
+        return self._test_outputs
+
+    def score_reference(self) -> BinnedDistribution | None:
+        """The validation scores' distribution kept in the checkpoint; None before the first
+        validation epoch."""
+        counts = self.score_counts.cpu().numpy()
+        if counts.sum() == 0:
+            return None
+        cuts = self.score_cuts.double().cpu().numpy()
+        return BinnedDistribution(counts, numeric_labels(cuts), cuts)
 
     def categorical_embedding_weights(self) -> list[torch.Tensor]:
         """One (n_codes, dim) table per categorical column, for the TensorBoard projector."""
@@ -231,6 +257,9 @@ class LoanDefaultModel(L.LightningModule):
         threshold = choose_threshold(probs, targets, self.hparams.threshold_objective)
         self.decision_threshold.fill_(threshold)
         self._validation_outputs = ValidationOutputs(probs, targets, float(self.decision_threshold))
+        reference = numeric_distribution(probs.double().cpu().numpy())
+        self.score_cuts.copy_(torch.from_numpy(reference.cuts))
+        self.score_counts.copy_(torch.from_numpy(reference.counts))
         self._log_report(probs, targets, "val")
         raw_quality = probability_quality(raw, targets)
         self.log_dict(
@@ -245,7 +274,9 @@ class LoanDefaultModel(L.LightningModule):
         logits, targets = self.test_predictions.compute()
         self.test_predictions.reset()
         self._require_finite(logits, "test")
-        self._log_report(torch.sigmoid(logits), targets, "test")
+        probs = torch.sigmoid(logits)
+        self._test_outputs = ValidationOutputs(probs, targets, float(self.decision_threshold))
+        self._log_report(probs, targets, "test")
 
     def _require_finite(self, logits: torch.Tensor, stage: str) -> None:
         """Without this, NaN logits fail deep inside the metrics ("all elements of input
@@ -274,8 +305,60 @@ class LoanDefaultModel(L.LightningModule):
         return torch.sigmoid(self(x_num, x_cat))
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Checkpoints from before temperature scaling load with temperature 1."""
-        checkpoint["state_dict"].setdefault("temperature", torch.tensor(1.0))
+        """Checkpoints from before temperature scaling load with temperature 1, and those
+        from before the score reference without one."""
+        state = checkpoint["state_dict"]
+        state.setdefault("temperature", torch.tensor(1.0))
+        state.setdefault("score_cuts", torch.zeros_like(self.score_cuts))
+        state.setdefault("score_counts", torch.zeros_like(self.score_counts))
+
+    def input_attributions(
+        self,
+        x_num: torch.Tensor,
+        x_cat: torch.Tensor,
+        reference_num: torch.Tensor,
+        reference_cat: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Integrated-gradients attributions of the calibrated logit (what `predict`'s
+        probability is made of) to the inputs, against a reference applicant.
+
+        Numbers are attributed as they enter the network; a categorical at its embedding's
+        output (codes have no gradient), summed over the embedding's dimensions, so that it
+        gets one contribution.
+
+        Shape: x_num (n, n_numeric), x_cat (n, n_cat), reference_num (1, n_numeric),
+        reference_cat (1, n_cat) -> numeric (n, n_numeric), categorical (n, n_cat) and
+        gap (n,): the attributions' sum minus the logit difference (completeness).
+        """
+        if self.net is None:
+            raise RuntimeError("the network is not built yet (see configure_model)")
+        tables = self.net.embeddings.tables
+        x_num, reference_num = x_num.to(self.device), reference_num.to(self.device)
+        with torch.no_grad():  # the embeddings are the attributed inputs, not a path step
+            embedded = self.net.embeddings(x_cat.to(self.device))
+            reference_embedded = self.net.embeddings(reference_cat.to(self.device))
+
+        def logit(numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+            # The embedding lookup's output is replaced by the interpolated embeddings.
+            codes = torch.zeros(len(numeric), x_cat.shape[1], dtype=torch.long, device=self.device)
+            hook = self.net.embeddings.register_forward_hook(lambda *_: categorical)
+            try:
+                return self(numeric, codes)
+            finally:
+                hook.remove()
+
+        was_training = self.training
+        self.eval()  # attribute the function predict uses: batch-norm statistics, no dropout
+        try:
+            (numeric, categorical), gap = integrated_gradients(
+                logit, (x_num, embedded), (reference_num, reference_embedded)
+            )
+        finally:
+            self.train(was_training)
+        widths = [table.embedding_dim for table in tables]
+        per_column = [part.sum(dim=1) for part in categorical.split(widths, dim=1)]
+        stacked = torch.stack(per_column, dim=1) if per_column else categorical[:, :0]
+        return numeric, stacked, gap
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())

@@ -1,9 +1,10 @@
 """What a run shows in TensorBoard beyond the scalars the model logs itself.
 
 * IMAGES / PR CURVES: at the end of validation (every `every_n_epochs` epochs and after
-  the last one), the ROC and precision-recall curves, the confusion matrix at the
-  model's decision threshold and a reliability diagram of the validation predictions,
-  plus TensorBoard's native interactive PR curve.
+  the last one), the ROC and precision-recall curves, the Kolmogorov-Smirnov chart, the
+  confusion matrix at the model's decision threshold and a reliability diagram of the
+  validation predictions, plus TensorBoard's native interactive PR curve; after `test`,
+  the test split's KS chart.
 * HPARAMS: the model's hyperparameters, the data module's settings (dataset, seed,
   scaling...), the optimiser's and the global seed, declared with every validation and
   test metric, so runs can be sorted and compared side by side on any of them. The
@@ -33,10 +34,12 @@ from contracts.evaluation import InspectableModel
 from contracts.features import FittedTabularData
 from lightning_modules.evaluation_figures import (
     confusion_figure,
+    ks_figure,
     precision_recall_figure,
     reliability_figure,
     roc_figure,
 )
+from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.metrics import CALIBRATION_BINS, binary_report
 
 METADATA_HEADER = ["level", "train_rows", "train_default_rate"]
@@ -78,6 +81,16 @@ class TensorBoardViews(L.Callback):
     @rank_zero_only
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._write_hparams(trainer, pl_module)
+
+    @rank_zero_only
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        logger = _tensorboard_logger(trainer)
+        outputs = pl_module.test_outputs if isinstance(pl_module, LoanDefaultModel) else None
+        if logger is None or outputs is None:
+            return
+        probs, targets = outputs.probabilities.float().cpu(), outputs.targets.float().cpu()
+        figure = ks_figure(probs, targets)
+        logger.experiment.add_figure("test/ks_curve", figure, global_step=trainer.global_step)
 
     @rank_zero_only
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -125,6 +138,7 @@ class TensorBoardViews(L.Callback):
         figures = {
             "val/roc_curve": roc_figure(probs, targets),
             "val/precision_recall_curve": precision_recall_figure(probs, targets, threshold),
+            "val/ks_curve": ks_figure(probs, targets),
             "val/confusion_matrix": confusion_figure(probs, targets, threshold),
             "val/reliability_diagram": reliability_figure(probs, targets, self.calibration_bins),
         }

@@ -143,3 +143,41 @@ def test_quantile_scaling_maps_training_rows_to_normal_scores():
 def test_transform_before_fit_is_an_error():
     with pytest.raises(RuntimeError, match="not fitted"):
         TabularPreprocessor(NUMERIC, CATEGORICAL).transform(_numeric([[1.0, 2.0]]), pd.DataFrame())
+
+
+def test_training_distributions_travel_in_a_safe_checkpoint(tmp_path):
+    """Each column's training distribution (deciles + missing bin; codes) survives
+    `weights_only` loading, and new rows are counted on the same bins."""
+    rng = np.random.default_rng(0)
+    income = rng.lognormal(10, 1, 1_000)
+    income[:50] = np.nan
+    numeric = np.column_stack([income, rng.integers(18, 80, 1_000).astype(float)])
+    categorical = pd.DataFrame({"grade": rng.choice(["A", "B", "C"], 1_000, p=[0.2, 0.5, 0.3])})
+    pre = TabularPreprocessor(NUMERIC, CATEGORICAL).fit(numeric, categorical)
+    income_bins = pre.distributions_["income"]
+    assert income_bins.counts.sum() == 1_000 and income_bins.counts[-1] == 50
+    assert pre.distributions_["grade"].labels == ("<missing>", "<unknown>", "A", "B", "C")
+    path = tmp_path / "state.pt"
+    torch.save(pre.state_dict(), path)
+    restored = TabularPreprocessor.from_state_dict(torch.load(path, weights_only=True))
+    for name, distribution in pre.distributions_.items():
+        again = restored.distributions_[name]
+        np.testing.assert_array_equal(distribution.counts, again.counts)
+        assert distribution.labels == again.labels
+    recounted = restored.feature_counts(numeric, categorical)
+    for name, distribution in pre.distributions_.items():
+        np.testing.assert_array_equal(recounted[name], distribution.counts)
+    new_grades = pd.DataFrame({"grade": ["A", "Z", None]})
+    counts = restored.feature_counts(_numeric([[1.0, 20.0]] * 3), new_grades)["grade"]
+    assert counts.tolist() == [1, 1, 1, 0, 0]  # missing, unknown, A, B, C
+
+
+def test_reference_applicant_is_the_medians_and_most_frequent_levels(train):
+    numeric, _ = train
+    pre = _standard().fit(numeric, pd.DataFrame({"grade": ["B", "B", "A", None]}))
+    reference = pre.reference_applicant()
+    by_hand = pre.transform(pre.medians_[None, :], pd.DataFrame({"grade": ["B"]}))
+    np.testing.assert_array_equal(reference.numeric, by_hand.numeric)
+    assert reference.categorical.tolist() == [[FIRST_LEVEL_CODE + 1]]  # "B"
+    assert reference.numeric[0, -1] == 0.0  # present, so its missing indicator is off
+    assert pre.numeric_input_owners() == ["income", "age", "age"]

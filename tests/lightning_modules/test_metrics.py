@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from scipy.stats import ks_2samp
 from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
 from lightning_modules.metrics import binary_report, choose_threshold
@@ -37,3 +38,16 @@ def test_report_matches_scikit_learn():
     assert report["accuracy_at_0.5"].item() == pytest.approx(accuracy_score(targets, probs >= 0.5))
     assert report["brier"].item() == pytest.approx(np.mean((probs - targets) ** 2), abs=1e-6)
     assert 0.0 <= report["calibration_error"].item() <= 1.0
+
+
+def test_report_gives_gini_and_ks_as_credit_teams_do():
+    rng = np.random.default_rng(2)
+    targets = rng.integers(0, 2, 400)
+    probs = np.clip(0.3 * targets + 0.7 * rng.random(400), 0.001, 0.999)
+    report = binary_report(torch.tensor(probs), torch.tensor(targets), threshold=0.5)
+    assert report["gini"].item() == pytest.approx(2 * roc_auc_score(targets, probs) - 1, abs=1e-6)
+    ks = ks_2samp(probs[targets == 1], probs[targets == 0]).statistic
+    assert report["ks"].item() == pytest.approx(ks, abs=1e-6)
+    cutoff = report["ks_cutoff"].item()
+    gap = (probs[targets == 1] >= cutoff).mean() - (probs[targets == 0] >= cutoff).mean()
+    assert gap == pytest.approx(ks, abs=1e-6)

@@ -20,7 +20,7 @@ from tensorboard.plugins.projector import projector_config_pb2
 
 from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.cli import cli_main
-from lightning_modules.evaluation_figures import confusion_figure, reliability_bins
+from lightning_modules.evaluation_figures import confusion_figure, ks_figure, reliability_bins
 from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.metrics import binary_report
 from lightning_modules.networks import NetworkSettings
@@ -35,6 +35,7 @@ from tests.conftest import CONFIGS, FAST_TRAINER
 IMAGE_TAGS = {
     "val/roc_curve",
     "val/precision_recall_curve",
+    "val/ks_curve",
     "val/confusion_matrix",
     "val/reliability_diagram",
 }
@@ -84,8 +85,8 @@ def test_every_stage_logs_loss_metrics_and_learning_rate(run):
 @pytest.mark.slow
 def test_validation_curves_are_images_and_a_native_pr_curve(run):
     cli, _, events = run
-    assert set(events.Tags()["images"]) == IMAGE_TAGS
-    for tag in IMAGE_TAGS:
+    assert set(events.Tags()["images"]) == IMAGE_TAGS | {"test/ks_curve"}
+    for tag in [*IMAGE_TAGS, "test/ks_curve"]:
         (image,) = events.Images(tag)  # 3 epochs, every 5: drawn once, after the last epoch
         assert image.step == cli.trainer.global_step
         pixels = matplotlib.image.imread(io.BytesIO(image.encoded_image_string), format="png")
@@ -184,6 +185,15 @@ def test_confusion_figure_writes_the_counts_at_the_threshold():
     figure = confusion_figure(probs, targets, threshold=0.5)
     cells = [text.get_text().split("\n")[0] for text in figure.axes[0].texts]
     assert cells == ["2", "1", "1", "2"]  # TN, FP, FN, TP
+
+
+def test_ks_figure_marks_the_statistic_where_it_is_reached():
+    probs = torch.tensor([0.9, 0.8, 0.7, 0.4, 0.3, 0.2])
+    targets = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0, 0.0])
+    (axes,) = ks_figure(probs, targets).axes
+    assert axes.get_title() == "Kolmogorov-Smirnov (KS 0.6667)"
+    legend = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert legend == ["defaulters", "non-defaulters", "KS at p >= 0.800"]
 
 
 def test_embedding_metadata_counts_rows_and_defaults_per_code():

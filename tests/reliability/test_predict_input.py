@@ -7,6 +7,7 @@ unlabelled applicants and checks the outcome the user sees: the file written, or
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from datamodules.preprocessing import UNKNOWN_CODE
 from datamodules.synthetic import generate_loan_book
 from lightning_modules.callbacks import PROBABILITY_COLUMN
 from lightning_modules.cli import LoanCLI, cli_main
+from risk.attribution import column_contributions
 from tests.conftest import CONFIGS, FAST_TRAINER
 
 pytestmark = pytest.mark.slow
@@ -60,7 +62,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
 
 
 def _predict(
-    trained: Trained, frame: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    trained: Trained,
+    frame: pd.DataFrame,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *options: str,
 ) -> tuple[pd.DataFrame, LoanCLI]:
     tmp_path.mkdir(exist_ok=True)
     monkeypatch.chdir(tmp_path)
@@ -75,6 +81,7 @@ def _predict(
             f"--data.predict_path={applicants}",
             f"--ckpt_path={trained.checkpoint}",
             f"--submission.output_path={output}",
+            *options,
         ]
     )
     return pd.read_csv(output), cli
@@ -190,3 +197,84 @@ def test_text_in_a_numeric_column_at_predict_is_named(trained, tmp_path, monkeyp
     frame.loc[frame.index[:3], "loan_amount"] = "ten thousand"
     with pytest.raises(DataValidationError, match=r"numeric column 'loan_amount' holds 3 values"):
         _predict(trained, frame, tmp_path, monkeypatch)
+
+
+def test_a_shifted_column_tops_the_stability_report(trained, tmp_path, monkeypatch, capsys):
+    """One column moved (rates up by half) is the first feature of the PSI report, shifted;
+    the run still writes its predictions."""
+    frame = trained.applicants.assign(interest_rate=trained.applicants["interest_rate"] * 1.5)
+    submission, _ = _predict(trained, frame, tmp_path, monkeypatch)
+    _probabilities(submission)
+    report = pd.read_csv(tmp_path / "predictions.psi.csv")
+    assert report.loc[0, "kind"] == "score"
+    features = report.iloc[1:]
+    assert features.iloc[0]["variable"] == "interest_rate"
+    assert features.iloc[0]["band"] == "shifted" and features.iloc[0]["psi"] > 1.0
+    assert features["psi"].is_monotonic_decreasing
+    assert len(features) == 15
+    summary = " ".join(capsys.readouterr().out.split())
+    assert re.search(r"shifted \(PSI > 0.25\): [^;]*interest_rate", summary)
+
+
+def test_reason_codes_are_faithful_and_add_up_to_the_logit(trained, tmp_path, monkeypatch):
+    """Integrated gradients against the typical applicant: the contributions of all columns
+    add up to the logit difference (completeness), and putting an applicant's top reason
+    back at the typical value moves the score more than putting back its least relevant
+    column (faithfulness)."""
+    submission, cli = _predict(
+        trained,
+        trained.applicants,
+        tmp_path,
+        monkeypatch,
+        "--submission.reason_codes=3",
+        "--submission.points=true",
+    )
+    model, datamodule = cli.model.eval(), cli.datamodule
+    schema = datamodule.schema
+    inputs = datamodule.predict_inputs().tensors
+    x_num, x_cat = inputs.numeric, inputs.categorical
+    ref_num, ref_cat = datamodule.reference_applicant()
+    numeric, categorical, _ = model.input_attributions(x_num, x_cat, ref_num, ref_cat)
+    owners = datamodule.numeric_input_owners()
+    contributions = torch.cat(
+        [column_contributions(numeric, owners, schema.numeric_columns), categorical], dim=1
+    )
+
+    def logit(num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(num, cat)
+
+    difference = logit(x_num, x_cat) - logit(ref_num, ref_cat)
+    gap = (contributions.sum(dim=1) - difference).abs()
+    assert float(gap.max()) < 0.02 + 0.02 * float(difference.abs().max())
+
+    def moved_to_reference(column: int) -> torch.Tensor:
+        num, cat = x_num.clone(), x_cat.clone()
+        name = schema.feature_columns[column]
+        if name in schema.numeric_columns:
+            index = [i for i, owner in enumerate(owners) if owner == name]
+            num[:, index] = ref_num[:, index]
+        else:
+            cat[:, column - len(schema.numeric_columns)] = ref_cat[
+                0, column - len(schema.numeric_columns)
+            ]
+        return (logit(num, cat) - logit(x_num, x_cat)).abs()
+
+    top = contributions.argmax(dim=1)
+    low = contributions.abs().argmin(dim=1)
+    rows = torch.arange(len(top))
+    change_top = torch.stack([moved_to_reference(int(c)) for c in range(contributions.shape[1])])
+    faithful = change_top[top, rows] > change_top[low, rows]
+    assert float(faithful.float().mean()) > 0.8
+
+    names = np.asarray(schema.feature_columns, dtype=object)
+    raised = contributions.max(dim=1).values > 0
+    expected = np.where(raised.numpy(), names[top.numpy()], "")
+    assert submission["reason_1"].fillna("").tolist() == expected.tolist()
+    np.testing.assert_allclose(
+        submission["reason_1_contribution"].dropna(),
+        contributions.max(dim=1).values[raised].numpy(),
+        rtol=1e-4,
+    )
+    by_probability = submission.sort_values(PROBABILITY_COLUMN)
+    assert (np.diff(by_probability["points"]) <= 0).all()

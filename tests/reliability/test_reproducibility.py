@@ -16,7 +16,17 @@ from tests.conftest import CONFIGS, FAST_TRAINER, REPO
 
 # Leaves a checkpoint may hold for `torch.load(..., weights_only=True)` to accept it.
 PLAIN_LEAVES = (torch.Tensor, str, int, float, bool, type(None))
-PROJECT_FOLDERS = ("datamodules", "lightning_modules", "scripts", "tests")
+PROJECT_FOLDERS = (
+    "contracts",
+    "datamodules",
+    "lightning_modules",
+    "analysis",
+    "benchmarking",
+    "tuning",
+    "risk",
+    "scripts",
+    "tests",
+)
 
 
 @dataclass(frozen=True)

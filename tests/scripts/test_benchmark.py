@@ -1,18 +1,23 @@
-"""`scripts/benchmark.py` end to end (--quick), plus the paired comparison's statistics."""
+"""`scripts/benchmark.py` end to end (--quick, a bad dataset, a derived one), plus the
+scoreboard's metrics and the paired comparison's statistics."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from scipy import stats
 
 from benchmarking.baselines import BASELINES
 from benchmarking.scoreboard import METRICS, paired_comparison, summarise
-from benchmarking.suite import MODELS, main
+from benchmarking.suite import MODELS, ROBUSTNESS, derived_dataset, main
+from lightning_modules.metrics import binary_report
+from tests.conftest import CONFIGS
 
 PROBABILITY_METRICS = [name for name in METRICS if name != "log_loss"]
 SYNTHETIC_ARGS = [
@@ -66,13 +71,15 @@ def test_quick_benchmark_writes_one_row_per_run_and_records_the_failure(syntheti
 
     report = json.loads((out / "results.json").read_text())
     assert {"command", "cpu", "cores", "packages", "load_average_after"} <= set(report["metadata"])
-    assert len(report["runs"]) == 6 and len(report["summary"]) == 6
+    assert len(report["runs"]) == len(report["summary"]) == len(MODELS) + 1
     (paired,) = report["paired"]
     assert paired["model"] == "mlp" and paired["best_baseline"] in BASELINES
     assert paired["ci_low"] is None  # one seed: no interval
 
     summary = (out / "summary.md").read_text()
-    assert "| dataset | model | seeds ok | roc_auc | pr_auc |" in summary
+    # Every metric of the report is a column, the headline first.
+    assert f"| dataset | model | seeds ok | {' | '.join(METRICS)} |" in summary
+    assert set(METRICS) <= set(runs.columns)
     assert "| default | broken | 0 (1 failed) |" in summary
 
 
@@ -101,7 +108,7 @@ def test_rerun_skips_finished_runs_and_retries_failed_ones(synthetic_run):
 
     changed = {name for name in before if after[name] != before[name]}
     assert changed == {"broken-seed0.json"}
-    assert len(pd.read_csv(out / "results.csv")) == 6
+    assert len(pd.read_csv(out / "results.csv")) == len(MODELS) + 1
 
 
 @pytest.mark.slow
@@ -117,6 +124,56 @@ def test_quick_benchmark_on_the_real_datasets(real_data_dir, tmp_path):
     by_dataset = runs.groupby("dataset")
     assert by_dataset["train_rows"].unique().to_dict() == {"german": [640], "heloc": [6693]}
     assert (by_dataset["roc_auc"].min() > pd.Series({"german": 0.65, "heloc": 0.72})).all()
+
+
+@pytest.mark.slow
+def test_a_bad_dataset_fails_once_before_its_runs_and_a_derived_one_runs(tmp_path, capsys):
+    configs = shutil.copytree(CONFIGS, tmp_path / "configs")
+    default = (configs / "default.yaml").read_text()
+    (configs / "wrong_target.yaml").write_text(default.replace("target: default", "target: gone"))
+    out = tmp_path / "out"
+    args = ["--datasets", "wrong_target", "default@1k", "--models", "logreg", "--seeds=2"]
+    args += ["--threads=1", "--data-args=--data.synthetic_rows=3000"]
+
+    assert main([*args, "--config-dir", str(configs), "--out", str(out)]) == 1
+
+    console = capsys.readouterr().out
+    assert console.count("'gone'") == 1  # the data error, printed once
+    runs = pd.read_csv(out / "results.csv")
+    wrong = runs[runs["dataset"] == "wrong_target"]
+    assert len(wrong) == 2 and (wrong["status"] == "failed").all()
+    assert wrong["error"].str.contains("DataValidationError: .*'gone'").all()
+    # Not run: only the data check left a log.
+    assert not list((out / "runs" / "wrong_target").glob("*.log"))
+    assert "'gone'" in (out / "data-checks" / "wrong_target.log").read_text()
+    derived = runs[runs["dataset"] == "default@1k"]
+    assert (derived["status"] == "ok").all(), derived["error"].tolist()
+    assert (derived["train_rows"] == 640).all()  # 64 % of the 1,000 sampled rows
+    summary = (out / "summary.md").read_text()
+    robustness = summary.split("## Robustness suite (derived datasets)")[1]
+    assert "| default@1k | logreg | 2 |" in robustness
+    assert summary.count("failed: wrong_target") == 1
+
+
+def test_every_robustness_dataset_names_a_config_and_its_sample():
+    for name in ROBUSTNESS:
+        base, overrides = derived_dataset(name)
+        assert (CONFIGS / f"{base}.yaml").is_file(), name
+        assert len(overrides) == 1, name
+    assert derived_dataset("gmsc@2pct") == ("gmsc", ("--data.sample_positive_rate=0.02",))
+    assert derived_dataset("taiwan@3k@5pct") == (
+        "taiwan",
+        ("--data.sample_rows=3000", "--data.sample_positive_rate=0.05"),
+    )
+    assert derived_dataset("taiwan") == ("taiwan", ())
+    with pytest.raises(SystemExit, match="unknown modifier '3x'"):
+        derived_dataset("taiwan@3x")
+
+
+def test_scoreboard_metrics_are_the_reports_own_headline_first():
+    report = binary_report(torch.tensor([0.1, 0.6, 0.8]), torch.tensor([0, 1, 1]), threshold=0.5)
+    assert METRICS[0] == "roc_auc"
+    assert sorted(METRICS) == sorted(report)
 
 
 def _runs(rows: list[tuple[str, int, float, str]]) -> pd.DataFrame:

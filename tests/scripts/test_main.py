@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from lightning_modules.callbacks import LABEL_COLUMN, PROBABILITY_COLUMN
+from lightning_modules.callbacks import (
+    GAINS_FILE,
+    LABEL_COLUMN,
+    MODEL_CARD_FILE,
+    POINTS_COLUMN,
+    PROBABILITY_COLUMN,
+)
 from lightning_modules.loan_model import LoanDefaultModel
 from tests.conftest import CONFIGS, FAST_TRAINER
 
@@ -65,21 +71,45 @@ def test_checkpoint_is_safe_and_self_describing(fitted):
     assert state["schema"]["target"] == "default"
     assert set(state["preprocessor"]["vocabularies"]) == set(state["schema"]["categorical_columns"])
     assert 0.0 < float(checkpoint["state_dict"]["decision_threshold"]) < 1.0
+    # The training distributions predict's stability report compares with: every feature's
+    # (train rows on fixed bins) and the score's (the saved epoch's validation scores).
+    distributions = state["preprocessor"]["distributions"]
+    features = [*state["schema"]["numeric_columns"], *categorical]
+    assert list(distributions) == features
+    train_rows = int(distributions["age"]["counts"].sum())
+    assert all(int(bins["counts"].sum()) == train_rows for bins in distributions.values())
+    score_counts = checkpoint["state_dict"]["score_counts"]
+    assert 0 < int(score_counts.sum()) < train_rows and int(score_counts[-1]) == 0
 
 
-def test_test_subcommand_reports_held_out_metrics(fitted, run_cli, loan_csv):
+def test_test_subcommand_reports_held_out_metrics(fitted, run_cli, loan_csv, tmp_path, capsys):
     _, best, _ = fitted
     cli = run_cli(
         "test",
         f"--config={CONFIGS / 'default.yaml'}",
         f"--data.path={loan_csv}",
         f"--ckpt_path={best}",
+        "--report.bootstrap_resamples=50",
     )
     metrics = cli.trainer.callback_metrics
     assert 0.6 < float(metrics["test/roc_auc"]) <= 1.0
+    assert float(metrics["test/gini"]) == pytest.approx(2 * float(metrics["test/roc_auc"]) - 1)
+    assert 0.2 < float(metrics["test/ks"]) < 1.0
     assert float(metrics["test/threshold"]) == pytest.approx(
         float(torch.load(best, weights_only=True)["state_dict"]["decision_threshold"])
     )
+    printed = [line.split()[1] for line in capsys.readouterr().out.splitlines() if "│ " in line]
+    assert printed[:4] == ["roc_auc", "gini", "ks", "ks_cutoff"]  # side by side
+
+    run_dir = tmp_path / "logs" / "default" / "version_1"
+    gains = pd.read_csv(run_dir / GAINS_FILE)
+    assert len(gains) == 10 and gains["rows"].sum() == 400
+    assert gains["captured"].iloc[-1] == pytest.approx(1.0)
+    card = (run_dir / MODEL_CARD_FILE).read_text()
+    test_rate = float(cli.datamodule.split_tensors("test").target.mean())
+    assert f"| test | 400 rows, default rate {test_rate:.2%} |" in card
+    assert "percentiles of 50 bootstrap resamples" in card
+    assert f"| roc_auc | {float(metrics['test/roc_auc']):.4f} | [" in card
 
 
 def test_predict_needs_only_the_checkpoint_and_matches_the_reloaded_network(
@@ -97,9 +127,19 @@ def test_predict_needs_only_the_checkpoint_and_matches_the_reloaded_network(
         f"--data.predict_path={unlabelled}",
         f"--ckpt_path={best}",
         f"--submission.output_path={output}",
+        "--submission.points=true",
     )
     submission = pd.read_csv(output)
-    assert list(submission.columns) == ["loan_id", PROBABILITY_COLUMN, LABEL_COLUMN]
+    assert list(submission.columns) == ["loan_id", PROBABILITY_COLUMN, LABEL_COLUMN, POINTS_COLUMN]
+    odds = (1 - submission[PROBABILITY_COLUMN]) / submission[PROBABILITY_COLUMN]
+    by_hand = 600 + 20 / np.log(2) * np.log(odds / 50)
+    assert (submission[POINTS_COLUMN] - by_hand).abs().max() <= 0.5 + 1e-3
+    stability = pd.read_csv(tmp_path / "out" / "submission.psi.csv")
+    assert stability["variable"].iloc[0] == PROBABILITY_COLUMN
+    assert set(stability["variable"]) == {
+        PROBABILITY_COLUMN,
+        *cli.datamodule.schema.feature_columns,
+    }
     assert submission["loan_id"].tolist() == loan_frame["loan_id"].head(300).tolist()
     threshold = float(cli.model.decision_threshold)
     assert (submission[LABEL_COLUMN] == (submission[PROBABILITY_COLUMN] >= threshold)).all()

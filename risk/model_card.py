@@ -1,0 +1,136 @@
+"""The model card: one Markdown page a credit-risk reviewer reads instead of the logs.
+
+What the model was trained on, its settings, its test metrics with bootstrap intervals,
+how well it ranks (Gini, KS) and how calibrated it is, what its decision threshold
+trades, the gains table and the training distribution that `predict` checks new files
+against. Rendering only: the callers compute every number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+from risk.gains import CutoffTradeoff
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything the card shows.
+
+    data: facts about the labelled file and its split, in display order; settings: the
+    model's flat settings; metrics: `bootstrap_intervals` output (metric, estimate, low,
+    high); ks_cutoff: the probability where KS is reached; gains: `gains_table` output;
+    training: `distribution_summary` output.
+    """
+
+    title: str
+    data: Mapping[str, str]
+    settings: Mapping[str, object]
+    metrics: pd.DataFrame
+    resamples: int
+    ks_cutoff: float
+    temperature: float
+    tradeoff: CutoffTradeoff
+    gains: pd.DataFrame
+    training: pd.DataFrame
+
+
+def render_model_card(card: ModelCard) -> str:
+    """The card as GitHub-flavoured Markdown."""
+    metric = card.metrics.set_index("metric")
+    sections = [
+        f"# Model card: {card.title}",
+        "## Data\n\n" + markdown_table(pd.DataFrame(card.data.items(), columns=["", "value"])),
+        "## Model\n\n"
+        + markdown_table(pd.DataFrame(card.settings.items(), columns=["setting", "value"])),
+        _metrics_section(card),
+        "## Discrimination\n\n"
+        f"Gini {_interval(metric.loc['gini'])}; Kolmogorov-Smirnov "
+        f"{_interval(metric.loc['ks'])}, reached at default probability >= "
+        f"{card.ks_cutoff:.4f}.",
+        "## Calibration\n\n"
+        f"Expected calibration error {_interval(metric.loc['calibration_error'])}, Brier "
+        f"score {_interval(metric.loc['brier'])}, after temperature scaling with T = "
+        f"{card.temperature:.3f} (fitted on validation). Resampling adds noise, and noise "
+        "only adds calibration gaps, so the calibration error's interval can lie above "
+        "its estimate.",
+        _threshold_section(card.tradeoff),
+        "## Gains table (test)\n\nApplicants ranked riskiest first, in bands of equal size. "
+        "captured: share of all defaults in this band and the riskier ones; lift: the band's "
+        "default rate over the overall rate.\n\n"
+        + markdown_table(
+            card.gains,
+            {
+                "score_from": "{:.4f}",
+                "score_to": "{:.4f}",
+                "rows": "{:,}",
+                "defaults": "{:,}",
+                "default_rate": "{:.2%}",
+                "captured": "{:.1%}",
+                "lift": "{:.2f}",
+            },
+        ),
+        "## Training distribution\n\nThe training rows (the score: the validation scores of "
+        "the saved epoch), as stored in the checkpoint: `predict` measures each new file's "
+        "population stability against these bins.\n\n"
+        + markdown_table(card.training, {"rows": "{:,}", "missing": "{:.1%}"}),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def markdown_table(frame: pd.DataFrame, formats: Mapping[str, str] | None = None) -> str:
+    """A GitHub Markdown table; `formats` maps a column to a format string ("{:.2%}")."""
+    formats = dict(formats or {})
+
+    def cell(column: str, value: object) -> str:
+        if column in formats and isinstance(value, int | float) and pd.notna(value):
+            text = formats[column].format(value)
+        elif isinstance(value, float):
+            text = f"{value:.4g}"
+        else:
+            text = str(value)
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    header = [str(column) for column in frame.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in frame.itertuples(index=False):
+        cells = [cell(column, value) for column, value in zip(header, row, strict=True)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _metrics_section(card: ModelCard) -> str:
+    level = "95 %"
+    table = pd.DataFrame(
+        {
+            "metric": card.metrics["metric"],
+            "test": card.metrics["estimate"].map("{:.4f}".format),
+            f"{level} interval": [
+                f"[{low:.4f}, {high:.4f}]"
+                for low, high in zip(card.metrics["low"], card.metrics["high"], strict=True)
+            ],
+        }
+    )
+    return (
+        "## Test metrics\n\n"
+        f"On the held-out test split; intervals: percentiles of {card.resamples} bootstrap "
+        "resamples of the test rows (fixed seed).\n\n" + markdown_table(table)
+    )
+
+
+def _threshold_section(trade: CutoffTradeoff) -> str:
+    return (
+        "## Decision threshold\n\n"
+        f"Applicants with a default probability >= {trade.threshold:.4f} are predicted to "
+        "default (the threshold chosen on validation). On the test rows it approves "
+        f"{trade.approval_rate:.1%} of applicants and declines {trade.defaults_caught:.1%} "
+        f"of the defaulters; approved applicants default at a rate of "
+        f"{trade.approved_default_rate:.2%}, declined ones at {trade.declined_default_rate:.2%}."
+    )
+
+
+def _interval(row: pd.Series) -> str:
+    return f"{row['estimate']:.4f} (95 % interval {row['low']:.4f}-{row['high']:.4f})"
