@@ -82,8 +82,8 @@ class MetricsReport(L.Callback):
         table = _metrics_table("Validation metrics (last epoch)", {"model": metrics})
         self.console.print(table)
         checkpoint = trainer.checkpoint_callback
-        if isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path:
-            best = checkpoint.best_model_score
+        best = checkpoint.best_model_score if isinstance(checkpoint, ModelCheckpoint) else None
+        if best is not None and checkpoint.monitor:  # a checkpoint without a monitor has no best
             self.console.print(
                 f"best {checkpoint.monitor} = {float(best):.4f}: {checkpoint.best_model_path}"
             )

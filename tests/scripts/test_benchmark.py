@@ -114,11 +114,14 @@ def test_rerun_skips_finished_runs_and_retries_failed_ones(synthetic_run):
 @pytest.mark.slow
 @pytest.mark.real_data
 def test_quick_benchmark_on_the_real_datasets(real_data_dir, tmp_path):
+    """Real files end to end; every model's own run is covered on the synthetic book above,
+    so the slowest baselines (CatBoost's 1,000 rounds) are left out here."""
+    models = ["mlp", "logreg", "lightgbm"]
     args = ["--quick", "--threads=1", "--data-dir", str(real_data_dir), "--out", str(tmp_path)]
-    assert main(args) == 0
+    assert main([*args, "--models", *models]) == 0
 
     runs = pd.read_csv(tmp_path / "results.csv")
-    assert len(runs) == 2 * len(MODELS)
+    assert len(runs) == 2 * len(models)
     assert (runs["status"] == "ok").all()
     _check_scores(runs)
     by_dataset = runs.groupby("dataset")
