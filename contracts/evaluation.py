@@ -9,8 +9,9 @@ import torch
 
 
 @dataclass(frozen=True)
-class ValidationOutputs:
-    """The last validation epoch's calibrated probabilities, targets and decision threshold.
+class EvaluationOutputs:
+    """One evaluation's (the last validation epoch's, or the test split's) calibrated
+    probabilities, targets and the decision threshold they were scored at.
 
     Shape: probabilities (n,), targets (n,).
     """
@@ -25,8 +26,12 @@ class InspectableModel(Protocol):
     """What the TensorBoard views read from a model."""
 
     @property
-    def validation_outputs(self) -> ValidationOutputs | None:
+    def validation_outputs(self) -> EvaluationOutputs | None:
         """None before the first validation epoch."""
+
+    @property
+    def test_outputs(self) -> EvaluationOutputs | None:
+        """None before a test epoch."""
 
     def categorical_embedding_weights(self) -> list[torch.Tensor]:
         """One (n_codes, dim) table per categorical column, in the data's column order."""

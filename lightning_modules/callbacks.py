@@ -21,7 +21,7 @@ from rich.table import Table
 
 from contracts.choices import check_range
 from contracts.errors import ConfigurationError
-from contracts.evaluation import ValidationOutputs
+from contracts.evaluation import EvaluationOutputs, InspectableModel
 from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.atomic import write_csv_atomically, write_text_atomically
 from lightning_modules.loan_model import LoanDefaultModel
@@ -99,11 +99,11 @@ class MetricsReport(L.Callback):
                     step=trainer.global_step,
                 )
         folder = Path(trainer.log_dir or trainer.default_root_dir)  # a collective call
-        outputs = pl_module.test_outputs if isinstance(pl_module, LoanDefaultModel) else None
+        outputs = pl_module.test_outputs if isinstance(pl_module, InspectableModel) else None
         if trainer.is_global_zero:
             self.console.print(_metrics_table("Test metrics", columns))
             if outputs is not None:
-                on_cpu = ValidationOutputs(
+                on_cpu = EvaluationOutputs(
                     outputs.probabilities.cpu(), outputs.targets.cpu(), outputs.threshold
                 )
                 self._write_test_reports(trainer, pl_module, on_cpu, folder)
@@ -112,7 +112,7 @@ class MetricsReport(L.Callback):
         self,
         trainer: L.Trainer,
         model: LoanDefaultModel,
-        outputs: ValidationOutputs,
+        outputs: EvaluationOutputs,
         folder: Path,
     ) -> None:
         """The gains table (printed, CSV) and the model card. Shape: outputs on the CPU."""
@@ -133,7 +133,7 @@ class MetricsReport(L.Callback):
         trainer: L.Trainer,
         model: LoanDefaultModel,
         datamodule: LoanDataModule,
-        outputs: ValidationOutputs,
+        outputs: EvaluationOutputs,
         gains: pd.DataFrame,
     ) -> ModelCard:
         probs, targets, threshold = outputs.probabilities, outputs.targets, outputs.threshold

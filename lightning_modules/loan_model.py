@@ -16,7 +16,7 @@ from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 
 from contracts.choices import check_choice, check_range
 from contracts.errors import ConfigurationError, NonFiniteTrainingError
-from contracts.evaluation import ValidationOutputs
+from contracts.evaluation import EvaluationOutputs
 from contracts.features import FeatureSpec, FittedTabularData
 from lightning_modules.calibration import fit_temperature, mean_probability_logit
 from lightning_modules.metrics import (
@@ -105,18 +105,18 @@ class LoanDefaultModel(L.LightningModule):
         self.train_loss = MeanMetric()
         self.val_predictions = PredictionCollector()
         self.test_predictions = PredictionCollector()
-        self._validation_outputs: ValidationOutputs | None = None
-        self._test_outputs: ValidationOutputs | None = None
+        self._validation_outputs: EvaluationOutputs | None = None
+        self._test_outputs: EvaluationOutputs | None = None
         if inputs is not None:
             self._build(inputs)
 
     @property
-    def validation_outputs(self) -> ValidationOutputs | None:
+    def validation_outputs(self) -> EvaluationOutputs | None:
         """The last validation epoch's calibrated predictions, for the TensorBoard views."""
         return self._validation_outputs
 
     @property
-    def test_outputs(self) -> ValidationOutputs | None:
+    def test_outputs(self) -> EvaluationOutputs | None:
         """The last test epoch's calibrated predictions, for the test reports (gains table,
         model card, KS chart)."""
         return self._test_outputs
@@ -256,7 +256,7 @@ class LoanDefaultModel(L.LightningModule):
         probs = torch.sigmoid(logits / self.temperature)
         threshold = choose_threshold(probs, targets, self.hparams.threshold_objective)
         self.decision_threshold.fill_(threshold)
-        self._validation_outputs = ValidationOutputs(probs, targets, float(self.decision_threshold))
+        self._validation_outputs = EvaluationOutputs(probs, targets, float(self.decision_threshold))
         reference = numeric_distribution(probs.double().cpu().numpy())
         self.score_cuts.copy_(torch.from_numpy(reference.cuts))
         self.score_counts.copy_(torch.from_numpy(reference.counts))
@@ -275,7 +275,7 @@ class LoanDefaultModel(L.LightningModule):
         self.test_predictions.reset()
         self._require_finite(logits, "test")
         probs = torch.sigmoid(logits)
-        self._test_outputs = ValidationOutputs(probs, targets, float(self.decision_threshold))
+        self._test_outputs = EvaluationOutputs(probs, targets, float(self.decision_threshold))
         self._log_report(probs, targets, "test")
 
     def _require_finite(self, logits: torch.Tensor, stage: str) -> None:

@@ -39,7 +39,6 @@ from lightning_modules.evaluation_figures import (
     reliability_figure,
     roc_figure,
 )
-from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.metrics import CALIBRATION_BINS, binary_report
 
 METADATA_HEADER = ["level", "train_rows", "train_default_rate"]
@@ -85,7 +84,7 @@ class TensorBoardViews(L.Callback):
     @rank_zero_only
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         logger = _tensorboard_logger(trainer)
-        outputs = pl_module.test_outputs if isinstance(pl_module, LoanDefaultModel) else None
+        outputs = pl_module.test_outputs if isinstance(pl_module, InspectableModel) else None
         if logger is None or outputs is None:
             return
         probs, targets = outputs.probabilities.float().cpu(), outputs.targets.float().cpu()
