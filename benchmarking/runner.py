@@ -10,7 +10,6 @@ Before a dataset's runs, one process checks that its data can be read, validated
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -26,13 +25,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ProgressBar
 
 from benchmarking.baselines import BASELINES, BaselineInputs, feature_frame
 from benchmarking.machine import peak_rss_mb
 from lightning_modules.atomic import write_text_atomically
-from lightning_modules.cli import LoanCLI, build_cli
+from lightning_modules.cli import LoanCLI, build_cli, drop_callbacks
 from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.metrics import binary_report, choose_threshold
 
@@ -117,12 +115,8 @@ class BenchmarkCLI(LoanCLI):
 
     def before_instantiate_classes(self) -> None:
         super().before_instantiate_classes()
-        trainer = self.config.trainer
-        callbacks = trainer.callbacks or []
-        if not isinstance(callbacks, list):
-            callbacks = [callbacks]
-        trainer.callbacks = [item for item in callbacks if not _is_progress_bar(item)]
-        trainer.enable_progress_bar = False
+        drop_callbacks(self.config.trainer, (ProgressBar,))
+        self.config.trainer.enable_progress_bar = False
 
 
 def build_run_cli(spec: RunSpec, extra_args: list[str]) -> LoanCLI:
@@ -329,11 +323,3 @@ def _network_probabilities(
     with torch.inference_mode():
         logits = model(numeric.to(model.device), categorical.to(model.device))
     return torch.sigmoid(logits).double().cpu().numpy()
-
-
-def _is_progress_bar(callback: Any) -> bool:
-    if isinstance(callback, Namespace):
-        module, _, name = str(callback.class_path).rpartition(".")
-        callback = getattr(importlib.import_module(module), name)
-    kind = callback if isinstance(callback, type) else type(callback)
-    return issubclass(kind, ProgressBar)

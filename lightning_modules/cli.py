@@ -3,6 +3,7 @@ and printing a user's mistake as a message instead of a traceback."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
@@ -112,6 +113,26 @@ def _require_checkpoint(subcommand: str, ckpt_path: str | None) -> None:
             f"{subcommand} needs a trained model: pass --ckpt_path "
             "logs/<config name>/version_N/checkpoints/<file>.ckpt"
         )
+
+
+def drop_callbacks(trainer_config: Namespace, kinds: tuple[type, ...]) -> None:
+    """Remove the configured callbacks of these kinds from a parsed trainer config.
+
+    The benchmark and the tuner run the training config with their own progress display
+    (and the tuner without checkpoints); entries are `class_path` namespaces or instances.
+    """
+    callbacks = trainer_config.callbacks or []
+    if not isinstance(callbacks, list):
+        callbacks = [callbacks]
+    trainer_config.callbacks = [item for item in callbacks if not _is_one_of(item, kinds)]
+
+
+def _is_one_of(item: Any, kinds: tuple[type, ...]) -> bool:
+    if isinstance(item, Namespace):
+        module, _, name = str(item.class_path).rpartition(".")
+        item = getattr(importlib.import_module(module), name)
+    kind = item if isinstance(item, type) else type(item)
+    return issubclass(kind, kinds)
 
 
 def config_name(config: Namespace, *, default: str) -> str:

@@ -8,12 +8,11 @@ poor trial early.
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import sys
 from argparse import ArgumentError
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +20,10 @@ from typing import Any
 
 import lightning as L
 import optuna
-from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 
 from contracts.errors import ConfigurationError, NonFiniteTrainingError
-from lightning_modules.cli import LoanCLI, build_cli
+from lightning_modules.cli import LoanCLI, build_cli, drop_callbacks
 from lightning_modules.loan_model import MONITOR
 from tuning.space import SearchSpace, cli_overrides
 from tuning.study import StudyFolder
@@ -43,14 +41,9 @@ class TuningCLI(LoanCLI):
 
     def before_instantiate_classes(self) -> None:
         super().before_instantiate_classes()
-        trainer = self.config.trainer
-        callbacks = trainer.callbacks or []
-        if not isinstance(callbacks, list):
-            callbacks = [callbacks]
-        unwanted = (ModelCheckpoint, ProgressBar)
-        trainer.callbacks = [item for item in callbacks if not _is_one_of(item, unwanted)]
-        trainer.enable_checkpointing = False
-        trainer.enable_progress_bar = False
+        drop_callbacks(self.config.trainer, (ModelCheckpoint, ProgressBar))
+        self.config.trainer.enable_checkpointing = False
+        self.config.trainer.enable_progress_bar = False
 
 
 class TrialReporter(L.Callback):
@@ -200,12 +193,3 @@ def output_to(path: Path) -> Iterator[None]:
         for descriptor, copy in zip((1, 2), saved, strict=True):
             os.dup2(copy, descriptor)
             os.close(copy)
-
-
-def _is_one_of(item: Any, kinds: Sequence[type]) -> bool:
-    """Whether a configured callback (a class_path entry or an instance) is of these kinds."""
-    if isinstance(item, Namespace):
-        module, _, name = str(item.class_path).rpartition(".")
-        item = getattr(importlib.import_module(module), name)
-    kind = item if isinstance(item, type) else type(item)
-    return issubclass(kind, tuple(kinds))
