@@ -93,6 +93,9 @@ def _start_worker(args: list[str]) -> multiprocessing.Process:
 
 
 def _worker(args: list[str]) -> None:
+    # Ctrl-C as in a user's terminal: a shell starts background jobs (a CI runner, `cmd &`)
+    # with SIGINT ignored, and a forked worker would inherit that and never see the signal.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     run_entry_point(lambda: main(args))
 
 
@@ -105,6 +108,9 @@ def _signal_once_training(process: multiprocessing.Process, marker: Path, sig: i
         time.sleep(0.02)
     os.kill(process.pid, sig)
     process.join(timeout=120)
+    if process.is_alive():  # never leave a worker behind, whatever the assertion says
+        process.kill()
+        process.join()
     return process.exitcode
 
 
