@@ -158,9 +158,8 @@ class LoanDataModule(L.LightningDataModule):
         self._labelled: LabelledTable | None = None
         self._tensors: dict[Split, TabularTensors] = {}
         self._predict_frame: pd.DataFrame | None = None
-
-    # Encoded once per predict file: the model and the submission writer read the same rows.
-    _predict_inputs: PredictInputs | None = None
+        # Encoded once per predict file: the model and the submission writer read the same rows.
+        self._predict_inputs: PredictInputs | None = None
 
     @property
     def source(self) -> str:
