@@ -107,6 +107,38 @@ def paired_comparison(
     return pd.DataFrame(rows)
 
 
+def fit_time_ratios(
+    runs: pd.DataFrame, ours: Sequence[str], reference: str = "lightgbm"
+) -> pd.DataFrame:
+    """How many times the reference model's fit time each of our models takes, per dataset.
+
+    The ratio of the mean fit seconds over the seeds where both runs succeeded: what a user
+    waits for the network against the tree, the cost that must stand beside any gain.
+    """
+    ok = runs[runs["status"] == "ok"]
+    rows: list[dict[str, Any]] = []
+    for dataset in ok["dataset"].unique():
+        on_dataset = ok[ok["dataset"] == dataset]
+        base = on_dataset[on_dataset["model"] == reference].set_index("seed")["fit_seconds"]
+        for model in ours:
+            mine = on_dataset[on_dataset["model"] == model].set_index("seed")["fit_seconds"]
+            seeds = mine.index.intersection(base.index)
+            if seeds.empty:
+                continue
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "model": model,
+                    "reference": reference,
+                    "model_fit_seconds": float(mine.loc[seeds].mean()),
+                    "reference_fit_seconds": float(base.loc[seeds].mean()),
+                    "ratio": float(mine.loc[seeds].mean() / base.loc[seeds].mean()),
+                    "seeds": len(seeds),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def difference_interval(differences: np.ndarray) -> tuple[float, float]:
     """The 95 % t-interval of the mean paired difference; NaN with fewer than two seeds."""
     if len(differences) < 2:
@@ -116,8 +148,11 @@ def difference_interval(differences: np.ndarray) -> tuple[float, float]:
     return mean - float(half), mean + float(half)
 
 
-def markdown_tables(summary: pd.DataFrame, paired: pd.DataFrame) -> str:
-    """The metrics table (ROC-AUC first), the cost table and the paired comparison."""
+def markdown_tables(
+    summary: pd.DataFrame, paired: pd.DataFrame, ratios: pd.DataFrame | None = None
+) -> str:
+    """The metrics table (ROC-AUC first), the cost table, the fit time against LightGBM
+    (when it ran) and the paired comparison."""
     metrics = [name for name in METRICS if f"{name}_mean" in summary.columns]
     costs = [name for name in COSTS if f"{name}_mean" in summary.columns]
     records = summary.to_dict("records")
@@ -139,6 +174,13 @@ def markdown_tables(summary: pd.DataFrame, paired: pd.DataFrame) -> str:
         _markdown(["dataset", "model", "seeds ok", *metrics], metric_rows),
         "### Cost per run (mean ± std over seeds)",
         _markdown(["dataset", "model", "seeds ok", *costs], cost_rows),
+    ]
+    if ratios is not None and not ratios.empty:
+        sections += [
+            "### Fit time against LightGBM (mean fit seconds over the same seeds)",
+            _markdown(_RATIO_HEADER, [_ratio_cells(row) for row in ratios.to_dict("records")]),
+        ]
+    sections += [
         f"### Paired comparison: {HEADLINE} of our model minus the best baseline",
         _markdown(_PAIRED_HEADER, [_paired_cells(row) for row in paired.to_dict("records")]),
     ]
@@ -149,7 +191,7 @@ def rich_tables(
     summary: pd.DataFrame, paired: pd.DataFrame, title: str = "Benchmark"
 ) -> list[Table]:
     """The terminal view: headline metrics and fit cost, then the paired comparison."""
-    shown = ["roc_auc", "pr_auc", "accuracy", "log_loss", "brier"]
+    shown = ["roc_auc", "gini", "ks", "pr_auc", "accuracy", "log_loss", "brier"]
     scoreboard = Table(title=f"{title} (test, mean ± std over seeds)")
     for header in ("dataset", "model", "seeds ok", *shown, "fit s"):
         scoreboard.add_column(header, justify="left" if header in ("dataset", "model") else "right")
@@ -170,6 +212,20 @@ def rich_tables(
     for record in paired.to_dict("records"):
         comparison.add_row(*_paired_cells(record))
     return [scoreboard, comparison]
+
+
+_RATIO_HEADER = ["dataset", "model", "fit s", "LightGBM fit s", "ratio", "seeds"]
+
+
+def _ratio_cells(record: dict[str, Any]) -> list[str]:
+    return [
+        record["dataset"],
+        record["model"],
+        f"{record['model_fit_seconds']:.1f}",
+        f"{record['reference_fit_seconds']:.1f}",
+        f"{record['ratio']:.1f}x",
+        str(record["seeds"]),
+    ]
 
 
 _PAIRED_HEADER = [

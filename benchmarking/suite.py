@@ -46,6 +46,7 @@ from benchmarking.baselines import BASELINES
 from benchmarking.machine import REPO, machine_metadata
 from benchmarking.runner import RunSpec, data_check_main, read_result, worker_main
 from benchmarking.scoreboard import (
+    fit_time_ratios,
     markdown_tables,
     paired_comparison,
     rich_tables,
@@ -256,19 +257,21 @@ def write_outputs(
     summary = summarise(runs)
     ours = [model for model in runs["model"].unique() if model not in BASELINES]
     paired = paired_comparison(runs, ours=ours, baselines=list(BASELINES))
+    ratios = fit_time_ratios(runs, ours=ours)
     write_csv_atomically(runs, out / "results.csv")
     report = {
         "metadata": metadata,
         "runs": records,
         "summary": summary.to_dict("records"),
         "paired": paired.to_dict("records"),
+        "fit_time_ratios": ratios.to_dict("records"),
     }
     write_text_atomically(
         json.dumps(_without_nan(report), indent=2, allow_nan=False), out / "results.json"
     )
     sections = _sections(runs["dataset"].unique())
     tables = [
-        f"## {title}\n\n" + markdown_tables(_of(summary, names), _of(paired, names))
+        f"## {title}\n\n" + markdown_tables(_of(summary, names), _of(paired, names), _of(ratios, names))
         for title, names in sections
     ]
     write_text_atomically(

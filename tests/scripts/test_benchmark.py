@@ -14,7 +14,7 @@ import torch
 from scipy import stats
 
 from benchmarking.baselines import BASELINES
-from benchmarking.scoreboard import METRICS, paired_comparison, summarise
+from benchmarking.scoreboard import METRICS, fit_time_ratios, paired_comparison, summarise
 from benchmarking.suite import MODELS, ROBUSTNESS, derived_dataset, main
 from lightning_modules.metrics import binary_report
 from tests.conftest import CONFIGS
@@ -204,6 +204,17 @@ def test_paired_comparison_against_the_best_baseline_over_shared_seeds():
     assert row["seeds"] == 4 and row["seeds_won"] == 3
     assert row["mean_difference"] == pytest.approx(np.mean(np.subtract(mine, best)))
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((interval.low, interval.high))
+
+
+def test_fit_time_ratio_against_lightgbm_over_shared_seeds():
+    runs = _runs(
+        [("mlp", 0, 0.8, "ok"), ("mlp", 1, 0.8, "ok"), ("mlp", 2, np.nan, "failed")]
+        + [("lightgbm", seed, 0.8, "ok") for seed in range(3)]
+    )
+    runs["fit_seconds"] = [10.0, 20.0, np.nan, 1.0, 2.0, 100.0]  # seed 2 is unpaired
+    (row,) = fit_time_ratios(runs, ours=["mlp"]).to_dict("records")
+    assert (row["model_fit_seconds"], row["reference_fit_seconds"]) == (15.0, 1.5)
+    assert row["ratio"] == pytest.approx(10.0) and row["seeds"] == 2
 
 
 def test_summary_averages_successful_seeds_and_counts_failures():
