@@ -69,8 +69,12 @@ ROBUSTNESS = (
 )
 SUITES = {"protocol": DATASETS, "robustness": ROBUSTNESS}
 # Our network's variants: a name and the `scripts/main.py` CLI overrides that define it.
-NETWORK_VARIANTS: dict[str, tuple[str, ...]] = {"mlp": ()}
-MODELS = (*NETWORK_VARIANTS, *BASELINES)
+# Our network's named variants: the default, and `fast` (the plain MLP, one config away).
+NETWORK_VARIANTS: dict[str, tuple[str, ...]] = {
+    "mlp": (),
+    "fast": (f"--model={Path(__file__).parents[1] / 'configs/shared/model_fast.yaml'}",),
+}
+MODELS = ("mlp", *BASELINES)
 SEEDS = 5
 QUICK_DATASETS = ("german", "heloc")
 QUICK_NETWORK_ARGS = ("--trainer.max_epochs=3",)

@@ -34,6 +34,10 @@ from risk.stability import QUANTILE_LEVELS, BinnedDistribution, numeric_distribu
 ClassWeighting = Literal["none", "balanced"]
 LRSchedule = Literal["constant", "cosine"]
 MONITOR = "val/roc_auc"
+# `training_epochs: auto`: about this many optimiser steps, within these epoch bounds
+# (BENCHMARKS.md; docs/model-options.md, "Training budget").
+AUTO_STEPS = 1500
+AUTO_EPOCH_BOUNDS = (8, 16)
 RECOMMENDED_NETWORK = NetworkSettings()
 
 
@@ -50,9 +54,13 @@ class LoanDefaultModel(L.LightningModule):
         net: the network's architecture (`NetworkSettings`; `--model.net.dropout 0.1`).
         optimizer: LightningCLI-injected; AdamW with its defaults (lr 1e-3, weight decay
             0.01) and the fused update (`lightning_modules/optimizers.py`) unless configured.
-        lr_schedule: "cosine" decays the learning rate to 0 over `trainer.max_epochs`;
+        lr_schedule: "cosine" decays the learning rate to 0 over the fit's epochs;
             "constant" keeps it; either after a linear warm-up over `warmup_fraction` of
             the steps.
+        training_epochs: the epochs a fit trains; the test and the benchmark use its best
+            epoch. "auto" sizes it from the training set: 16 epochs, fewer for large sets
+            so that a fit takes about 1,500 optimiser steps, never fewer than 8.
+            `trainer.max_epochs` and early stopping can end a fit sooner.
         class_weighting: "balanced" weighs positives by negatives/positives in the loss.
         threshold_objective: what the validation-chosen decision threshold maximises.
         temperature_scaling: fit one temperature on the validation logits after each
@@ -65,7 +73,8 @@ class LoanDefaultModel(L.LightningModule):
         *,
         net: NetworkSettings = RECOMMENDED_NETWORK,
         optimizer: OptimizerCallable = AdamW,
-        lr_schedule: LRSchedule = "constant",
+        lr_schedule: LRSchedule = "cosine",
+        training_epochs: int | Literal["auto"] = "auto",
         warmup_fraction: float = 0.0,
         class_weighting: ClassWeighting = "none",
         threshold_objective: ThresholdObjective = "accuracy",
@@ -74,6 +83,8 @@ class LoanDefaultModel(L.LightningModule):
     ) -> None:
         super().__init__()
         check_choice("lr_schedule", lr_schedule, LRSchedule)
+        if training_epochs != "auto":
+            check_range("training_epochs", training_epochs, low=1)
         check_range("warmup_fraction", warmup_fraction, low=0.0, high=1.0, high_inclusive=False)
         check_choice("class_weighting", class_weighting, ClassWeighting)
         check_choice("threshold_objective", threshold_objective, ThresholdObjective)
@@ -108,6 +119,7 @@ class LoanDefaultModel(L.LightningModule):
         self.test_predictions = PredictionCollector()
         self._validation_outputs: EvaluationOutputs | None = None
         self._test_outputs: EvaluationOutputs | None = None
+        self._planned_epochs: float = math.inf  # set by configure_optimizers
         if inputs is not None:
             self._build(inputs)
 
@@ -216,17 +228,6 @@ class LoanDefaultModel(L.LightningModule):
         if (self.global_step + 1) % max(1, self.trainer.log_every_n_steps) == 0:
             self.log("train/loss_step", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
-
-    def on_train_epoch_end(self) -> None:
-        """Training metrics once per epoch, and the step loss only on the steps the logger
-        writes. Each `self.log` call costs Lightning about 0.7 ms on CPU (it moves the whole
-        logged state between devices), and logging the metric objects from every
-        `training_step` moved their growing state each time: together about a third of the
-        default model's 9 ms step at batch 256 (`scripts/throughput.py`)."""
-        self.log("train/loss_epoch", self.train_loss.compute())
-        self.log_dict(self.train_metrics.compute())
-        self.train_loss.reset()
-        self.train_metrics.reset()
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_predictions)
@@ -361,17 +362,58 @@ class LoanDefaultModel(L.LightningModule):
         stacked = torch.stack(per_column, dim=1) if per_column else categorical[:, :0]
         return numeric, stacked, gap
 
+    def on_train_epoch_end(self) -> None:
+        """Training metrics once per epoch, and the step loss only on the steps the logger
+        writes. Each `self.log` call costs Lightning about 0.7 ms on CPU (it moves the whole
+        logged state between devices), and logging the metric objects from every
+        `training_step` moved their growing state each time: together about a third of the
+        default model's 9 ms step at batch 256 (`scripts/throughput.py`). Ends the fit at
+        its planned epoch (`training_epochs`)."""
+        self.log("train/loss_epoch", self.train_loss.compute())
+        self.log_dict(self.train_metrics.compute())
+        self.train_loss.reset()
+        self.train_metrics.reset()
+        if self.current_epoch + 1 >= self._planned_epochs:
+            self.trainer.should_stop = True
+
+    def planned_epochs(self) -> tuple[int, int]:
+        """(epochs, optimiser steps per epoch) of this fit, from `training_epochs`.
+
+        A budget sized by the data, not long patience: the best epoch was often the 2nd or
+        3rd of 11 under a constant learning rate and early stopping, so most of a fit was
+        waiting. A cosine over a fixed budget ends at small steps, where the weights settle.
+        """
+        trainer = self.trainer
+        trainer.estimated_stepping_batches  # noqa: B018 (sets up the training batches)
+        per_epoch = max(
+            1, math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
+        )
+        epochs = self.hparams.training_epochs
+        if epochs == "auto":
+            epochs = auto_epochs(per_epoch)
+        if trainer.max_epochs is not None and trainer.max_epochs >= 0:
+            epochs = min(epochs, trainer.max_epochs)
+        return epochs, per_epoch
+
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())
+        epochs, per_epoch = self.planned_epochs()
+        self._planned_epochs = epochs
         if self.hparams.lr_schedule == "constant" and self.hparams.warmup_fraction == 0:
             return optimizer
-        total = max(1, int(self.trainer.estimated_stepping_batches))
+        total = max(1, min(int(self.trainer.estimated_stepping_batches), epochs * per_epoch))
         factor = _warmup_cosine(total, self.hparams.warmup_fraction, self.hparams.lr_schedule)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+def auto_epochs(steps_per_epoch: int) -> int:
+    """`training_epochs: auto`: about AUTO_STEPS optimiser steps, within AUTO_EPOCH_BOUNDS."""
+    low, high = AUTO_EPOCH_BOUNDS
+    return min(high, max(low, round(AUTO_STEPS / steps_per_epoch)))
 
 
 def _warmup_cosine(total_steps: int, warmup_fraction: float, schedule: LRSchedule) -> Any:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lightning_modules.calibration import fit_temperature, mean_probability_logit
-from lightning_modules.loan_model import LoanDefaultModel, _warmup_cosine
+from lightning_modules.loan_model import LoanDefaultModel, _warmup_cosine, auto_epochs
 from lightning_modules.networks import CrossLayer
 from lightning_modules.numeric_embedding import (
     PeriodicEmbeddings,
@@ -215,6 +215,13 @@ def test_warmup_then_cosine_schedule():
     assert _warmup_cosine(100, 0.0, "constant")(50) == 1.0
 
 
+def test_auto_training_budget_is_about_1500_steps_within_8_to_16_epochs():
+    assert auto_epochs(2) == 16  # a tiny set: the most epochs
+    assert auto_epochs(100) == 15
+    assert auto_epochs(188) == 8  # 96,000 training rows at batch 512
+    assert auto_epochs(10_000) == 8  # a huge set: the fewest
+
+
 @pytest.mark.slow
 def test_fit_with_embeddings_ensemble_and_temperature_round_trips_a_checkpoint(
     run_cli, loan_csv, tmp_path
@@ -228,7 +235,9 @@ def test_fit_with_embeddings_ensemble_and_temperature_round_trips_a_checkpoint(
         "--model.net.n_bins=8",
         "--model.net.bin_edges=tree",
         "--model.net.ensemble_size=3",
+        "--model.training_epochs=1",
     )
+    assert cli.trainer.current_epoch == 1  # the planned epoch ends the fit before max_epochs 2
     metrics = cli.trainer.callback_metrics
     # Temperature is fitted on the validation logits, so it cannot raise their log-loss.
     assert float(metrics["val/log_loss"]) <= float(metrics["val/log_loss_raw"]) + 1e-6
