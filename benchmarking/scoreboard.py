@@ -187,6 +187,18 @@ def markdown_tables(
     return "\n\n".join(sections) + "\n"
 
 
+def reference_markdown(paired: pd.DataFrame, reference: str) -> str:
+    """The paired comparison of our other models against one of them (`reference`, e.g. the
+    previous default run as a variant), headed by its name."""
+    rows = [_paired_cells(row) for row in paired.to_dict("records")]
+    header = ["reference" if cell == "best baseline" else cell for cell in _PAIRED_HEADER]
+    return (
+        f"### Paired comparison: {HEADLINE} of our model minus `{reference}`\n\n"
+        + _markdown(header, rows)
+        + "\n"
+    )
+
+
 def rich_tables(
     summary: pd.DataFrame, paired: pd.DataFrame, title: str = "Benchmark"
 ) -> list[Table]:

@@ -49,6 +49,7 @@ from benchmarking.scoreboard import (
     fit_time_ratios,
     markdown_tables,
     paired_comparison,
+    reference_markdown,
     rich_tables,
     summarise,
 )
@@ -122,6 +123,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="NAME=ARGS",
         help="define a variant of our network by its CLI overrides (repeatable)",
     )
+    parser.add_argument(
+        "--reference",
+        metavar="MODEL",
+        help="also compare each of our other models with this one, seed by seed (e.g. the "
+        "previous default, defined as a --variant)",
+    )
     parser.add_argument("--threads", type=int, help="threads per run (default: library defaults)")
     parser.add_argument("--timeout", type=float, help="seconds before a run is stopped as failed")
     parser.add_argument(
@@ -144,6 +151,8 @@ def plan(options: argparse.Namespace) -> list[RunSpec]:
             f"unknown models {unknown}: choose from {[*variants, *BASELINES]} or define one "
             "with --variant NAME=ARGS"
         )
+    if options.reference is not None and options.reference not in models:
+        raise SystemExit(f"--reference {options.reference} is not one of the models run: {models}")
     datasets = options.datasets or list(_default_datasets(options))
     derived = {name: derived_dataset(name) for name in datasets}
     configs = {name: options.config_dir / f"{base}.yaml" for name, (base, _) in derived.items()}
@@ -252,9 +261,14 @@ def collect(specs: Sequence[RunSpec]) -> list[dict[str, Any]]:
 
 
 def write_outputs(
-    out: Path, records: list[dict[str, Any]], metadata: dict[str, Any], console: Console
+    out: Path,
+    records: list[dict[str, Any]],
+    metadata: dict[str, Any],
+    console: Console,
+    reference: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """results.csv, results.json and summary.md, each written atomically; then the tables."""
+    """results.csv, results.json and summary.md, each written atomically; then the tables.
+    With a `reference` model, each of our other models is also compared with it."""
     runs = pd.DataFrame(records).drop(columns=["spec", "lightning_test"], errors="ignore")
     counts = [name for name in ("train_rows", "passes") if name in runs.columns]
     runs = runs.astype(dict.fromkeys(counts, "Int64"))
@@ -262,6 +276,11 @@ def write_outputs(
     ours = [model for model in runs["model"].unique() if model not in BASELINES]
     paired = paired_comparison(runs, ours=ours, baselines=list(BASELINES))
     ratios = fit_time_ratios(runs, ours=ours)
+    against = (
+        paired_comparison(runs, ours=[m for m in ours if m != reference], baselines=[reference])
+        if reference
+        else pd.DataFrame()
+    )
     write_csv_atomically(runs, out / "results.csv")
     report = {
         "metadata": metadata,
@@ -269,13 +288,16 @@ def write_outputs(
         "summary": summary.to_dict("records"),
         "paired": paired.to_dict("records"),
         "fit_time_ratios": ratios.to_dict("records"),
+        "paired_reference": against.to_dict("records"),
     }
     write_text_atomically(
         json.dumps(_without_nan(report), indent=2, allow_nan=False), out / "results.json"
     )
     sections = _sections(runs["dataset"].unique())
     tables = [
-        f"## {title}\n\n" + markdown_tables(_of(summary, names), _of(paired, names), _of(ratios, names))
+        f"## {title}\n\n"
+        + markdown_tables(_of(summary, names), _of(paired, names), _of(ratios, names))
+        + (f"\n{reference_markdown(_of(against, names), reference)}" if reference else "")
         for title, names in sections
     ]
     write_text_atomically(
@@ -307,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     metadata["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     metadata["load_average_after"] = os.getloadavg()
     records = collect(specs)
-    write_outputs(out, records, metadata, console)
+    write_outputs(out, records, metadata, console, options.reference)
     return 0 if all(record["status"] == "ok" for record in records) else 1
 
 

@@ -5,6 +5,10 @@
 
 Prints Rich tables and writes them as JSON (`--output`). These are benchmarks, not tests:
 the figures depend on the machine and on what else runs on it.
+
+Each scale point reads a table that another process wrote, in a fresh process of its own,
+so its peak memory is reading, preprocessing and training alone; generating the table in
+the same process used to count in it.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ class PerRowDataModule(LoanDataModule):
     def train_dataloader(self) -> DataLoader:
         t = self.split_tensors("train")
         dataset = TensorDataset(t.numeric, t.categorical, t.target)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True)
+        return DataLoader(dataset, batch_size=self.training_batch_size(), shuffle=True)
 
 
 def lean_trainer(epochs: int) -> list[str]:
@@ -166,7 +170,7 @@ def measure_training(config: Path, overrides: list[str], epochs: int) -> dict[st
         configured = [*overrides, *configured_trainer(epochs, folder)]
         configured_s, cli = trainer_epochs(config, configured)
         tensors = cli.datamodule.split_tensors("train")
-        batch_size = cli.datamodule.batch_size
+        batch_size = cli.datamodule.training_batch_size()
         bare_s = bare_loop_epochs(cli, tensors, batch_size, epochs)
         lean_s, _ = trainer_epochs(config, [*overrides, *lean_trainer(epochs)])
         per_row_s, _ = trainer_epochs(config, configured, PerRowDataModule)
@@ -222,75 +226,79 @@ def _labels(codes: np.ndarray, column: int) -> pd.Series:
     return pd.Series(vocabulary[codes], dtype="string[pyarrow]")
 
 
-def scale_worker(n_rows: int, epochs: int) -> dict[str, Any]:
-    """One scale point, run in its own process so its peak memory is its own."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "wide.parquet"
-        wide_table(n_rows).to_parquet(path, engine="pyarrow", index=False)
-        rss_before = peak_rss_mb()
-        start = time.perf_counter()
-        timer = EpochTimer()
-        categoricals = [f"cat_{i}" for i in range(10)]
-        cli = build_cli(
-            [
-                "--config",
-                str(DEFAULT_CONFIG),
-                f"--data.path={path}",
-                "--data.target=y",
-                "--data.id_column=null",
-                f"--data.categorical_columns={json.dumps(categoricals)}",
-                *lean_trainer(epochs),
-            ],
-            save_config_callback=None,
-        )
-        dm = cli.datamodule
-        dm.setup("fit")
-        tensors = [dm.split_tensors(split) for split in ("train", "val", "test")]
-        preprocess_s = time.perf_counter() - start
-        tensor_mb = (
-            sum(t.numeric.nbytes + t.categorical.nbytes + t.target.nbytes for t in tensors) / 2**20
-        )
-        rss_after_preprocess = peak_rss_mb()
-        cli.trainer.callbacks.append(timer)
-        timer.fit_started = time.perf_counter()
-        cli.trainer.fit(cli.model, datamodule=dm)
-        return {
-            "rows": n_rows,
-            "train_rows": len(tensors[0]),
-            "read_and_preprocess_s": preprocess_s,
-            "first_batch_s": timer.first_batch_seconds,
-            "epoch_s": statistics.median(timer.epoch_seconds),
-            "tensor_mb": tensor_mb,
-            "peak_rss_mb_after_preprocess": rss_after_preprocess,
-            "peak_rss_mb": peak_rss_mb(),
-            "peak_rss_mb_before_read": rss_before,
-        }
+def scale_worker(n_rows: int, epochs: int, path: Path) -> dict[str, Any]:
+    """One scale point on the table at `path`, run in a fresh process that did not write it,
+    so that its peak memory is its own: `peak_rss_mb_after_preprocess` is the peak of
+    reading and preprocessing (taken before training starts), `peak_rss_mb_before_read`
+    the process after its imports."""
+    rss_before = peak_rss_mb()
+    start = time.perf_counter()
+    timer = EpochTimer()
+    categoricals = [f"cat_{i}" for i in range(10)]
+    cli = build_cli(
+        [
+            "--config",
+            str(DEFAULT_CONFIG),
+            f"--data.path={path}",
+            "--data.target=y",
+            "--data.id_column=null",
+            f"--data.categorical_columns={json.dumps(categoricals)}",
+            *lean_trainer(epochs),
+        ],
+        save_config_callback=None,
+    )
+    dm = cli.datamodule
+    dm.setup("fit")
+    tensors = [dm.split_tensors(split) for split in ("train", "val", "test")]
+    preprocess_s = time.perf_counter() - start
+    tensor_mb = (
+        sum(t.numeric.nbytes + t.categorical.nbytes + t.target.nbytes for t in tensors) / 2**20
+    )
+    rss_after_preprocess = peak_rss_mb()
+    cli.trainer.callbacks.append(timer)
+    timer.fit_started = time.perf_counter()
+    cli.trainer.fit(cli.model, datamodule=dm)
+    return {
+        "rows": n_rows,
+        "train_rows": len(tensors[0]),
+        "read_and_preprocess_s": preprocess_s,
+        "first_batch_s": timer.first_batch_seconds,
+        "epoch_s": statistics.median(timer.epoch_seconds),
+        "tensor_mb": tensor_mb,
+        "peak_rss_mb_after_preprocess": rss_after_preprocess,
+        "preprocess_mb_per_million_rows": (rss_after_preprocess - rss_before) / (n_rows / 1e6),
+        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb_before_read": rss_before,
+    }
 
 
 def measure_scaling(sizes: list[int], epochs: int) -> list[dict[str, Any]]:
     results = []
     for n_rows in sizes:
         console.print(f"scale point: {n_rows:,} rows ...")
-        completed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "benchmarking.throughput",
-                "--scale-worker",
-                str(n_rows),
-                "--epochs",
-                str(epochs),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            env=os.environ | {"PYTHONPATH": str(REPO)},
-        )
+        with tempfile.TemporaryDirectory() as folder:
+            table = ["--table", str(Path(folder) / "wide.parquet")]
+            completed = _run_module("--write-table", str(n_rows), *table)
+            if completed.returncode == 0:
+                completed = _run_module(
+                    "--scale-worker", str(n_rows), "--epochs", str(epochs), *table
+                )
         if completed.returncode != 0:
             results.append({"rows": n_rows, "error": completed.stderr[-2000:]})
             continue
         results.append(json.loads(completed.stdout.strip().splitlines()[-1]))
     return results
+
+
+def _run_module(*args: str) -> subprocess.CompletedProcess[str]:
+    """This module in a child process (`python -m benchmarking.throughput ARGS`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarking.throughput", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=os.environ | {"PYTHONPATH": str(REPO)},
+    )
 
 
 # Reporting -------------------------------------------------------------------------------
@@ -343,8 +351,8 @@ def print_tables(training: dict[str, Any] | None, scaling: list[dict[str, Any]])
             "first batch s",
             "epoch s",
             "tensors MB",
+            "read+preprocess MB per M rows",
             "peak RSS MB",
-            "MB per M rows",
         ):
             table.add_column(column, justify="right")
         for point in scaling:
@@ -357,8 +365,8 @@ def print_tables(training: dict[str, Any] | None, scaling: list[dict[str, Any]])
                 f"{point['first_batch_s']:.1f}",
                 f"{point['epoch_s']:.1f}",
                 f"{point['tensor_mb']:,.0f}",
+                f"{point['preprocess_mb_per_million_rows']:,.0f}",
                 f"{point['peak_rss_mb']:,.0f}",
-                f"{point['peak_rss_mb'] / (point['rows'] / 1e6):,.0f}",
             )
         console.print(table)
 
@@ -383,14 +391,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-training", action="store_true", help="only the scaling table")
     parser.add_argument("--output", type=Path, default=Path("throughput.json"))
     parser.add_argument("--scale-worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--write-table", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--table", type=Path, help=argparse.SUPPRESS)
     parser.add_argument(
         "overrides",
         nargs="*",
         help="CLI overrides for the timed config, e.g. --data.batch_size=1024",
     )
     args, overrides = parser.parse_known_args(argv)
+    if args.write_table:
+        wide_table(args.write_table).to_parquet(args.table, engine="pyarrow", index=False)
+        return
     if args.scale_worker:
-        print(json.dumps(scale_worker(args.scale_worker, max(1, args.epochs // 2))))
+        print(json.dumps(scale_worker(args.scale_worker, max(1, args.epochs // 2), args.table)))
         return
     training = (
         None

@@ -8,6 +8,7 @@ with `torch.load(..., weights_only=True)` and survives scikit-learn upgrades.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,6 +27,10 @@ MISSING_CODE = 0
 UNKNOWN_CODE = 1
 FIRST_LEVEL_CODE = 2
 RESERVED_CODE_LABELS = ("<missing>", "<unknown>")  # what codes 0 and 1 stand for
+# `transform` encodes this many rows at a time, so its float64 features and the scaler's
+# temporaries stay one chunk in size (measured at 1M rows: the peak while encoding the
+# training split 0.16 GB lower, at the same speed).
+ENCODE_CHUNK_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -115,37 +120,56 @@ class TabularPreprocessor:
             FIRST_LEVEL_CODE + len(self.vocabularies_[name]) for name in self.categorical_columns
         ]
 
-    def fit(self, numeric: np.ndarray, categorical: pd.DataFrame) -> TabularPreprocessor:
-        """Learn from training rows. `numeric` is float64 (n, n_numeric) with NaN for missing."""
-        missing = np.isnan(numeric)
-        self.medians_ = np.nanmedian(numeric, axis=0) if numeric.shape[1] else np.empty(0)
+    def fit(
+        self, numeric: np.ndarray, categorical: pd.DataFrame, rows: np.ndarray | None = None
+    ) -> TabularPreprocessor:
+        """Learn from training rows. `numeric` is float64 (n, n_numeric) with NaN for missing;
+        `categorical` a frame holding the categorical columns; `rows` the training rows'
+        positions in both (default all), taken one column at a time, so that a caller fits on
+        a split without copying it first."""
+        self._check_width(numeric)
+        positions = _positions(len(numeric), rows)
+        self.medians_ = np.array(
+            [np.nanmedian(column) for column in _columns(numeric, positions)], dtype=np.float64
+        )
         self.indicator_columns_ = [
-            name for name, has in zip(self.numeric_columns, missing.any(axis=0), strict=True) if has
+            name
+            for name, column in zip(self.numeric_columns, _columns(numeric, positions), strict=True)
+            if np.isnan(column).any()
         ]
         self.value_count_tables_ = (
-            [_value_count_table(column, self.min_value_count) for column in numeric.T]
+            [
+                _value_count_table(column, self.min_value_count)
+                for column in _columns(numeric, positions)
+            ]
             if self.value_counts
             else []
         )
-        features = self._real_features(numeric)
-        self._scaler = self._new_scaler(len(features)).fit(features) if features.shape[1] else None
+        self._scaler = self._fitted_scaler(numeric, positions)
         self.vocabularies_ = {
-            name: self._vocabulary(categorical[name]) for name in self.categorical_columns
+            name: self._vocabulary(categorical[name].iloc[positions])
+            for name in self.categorical_columns
         }
-        self.distributions_ = self._training_distributions(numeric, categorical)
+        self.distributions_ = self._training_distributions(numeric, categorical, positions)
         return self
 
-    def transform(self, numeric: np.ndarray, categorical: pd.DataFrame) -> EncodedBlock:
+    def transform(
+        self, numeric: np.ndarray, categorical: pd.DataFrame, rows: np.ndarray | None = None
+    ) -> EncodedBlock:
+        """Encode rows (`rows`: their positions, default all), `ENCODE_CHUNK_ROWS` at a time,
+        straight into the float32 and int64 blocks."""
         self._check_fitted()
-        features = self._real_features(numeric)
-        scaled = self._scaler.transform(features) if self._scaler is not None else features
-        indicator_index = [self.numeric_columns.index(name) for name in self.indicator_columns_]
-        block = np.hstack([scaled, np.isnan(numeric[:, indicator_index])])
-        codes = [self._codes(categorical[name], name) for name in self.categorical_columns]
-        categorical_block = (
-            np.column_stack(codes) if codes else np.empty((len(numeric), 0), dtype=np.int64)
-        )
-        return EncodedBlock(numeric=block.astype(np.float32), categorical=categorical_block)
+        self._check_width(numeric)
+        positions = _positions(len(numeric), rows)
+        block = np.empty((len(positions), self.n_numeric_features), dtype=np.float32)
+        codes = np.empty((len(positions), len(self.categorical_columns)), dtype=np.int64)
+        for start in range(0, len(positions), ENCODE_CHUNK_ROWS):
+            chunk = positions[start : start + ENCODE_CHUNK_ROWS]
+            rows_out = slice(start, start + len(chunk))
+            self._encode_numeric(numeric, chunk, block[rows_out])
+            for index, name in enumerate(self.categorical_columns):
+                codes[rows_out, index] = self._codes(categorical[name].iloc[chunk], name)
+        return EncodedBlock(numeric=block, categorical=codes)
 
     def code_labels(self) -> dict[str, list[str]]:
         """Per categorical column, what each code stands for, in code order."""
@@ -284,16 +308,19 @@ class TabularPreprocessor:
         return self
 
     def _training_distributions(
-        self, numeric: np.ndarray, categorical: pd.DataFrame
+        self, numeric: np.ndarray, categorical: pd.DataFrame, positions: np.ndarray
     ) -> dict[str, BinnedDistribution]:
         numeric_part = {
             name: numeric_distribution(column)
-            for name, column in zip(self.numeric_columns, numeric.T, strict=True)
+            for name, column in zip(self.numeric_columns, _columns(numeric, positions), strict=True)
         }
         labels = self.code_labels()
         return numeric_part | {
             name: BinnedDistribution(
-                np.bincount(self._codes(categorical[name], name), minlength=len(labels[name])),
+                np.bincount(
+                    self._codes(categorical[name].iloc[positions], name),
+                    minlength=len(labels[name]),
+                ),
                 tuple(labels[name]),
                 missing_bin=MISSING_CODE,
             )
@@ -318,32 +345,55 @@ class TabularPreprocessor:
         return self.vocabularies_[name][int(np.argmax(level_counts))]
 
     def _new_scaler(self, n_rows: int) -> StandardScaler | QuantileTransformer:
+        # copy=False: the scaler transforms the chunk of features `_encode_numeric` made for
+        # it in place instead of copying it.
         if self.scaling == "standard":
-            return StandardScaler()
+            return StandardScaler(copy=False)
         return QuantileTransformer(
             n_quantiles=max(2, min(1000, n_rows)),
             output_distribution="normal",
             subsample=self.quantile_subsample,
             random_state=self.seed,
+            copy=False,
         )
 
-    def _real_features(self, numeric: np.ndarray) -> np.ndarray:
-        """Imputed columns, then (if enabled) each column's log training value count."""
-        filled = self._impute(numeric)
-        if not self.value_counts:
-            return filled
-        counts = [
-            np.log1p(_training_count(column, table))
-            for column, table in zip(numeric.T, self.value_count_tables_, strict=True)
-        ]
-        return np.column_stack([filled, *counts]) if counts else filled
+    def _fitted_scaler(
+        self, numeric: np.ndarray, positions: np.ndarray
+    ) -> StandardScaler | QuantileTransformer | None:
+        """The scaler fitted on the training rows' real features (None if there are none)."""
+        features = self._real_features(numeric, positions)
+        return self._new_scaler(len(features)).fit(features) if features.shape[1] else None
 
-    def _impute(self, numeric: np.ndarray) -> np.ndarray:
+    def _encode_numeric(self, numeric: np.ndarray, positions: np.ndarray, out: np.ndarray) -> None:
+        """Write the rows' numeric block into `out` (float32): scaled real features, then the
+        missing indicators."""
+        features = self._real_features(numeric, positions)
+        n_real = features.shape[1]
+        out[:, :n_real] = self._scaler.transform(features) if self._scaler is not None else features
+        for offset, name in enumerate(self.indicator_columns_):
+            column = numeric[positions, self.numeric_columns.index(name)]
+            out[:, n_real + offset] = np.isnan(column)
+
+    def _real_features(self, numeric: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """The rows' imputed columns, then (if enabled) each column's log training value
+        count: float64 (len(positions), n_real), filled one column at a time so that it is
+        the only array of its size. Column-major, like the numeric block (measured: fitting
+        and encoding a million rows about 12% faster than row-major)."""
+        n_columns = len(self.numeric_columns)
+        features = np.empty((len(positions), n_columns * (1 + self.value_counts)), order="F")
+        for index, column in enumerate(_columns(numeric, positions)):
+            np.copyto(features[:, index], column)
+            features[np.isnan(column), index] = self.medians_[index]
+            if self.value_counts:
+                counts = _training_count(column, self.value_count_tables_[index])
+                features[:, n_columns + index] = np.log1p(counts)
+        return features
+
+    def _check_width(self, numeric: np.ndarray) -> None:
         if numeric.shape[1] != len(self.numeric_columns):
             raise ValueError(
                 f"expected {len(self.numeric_columns)} numeric columns, got {numeric.shape[1]}"
             )
-        return np.where(np.isnan(numeric), self.medians_, numeric)
 
     def _vocabulary(self, column: pd.Series) -> list[str]:
         counts = category_strings(column).value_counts(dropna=True)
@@ -360,6 +410,16 @@ class TabularPreprocessor:
             raise RuntimeError(
                 "TabularPreprocessor is not fitted: call fit() on training rows first"
             )
+
+
+def _positions(n_rows: int, rows: np.ndarray | None) -> np.ndarray:
+    return np.arange(n_rows) if rows is None else np.asarray(rows)
+
+
+def _columns(numeric: np.ndarray, positions: np.ndarray) -> Iterator[np.ndarray]:
+    """The rows' numeric columns one at a time (each a copy of one column, never the block)."""
+    for index in range(numeric.shape[1]):
+        yield numeric[positions, index]
 
 
 def _value_count_table(column: np.ndarray, min_count: int) -> tuple[np.ndarray, np.ndarray]:

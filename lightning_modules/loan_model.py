@@ -32,12 +32,16 @@ from risk.attribution import integrated_gradients
 from risk.stability import QUANTILE_LEVELS, BinnedDistribution, numeric_distribution, numeric_labels
 
 ClassWeighting = Literal["none", "balanced"]
-LRSchedule = Literal["constant", "cosine"]
+LRSchedule = Literal["constant", "cosine", "auto"]
 MONITOR = "val/roc_auc"
 # `training_epochs: auto`: about this many optimiser steps, within these epoch bounds
 # (BENCHMARKS.md; docs/model-options.md, "Training budget").
 AUTO_STEPS = 1500
 AUTO_EPOCH_BOUNDS = (8, 16)
+# Below this many training rows `auto` keeps the earlier recipe: a constant learning rate,
+# with early stopping and `trainer.max_epochs` ending the fit (the cosine budget lost 0.005
+# on german's 640 rows, BENCHMARKS.md). The data module's batch-size rule uses the same line.
+SMALL_TRAINING_ROWS = 5_120
 RECOMMENDED_NETWORK = NetworkSettings()
 
 
@@ -56,10 +60,11 @@ class LoanDefaultModel(L.LightningModule):
             0.01) and the fused update (`lightning_modules/optimizers.py`) unless configured.
         lr_schedule: "cosine" decays the learning rate to 0 over the fit's epochs;
             "constant" keeps it; either after a linear warm-up over `warmup_fraction` of
-            the steps.
+            the steps. "auto": cosine, or constant below 5,120 training rows.
         training_epochs: the epochs a fit trains; the test and the benchmark use its best
             epoch. "auto" sizes it from the training set: 16 epochs, fewer for large sets
-            so that a fit takes about 1,500 optimiser steps, never fewer than 8.
+            so that a fit takes about 1,500 optimiser steps, never fewer than 8; below
+            5,120 training rows no budget (early stopping ends the fit).
             `trainer.max_epochs` and early stopping can end a fit sooner.
         class_weighting: "balanced" weighs positives by negatives/positives in the loss.
         threshold_objective: what the validation-chosen decision threshold maximises.
@@ -73,7 +78,7 @@ class LoanDefaultModel(L.LightningModule):
         *,
         net: NetworkSettings = RECOMMENDED_NETWORK,
         optimizer: OptimizerCallable = AdamW,
-        lr_schedule: LRSchedule = "cosine",
+        lr_schedule: LRSchedule = "auto",
         training_epochs: int | Literal["auto"] = "auto",
         warmup_fraction: float = 0.0,
         class_weighting: ClassWeighting = "none",
@@ -376,7 +381,7 @@ class LoanDefaultModel(L.LightningModule):
         if self.current_epoch + 1 >= self._planned_epochs:
             self.trainer.should_stop = True
 
-    def planned_epochs(self) -> tuple[int, int]:
+    def planned_epochs(self) -> tuple[float, int]:
         """(epochs, optimiser steps per epoch) of this fit, from `training_epochs`.
 
         A budget sized by the data, not long patience: the best epoch was often the 2nd or
@@ -388,21 +393,40 @@ class LoanDefaultModel(L.LightningModule):
         per_epoch = max(
             1, math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
         )
-        epochs = self.hparams.training_epochs
+        epochs: float = self.hparams.training_epochs
         if epochs == "auto":
-            epochs = auto_epochs(per_epoch)
+            epochs = math.inf if self._small_training_set() else auto_epochs(per_epoch)
         if trainer.max_epochs is not None and trainer.max_epochs >= 0:
             epochs = min(epochs, trainer.max_epochs)
         return epochs, per_epoch
+
+    def resolved_lr_schedule(self) -> LRSchedule:
+        """The schedule `lr_schedule` names; "auto" resolved by the training set's size."""
+        if self.hparams.lr_schedule != "auto":
+            return self.hparams.lr_schedule
+        return "constant" if self._small_training_set() else "cosine"
+
+    def _small_training_set(self) -> bool:
+        datamodule = self.trainer.datamodule
+        if not isinstance(datamodule, FittedTabularData):
+            return False
+        return len(datamodule.split_tensors("train")) < SMALL_TRAINING_ROWS
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())
         epochs, per_epoch = self.planned_epochs()
         self._planned_epochs = epochs
-        if self.hparams.lr_schedule == "constant" and self.hparams.warmup_fraction == 0:
+        schedule = self.resolved_lr_schedule()
+        if schedule == "constant" and self.hparams.warmup_fraction == 0:
             return optimizer
-        total = max(1, min(int(self.trainer.estimated_stepping_batches), epochs * per_epoch))
-        factor = _warmup_cosine(total, self.hparams.warmup_fraction, self.hparams.lr_schedule)
+        total = min(self.trainer.estimated_stepping_batches, epochs * per_epoch)
+        if math.isinf(total):
+            raise ConfigurationError(
+                f"the {schedule} schedule needs a finite number of epochs: set "
+                "--model.training_epochs or --trainer.max_epochs"
+            )
+        total = max(1, int(total))
+        factor = _warmup_cosine(total, self.hparams.warmup_fraction, schedule)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {
             "optimizer": optimizer,

@@ -168,17 +168,23 @@ class PiecewiseLinearEncoding(nn.Module):
         """Positions, feature index, left edge, width and clamp bounds of each used bin.
 
         Cached until the buffers change (`fit_bins`, a loaded checkpoint, a device move):
-        the gather indices come from `nonzero`, which would stall a GPU on every step.
+        the gather indices come from `nonzero`, which would stall a GPU on every step. Made
+        outside inference mode, so that a cache filled while predicting also serves a
+        forward pass that autograd records (the reason codes' attributions).
         """
         key = tuple((t.data_ptr(), t._version) for t in (self.edges, self.bin_mask))
         if self._used_cache is None or self._used_cache[0] != key:
-            positions = self.bin_mask.flatten().nonzero().squeeze(1)
-            n_bins = self.bin_mask.shape[1]
-            left = self.edges[:, :-1].flatten()[positions]
-            width = (self.edges[:, 1:] - self.edges[:, :-1]).flatten()[positions]
-            lower, upper = (bound.flatten()[positions] for bound in self._clamp_bounds())
-            self._used_cache = (key, (positions, positions // n_bins, left, width, lower, upper))
+            with torch.inference_mode(False), torch.no_grad():
+                self._used_cache = (key, self._compute_used_bins())
         return self._used_cache[1]
+
+    def _compute_used_bins(self) -> tuple[torch.Tensor, ...]:
+        positions = self.bin_mask.flatten().nonzero().squeeze(1)
+        n_bins = self.bin_mask.shape[1]
+        left = self.edges[:, :-1].flatten()[positions]
+        width = (self.edges[:, 1:] - self.edges[:, :-1]).flatten()[positions]
+        lower, upper = (bound.flatten()[positions] for bound in self._clamp_bounds())
+        return positions, positions // n_bins, left, width, lower, upper
 
 
 class PeriodicAndPiecewise(nn.Module):

@@ -189,7 +189,8 @@ def _interrupt_after_a_new_checkpoint(
             process.send_signal(sig)
             break
         time.sleep(0.02)
-    output, _ = process.communicate(timeout=120)
+    # Only a guard against a hung process: a machine under heavy load took over 120 s.
+    output, _ = process.communicate(timeout=600)
     return process.returncode, output
 
 

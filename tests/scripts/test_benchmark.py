@@ -28,6 +28,7 @@ SYNTHETIC_ARGS = [
     "--threads=1",
     "--variant",
     "broken=--model.net.dropout=2.0",
+    "--reference=logreg",
     "--models",
     *MODELS,
     "broken",
@@ -75,12 +76,18 @@ def test_quick_benchmark_writes_one_row_per_run_and_records_the_failure(syntheti
     (paired,) = report["paired"]
     assert paired["model"] == "mlp" and paired["best_baseline"] in BASELINES
     assert paired["ci_low"] is None  # one seed: no interval
+    (against,) = report["paired_reference"]  # --reference logreg: mlp against it, seed by seed
+    assert (against["model"], against["best_baseline"]) == ("mlp", "logreg")
+    mlp, logreg = (ok.set_index("model").loc[name, "roc_auc"] for name in ("mlp", "logreg"))
+    assert against["mean_difference"] == pytest.approx(mlp - logreg)
 
     summary = (out / "summary.md").read_text()
     # Every metric of the report is a column, the headline first.
     assert f"| dataset | model | seeds ok | {' | '.join(METRICS)} |" in summary
     assert set(METRICS) <= set(runs.columns)
     assert "| default | broken | 0 (1 failed) |" in summary
+    assert "roc_auc of our model minus `logreg`" in summary
+    assert "### Fit time against LightGBM" in summary
 
 
 @pytest.mark.slow
