@@ -151,7 +151,7 @@ class PiecewiseLinearEncoding(nn.Module):
         taiwan 263 of 1,920, gmsc 64 of 960), and an empty bin is 0 for every row, so the
         network's first layer multiplies by the used bins alone.
         """
-        positions, feature, left, width, lower, upper = self._used_bins()
+        _, feature, left, width, lower, upper = self._used_bins()
         return torch.clamp((x[:, feature] - left) / width, lower, upper)
 
     def _clamp_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:

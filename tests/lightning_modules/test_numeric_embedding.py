@@ -135,8 +135,14 @@ def test_network_on_used_bins_only_equals_the_full_encoding(extra):
     full weights must give the same logits and the same gradients."""
     torch.manual_seed(0)
     net = small_net(
-        4, (5,), hidden_sizes=[8, 8], n_missing_indicators=1, numeric_embedding="piecewise",
-        n_bins=16, bin_edges="tree", **extra,
+        4,
+        (5,),
+        hidden_sizes=[8, 8],
+        n_missing_indicators=1,
+        numeric_embedding="piecewise",
+        n_bins=16,
+        bin_edges="tree",
+        **extra,
     )
     train = torch.cat([torch.randn(400, 2), torch.randint(0, 3, (400, 1)).float()], 1)
     target = (train[:, 0] + train[:, 2] > 0.5).float()

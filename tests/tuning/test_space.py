@@ -36,8 +36,8 @@ def test_the_default_space_names_real_options_and_holds_the_recommended_model():
         "hidden_sizes.width": 256,
         "numeric_embedding": "piecewise",
         "n_bins": 48,
-        "lr_schedule": "constant",
-        "batch_size": 256,
+        "lr_schedule": "auto",
+        "batch_size": "auto",
         "scaling": "quantile",
     }
 
