@@ -22,7 +22,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from contracts.errors import DataValidationError
-from contracts.features import FeatureSpec, Split, TabularTensors
+from contracts.features import SMALL_TRAINING_ROWS, FeatureSpec, Split, TabularTensors
 from datamodules import synthetic
 from datamodules.io import ReadOptions, read_table, release_reader_memory, resolve_data_path
 from datamodules.preprocessing import Scaling, TabularPreprocessor
@@ -208,7 +208,7 @@ class LoanDataModule(L.LightningDataModule):
         if self.batch_size != "auto":
             return self.batch_size
         rows = len(self.split_tensors("train"))
-        return 512 if rows >= 10 * 512 else 256
+        return 256 if rows < SMALL_TRAINING_ROWS else 512
 
     def val_dataloader(self) -> DataLoader[Batch]:
         return batch_loader(

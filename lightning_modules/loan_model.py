@@ -17,7 +17,7 @@ from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 from contracts.choices import check_choice, check_range
 from contracts.errors import ConfigurationError, NonFiniteTrainingError
 from contracts.evaluation import EvaluationOutputs
-from contracts.features import FeatureSpec, FittedTabularData
+from contracts.features import SMALL_TRAINING_ROWS, FeatureSpec, FittedTabularData
 from lightning_modules.calibration import fit_temperature, mean_probability_logit
 from lightning_modules.metrics import (
     PredictionCollector,
@@ -38,10 +38,6 @@ MONITOR = "val/roc_auc"
 # (BENCHMARKS.md; docs/model-options.md, "Training budget").
 AUTO_STEPS = 1500
 AUTO_EPOCH_BOUNDS = (8, 16)
-# Below this many training rows `auto` keeps the earlier recipe: a constant learning rate,
-# with early stopping and `trainer.max_epochs` ending the fit (the cosine budget lost 0.005
-# on german's 640 rows, BENCHMARKS.md). The data module's batch-size rule uses the same line.
-SMALL_TRAINING_ROWS = 5_120
 RECOMMENDED_NETWORK = NetworkSettings()
 
 
