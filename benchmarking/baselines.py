@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Self
@@ -193,16 +193,14 @@ def fit_logreg(data: BaselineInputs) -> Fitted:
     return Fitted(model, int(np.max(model["logreg"].n_iter_)))
 
 
-def fit_lightgbm(data: BaselineInputs) -> Fitted:
+def fit_lightgbm(data: BaselineInputs, params: Mapping[str, Any] | None = None) -> Fitted:
     """LightGBM defaults, 2,000 trees at 0.05, stopped after 100 rounds without a better
-    validation log-loss; predictions use the best round."""
+    validation log-loss; predictions use the best round. `params` (a search's values, by
+    `LGBMClassifier`'s names) replace any of these settings."""
     lightgbm = _require("lightgbm")
+    settings = {"n_estimators": MAX_TREES, "learning_rate": LEARNING_RATE, **(params or {})}
     model = lightgbm.LGBMClassifier(
-        n_estimators=MAX_TREES,
-        learning_rate=LEARNING_RATE,
-        random_state=data.seed,
-        n_jobs=data.threads,
-        verbose=-1,
+        **settings, random_state=data.seed, n_jobs=data.threads, verbose=-1
     )
     # LightGBM 4.7 renamed eval_set to eval_X/eval_y and deprecated the old name.
     renamed = "eval_X" in inspect.signature(model.fit).parameters
@@ -259,13 +257,15 @@ def fit_hgb(data: BaselineInputs) -> Fitted:
     return Fitted(model, int(model.n_iter_), prepare=pooling.transform)
 
 
-def fit_catboost(data: BaselineInputs) -> Fitted:
+def fit_catboost(data: BaselineInputs, params: Mapping[str, Any] | None = None) -> Fitted:
     """CatBoost defaults (1,000 rounds, learning rate chosen by CatBoost for the data),
     native categoricals, stopped after 100 rounds without a better validation log-loss;
-    predictions use the best round. It writes no files (no `catboost_info/`)."""
+    predictions use the best round. It writes no files (no `catboost_info/`). `params` (a
+    search's values, by `CatBoostClassifier`'s names) are set on top of the defaults."""
     catboost = _require("catboost")
     categorical = _categorical_columns(data.x_train)
     model = catboost.CatBoostClassifier(
+        **(params or {}),
         eval_metric="Logloss",
         early_stopping_rounds=EARLY_STOPPING_ROUNDS,
         use_best_model=True,
@@ -301,6 +301,11 @@ BASELINES: dict[str, Callable[[BaselineInputs], Fitted]] = {
     "lightgbm": fit_lightgbm,
     "xgboost": fit_xgboost,
     "hgb": fit_hgb,
+    "catboost": fit_catboost,
+}
+# The baselines a search can tune: their fit takes the trial's values as `params`.
+TUNABLE_BASELINES: dict[str, Callable[[BaselineInputs, Mapping[str, Any]], Fitted]] = {
+    "lightgbm": fit_lightgbm,
     "catboost": fit_catboost,
 }
 

@@ -16,7 +16,7 @@ import shutil
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -27,8 +27,15 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import ProgressBar
 
-from benchmarking.baselines import BASELINES, BaselineInputs, feature_frame
+from benchmarking.baselines import BASELINES, TUNABLE_BASELINES, BaselineInputs, feature_frame
 from benchmarking.machine import peak_rss_mb
+from benchmarking.tuned import (
+    SearchCost,
+    study_folder,
+    tune_baseline,
+    tune_network,
+    untuned_name,
+)
 from lightning_modules.atomic import write_text_atomically
 from lightning_modules.cli import LoanCLI, build_cli, drop_callbacks
 from lightning_modules.loan_model import LoanDefaultModel
@@ -47,6 +54,8 @@ class RunSpec:
     (empty for the plain config); None for a baseline.
     data_args: CLI overrides of the data section, applied to every model alike.
     threads: thread count for torch and the baselines' libraries (None: their defaults).
+    trials: for a tuned model (`<model>-tuned`), the trials its search runs before the
+    refit that is scored; None for a model run as it is.
     """
 
     dataset: str
@@ -57,6 +66,7 @@ class RunSpec:
     data_args: tuple[str, ...] = ()
     network_args: tuple[str, ...] | None = None
     threads: int | None = None
+    trials: int | None = None
 
     @property
     def name(self) -> str:
@@ -79,6 +89,15 @@ class RunSpec:
     def tensorboard_dir(self) -> Path:
         return Path(self.out_dir) / "tensorboard" / self.dataset / self.name
 
+    @property
+    def baseline(self) -> str:
+        """The baseline this run fits (`lightgbm` for `lightgbm-tuned` too)."""
+        return untuned_name(self.model) or self.model
+
+    def cli_args(self) -> list[str]:
+        """The run's arguments to the training CLI after `--config`: its seed and data."""
+        return [f"--seed_everything={self.seed}", f"--data.seed={self.seed}", *self.data_args]
+
     def fingerprint(self) -> dict[str, Any]:
         """What decides a run's result: a stored result is reused only if this matches."""
         spec = asdict(self)
@@ -86,6 +105,8 @@ class RunSpec:
         spec["data_args"] = list(self.data_args)
         if self.network_args is not None:
             spec["network_args"] = list(self.network_args)
+        if self.trials is None:
+            del spec["trials"]  # as results stored before tuned runs existed record it
         return spec
 
 
@@ -94,6 +115,7 @@ class Outcome:
     """Predicted probabilities on validation and test, and what the fit cost.
 
     passes: epochs for the network, boosting rounds run or solver iterations for a baseline.
+    search: what a tuned model's search cost before its refit (None if not tuned).
     """
 
     val_probs: np.ndarray
@@ -104,6 +126,7 @@ class Outcome:
     train_rows: int
     passes: int
     lightning_test: dict[str, float] = field(default_factory=dict)
+    search: SearchCost | None = None
 
 
 class BenchmarkCLI(LoanCLI):
@@ -121,21 +144,15 @@ class BenchmarkCLI(LoanCLI):
 
 def build_run_cli(spec: RunSpec, extra_args: list[str]) -> LoanCLI:
     """Parse and instantiate the run's config exactly as `scripts/main.py` would, plus overrides."""
-    args = [
-        "--config",
-        spec.config,
-        f"--seed_everything={spec.seed}",
-        f"--data.seed={spec.seed}",
-        *spec.data_args,
-        *extra_args,
-    ]
+    args = ["--config", spec.config, *spec.cli_args(), *extra_args]
     return build_cli(args, BenchmarkCLI, save_config_kwargs={"overwrite": True})
 
 
-def run_network(spec: RunSpec) -> Outcome:
+def run_network(spec: RunSpec, overrides: Sequence[str] = ()) -> Outcome:
     """Fit our network with the config's trainer, test its best checkpoint, predict val/test.
 
-    TensorBoard logs, the run's full config and its checkpoints go to
+    `overrides` (a search's best values) come after the variant's own. TensorBoard logs,
+    the run's full config and its checkpoints go to
     `<out>/tensorboard/<dataset>/<model>-seed<s>`, emptied first: a rerun replaces them.
     """
     if spec.network_args is None:
@@ -146,6 +163,7 @@ def run_network(spec: RunSpec) -> Outcome:
         spec,
         [
             *spec.network_args,
+            *overrides,
             f"--trainer.logger.init_args.save_dir={log_dir.parent.parent}",
             f"--trainer.logger.init_args.name={log_dir.parent.name}",
             f"--trainer.logger.init_args.version={log_dir.name}",
@@ -172,9 +190,23 @@ def run_network(spec: RunSpec) -> Outcome:
     )
 
 
+def run_tuned_network(spec: RunSpec) -> Outcome:
+    """Search our network on the seed's train/validation rows, then run the best values."""
+    if spec.network_args is None or spec.trials is None:
+        raise ValueError(f"{spec.model} is not a tuned variant of our network")
+    overrides, cost = tune_network(
+        study_folder(spec.out_dir, spec.dataset, spec.name),
+        spec.config,
+        [*spec.cli_args(), *spec.network_args],
+        trials=spec.trials,
+        seed=spec.seed,
+    )
+    return _with_search(run_network(spec, overrides), cost)
+
+
 def run_baseline(spec: RunSpec) -> Outcome:
-    """Fit a baseline on the protocol split of the data module built from the same config."""
-    fit = BASELINES[spec.model]
+    """Fit a baseline on the protocol split of the data module built from the same config;
+    a tuned one (`spec.trials`) is searched on the training and validation rows first."""
     datamodule = build_run_cli(spec, ["--trainer.logger=false"]).datamodule
     table = datamodule.labelled_table()
     schema = datamodule.schema
@@ -187,12 +219,22 @@ def run_baseline(spec: RunSpec) -> Outcome:
         table.frame[list(schema.categorical_columns)],
         split.train,
     )
+    inputs = BaselineInputs.from_split(
+        features, targets, split, seed=spec.seed, threads=spec.threads
+    )
+    params: dict[str, Any] = {}
+    cost = None
+    if spec.trials is not None:
+        folder = study_folder(spec.out_dir, spec.dataset, spec.name)
+        params, cost = tune_baseline(folder, spec.baseline, inputs, trials=spec.trials)
     start = time.perf_counter()
-    fitted = fit(
-        BaselineInputs.from_split(features, targets, split, seed=spec.seed, threads=spec.threads)
+    fitted = (
+        TUNABLE_BASELINES[spec.baseline](inputs, params)
+        if params
+        else BASELINES[spec.baseline](inputs)
     )
     fit_seconds = time.perf_counter() - start
-    return Outcome(
+    outcome = Outcome(
         val_probs=fitted.predict_proba(features.iloc[split.val]),
         val_targets=targets[split.val],
         test_probs=fitted.predict_proba(features.iloc[split.test]),
@@ -201,6 +243,14 @@ def run_baseline(spec: RunSpec) -> Outcome:
         train_rows=len(split.train),
         passes=fitted.iterations,
     )
+    return outcome if cost is None else _with_search(outcome, cost)
+
+
+def _with_search(outcome: Outcome, cost: SearchCost) -> Outcome:
+    """The refit's outcome charged with its search: a tuned model's fit time is both."""
+    outcome.search = cost
+    outcome.fit_seconds += cost.seconds
+    return outcome
 
 
 def score(outcome: Outcome) -> dict[str, float]:
@@ -220,7 +270,8 @@ def execute(spec: RunSpec) -> dict[str, Any]:
     """Run, score and cost one spec; a failure becomes a record with its error, not a raise.
 
     Cost: fit_seconds is the wall time of the fit alone (preprocessing fit, training and
-    the validation passes that early stopping needs; not reading the file). Training rows
+    the validation passes that early stopping needs; not reading the file); a tuned
+    model's adds its search (`search_seconds`, also recorded alone). Training rows
     per second is passes x training rows / fit_seconds: rows seen per second. Peak memory
     is this process's maximum resident set; `peak_rss_growth_mb` subtracts what the process
     held when the run started (interpreter and libraries, the same for every run).
@@ -237,7 +288,7 @@ def execute(spec: RunSpec) -> dict[str, Any]:
     if spec.threads is not None:
         torch.set_num_threads(spec.threads)
     try:
-        outcome = run_network(spec) if spec.network_args is not None else run_baseline(spec)
+        outcome = _run(spec)
         record |= score(outcome)
         record |= {
             "fit_seconds": outcome.fit_seconds,
@@ -245,6 +296,12 @@ def execute(spec: RunSpec) -> dict[str, Any]:
             "passes": outcome.passes,
             "train_rows_per_second": outcome.passes * outcome.train_rows / outcome.fit_seconds,
         }
+        if outcome.search is not None:
+            record |= {
+                "search_seconds": outcome.search.seconds,
+                "trials_complete": outcome.search.complete,
+                "trials_pruned": outcome.search.pruned,
+            }
         if outcome.lightning_test:
             record["lightning_test"] = outcome.lightning_test
     except Exception as error:
@@ -260,6 +317,12 @@ def execute(spec: RunSpec) -> dict[str, Any]:
         "spec": spec.fingerprint(),
     }
     return record
+
+
+def _run(spec: RunSpec) -> Outcome:
+    if spec.network_args is None:
+        return run_baseline(spec)
+    return run_network(spec) if spec.trials is None else run_tuned_network(spec)
 
 
 def worker_main(spec: RunSpec) -> None:

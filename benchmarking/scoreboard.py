@@ -31,11 +31,19 @@ def report_metrics() -> tuple[str, ...]:
 
 
 METRICS = report_metrics()
-COSTS = ("fit_seconds", "train_rows_per_second", "passes", "peak_rss_mb", "peak_rss_growth_mb")
+COSTS = (
+    "fit_seconds",
+    "search_seconds",
+    "train_rows_per_second",
+    "passes",
+    "peak_rss_mb",
+    "peak_rss_growth_mb",
+)
 # The paired comparison's confidence level, and how the tables format each cost column.
 CONFIDENCE = 0.95
 _COST_FORMATS = {
     "fit_seconds": "{:.1f}",
+    "search_seconds": "{:.1f}",
     "train_rows_per_second": "{:,.0f}",
     "passes": "{:.0f}",
     "peak_rss_mb": "{:.0f}",
@@ -137,6 +145,56 @@ def fit_time_ratios(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def tuning_gains(runs: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """Each tuned model against the same model untuned (`pairs`: (tuned, untuned)), seed
+    by seed, with what the search cost: the gain and its price in one row."""
+    ok = runs[runs["status"] == "ok"]
+    tables = []
+    for tuned, untuned in pairs:
+        paired = paired_comparison(runs, ours=[tuned], baselines=[untuned])
+        if paired.empty:
+            continue
+        mine = ok[ok["model"] == tuned].groupby("dataset")
+        costs = pd.DataFrame(
+            {
+                "search_seconds": mine["search_seconds"].mean(),
+                "fit_seconds": mine["fit_seconds"].mean(),
+                "trials_complete": mine["trials_complete"].mean(),
+                "trials_pruned": mine["trials_pruned"].mean(),
+            }
+        )
+        tables.append(paired.join(costs, on="dataset").rename(columns={"best_baseline": "default"}))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def tuning_markdown(gains: pd.DataFrame) -> str:
+    """The tuned models against their defaults, with the search's mean cost per run."""
+    rows = [
+        [
+            *_paired_cells(row),
+            f"{row['search_seconds']:.1f}",
+            f"{row['fit_seconds']:.1f}",
+            f"{row['trials_complete']:.1f} / {row['trials_pruned']:.1f}",
+        ]
+        for row in gains.to_dict("records")
+    ]
+    renamed = {
+        "best baseline": "default",
+        "model mean": "tuned mean",
+        "baseline mean": "default mean",
+    }
+    header = [
+        *(renamed.get(cell, cell) for cell in _PAIRED_HEADER),
+        "search s",
+        "search + refit s",
+        "trials complete / pruned",
+    ]
+    return (
+        f"### Tuned against default: {HEADLINE} of the tuned model minus the same model "
+        "untuned (cost: mean per seed)\n\n" + _markdown(header, rows) + "\n"
+    )
 
 
 def difference_interval(differences: np.ndarray) -> tuple[float, float]:
@@ -253,6 +311,7 @@ _PAIRED_HEADER = [
 
 
 def _paired_cells(record: dict[str, Any]) -> list[str]:
+    reference = record.get("best_baseline", record.get("default"))
     interval = (
         "n/a (one seed)"
         if np.isnan(record["ci_low"])
@@ -261,7 +320,7 @@ def _paired_cells(record: dict[str, Any]) -> list[str]:
     return [
         record["dataset"],
         record["model"],
-        record["best_baseline"],
+        reference,
         f"{record['model_mean']:.4f}",
         f"{record['baseline_mean']:.4f}",
         f"{record['mean_difference']:+.4f}",

@@ -42,7 +42,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from benchmarking.baselines import BASELINES
+from benchmarking.baselines import BASELINES, TUNABLE_BASELINES
 from benchmarking.machine import REPO, machine_metadata
 from benchmarking.runner import RunSpec, data_check_main, read_result, worker_main
 from benchmarking.scoreboard import (
@@ -52,7 +52,10 @@ from benchmarking.scoreboard import (
     reference_markdown,
     rich_tables,
     summarise,
+    tuning_gains,
+    tuning_markdown,
 )
+from benchmarking.tuned import DEFAULT_TRIALS, TUNED_SUFFIX, tuned_name, untuned_name
 from lightning_modules.atomic import write_csv_atomically, write_text_atomically
 
 DATASETS = ("taiwan", "credit_risk", "heloc", "gmsc", "german")
@@ -69,7 +72,6 @@ ROBUSTNESS = (
     "gmsc@2pct",
 )
 SUITES = {"protocol": DATASETS, "robustness": ROBUSTNESS}
-# Our network's variants: a name and the `scripts/main.py` CLI overrides that define it.
 # Our network's named variants: the default, and `fast` (the plain MLP, one config away).
 NETWORK_VARIANTS: dict[str, tuple[str, ...]] = {
     "mlp": (),
@@ -105,7 +107,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"a named set of datasets: protocol {DATASETS} (the default), or robustness "
         f"{ROBUSTNESS}",
     )
-    parser.add_argument("--models", nargs="+", help=f"models to run (default: {MODELS})")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        help=f"models to run (default: {MODELS}); `<model>{TUNED_SUFFIX}` searches a network "
+        f"variant or one of {list(TUNABLE_BASELINES)} on each seed's train/validation rows "
+        "first",
+    )
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=DEFAULT_TRIALS,
+        help=f"trials of each tuned model's search, per dataset and seed (default: "
+        f"{DEFAULT_TRIALS})",
+    )
     parser.add_argument("--seeds", type=int, help=f"seeds 0..N-1 (default: {SEEDS})")
     parser.add_argument("--out", type=Path, help=f"output folder (default: {DEFAULT_OUT})")
     parser.add_argument("--config-dir", type=Path, default=REPO / "configs")
@@ -145,12 +160,20 @@ def plan(options: argparse.Namespace) -> list[RunSpec]:
     finish together, so a partial benchmark already pairs them)."""
     variants = NETWORK_VARIANTS | _parse_variants(options.variant)
     models = options.models or list(MODELS)
-    unknown = [model for model in models if model not in variants and model not in BASELINES]
+    tunable = [*variants, *TUNABLE_BASELINES]
+    unknown = [
+        model
+        for model in models
+        if model not in variants and model not in BASELINES and untuned_name(model) not in tunable
+    ]
     if unknown:
         raise SystemExit(
-            f"unknown models {unknown}: choose from {[*variants, *BASELINES]} or define one "
-            "with --variant NAME=ARGS"
+            f"unknown models {unknown}: choose from {[*variants, *BASELINES]}, a tuned one "
+            f"({', '.join(tuned_name(name) for name in tunable)}), or define a variant with "
+            "--variant NAME=ARGS"
         )
+    if options.trials < 1:
+        raise SystemExit(f"--trials must be at least 1, got {options.trials}")
     if options.reference is not None and options.reference not in models:
         raise SystemExit(f"--reference {options.reference} is not one of the models run: {models}")
     datasets = options.datasets or list(_default_datasets(options))
@@ -176,13 +199,22 @@ def plan(options: argparse.Namespace) -> list[RunSpec]:
             config=str(configs[dataset].resolve()),
             out_dir=str(Path(out).resolve()),
             data_args=(*data_args, *derived[dataset][1]),
-            network_args=((*variants[model], *shared_network_args) if model in variants else None),
+            network_args=_network_args(model, variants, shared_network_args),
             threads=options.threads,
+            trials=options.trials if untuned_name(model) else None,
         )
         for dataset in datasets
         for seed in range(seeds)
         for model in models
     ]
+
+
+def _network_args(
+    model: str, variants: dict[str, tuple[str, ...]], shared: Sequence[str]
+) -> tuple[str, ...] | None:
+    """The CLI overrides of a network variant, tuned or not; None for a baseline."""
+    variant = untuned_name(model) or model
+    return (*variants[variant], *shared) if variant in variants else None
 
 
 def derived_dataset(name: str) -> tuple[str, tuple[str, ...]]:
@@ -273,9 +305,14 @@ def write_outputs(
     counts = [name for name in ("train_rows", "passes") if name in runs.columns]
     runs = runs.astype(dict.fromkeys(counts, "Int64"))
     summary = summarise(runs)
-    ours = [model for model in runs["model"].unique() if model not in BASELINES]
-    paired = paired_comparison(runs, ours=ours, baselines=list(BASELINES))
+    models = list(runs["model"].unique())
+    baselines = [model for model in models if (untuned_name(model) or model) in BASELINES]
+    ours = [model for model in models if model not in baselines]
+    paired = paired_comparison(runs, ours=ours, baselines=baselines)
     ratios = fit_time_ratios(runs, ours=ours)
+    gains = tuning_gains(
+        runs, [(model, untuned) for model in models if (untuned := untuned_name(model)) in models]
+    )
     against = (
         paired_comparison(runs, ours=[m for m in ours if m != reference], baselines=[reference])
         if reference
@@ -289,6 +326,7 @@ def write_outputs(
         "paired": paired.to_dict("records"),
         "fit_time_ratios": ratios.to_dict("records"),
         "paired_reference": against.to_dict("records"),
+        "tuning_gains": gains.to_dict("records"),
     }
     write_text_atomically(
         json.dumps(_without_nan(report), indent=2, allow_nan=False), out / "results.json"
@@ -298,6 +336,7 @@ def write_outputs(
         f"## {title}\n\n"
         + markdown_tables(_of(summary, names), _of(paired, names), _of(ratios, names))
         + (f"\n{reference_markdown(_of(against, names), reference)}" if reference else "")
+        + (f"\n{tuning_markdown(_of(gains, names))}" if not gains.empty else "")
         for title, names in sections
     ]
     write_text_atomically(

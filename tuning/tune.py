@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,10 +19,10 @@ import optuna
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from rich.console import Console
 
-from lightning_modules.cli import build_cli, quiet_lightning
+from lightning_modules.cli import LoanCLI, build_cli, quiet_lightning
 from tuning.objective import TrialInterrupted, TrialObjective
 from tuning.report import BestConfigWriter, ProgressLine, write_report
-from tuning.space import load_space
+from tuning.space import SearchSpace, load_space
 from tuning.study import (
     FINISHED,
     PRUNERS,
@@ -96,20 +96,17 @@ def main(argv: list[str] | None = None) -> optuna.Study:
 
     space = load_space(options.space)
     base_args = ["--config", options.config, *cli_args]
-    base = build_cli([*base_args, *space.fixed_overrides()])  # checks config and overrides
-    space.check_keys(base.config.keys())
-
     name = options.study or default_study_name(options.config, options.space)
     folder = StudyFolder(options.output / name)
     storage_url = options.storage or sqlite_url(folder.database)
-    study = open_study(
+    study, base = open_search(
         name,
-        open_storage(storage_url),
+        storage_url,
+        options.config,
+        cli_args,
+        space,
         seed=options.seed,
         pruner=PRUNERS[options.pruner](),
-        origin={"config": Path(options.config).stem, "space": space.name},
-        # The config as it is comes first (when the space holds it): the point to beat.
-        first_params=space.params_for({p.key: base.config.get(p.key) for p in space.parameters}),
     )
 
     # The best config refits under logs/<study>/, not under the name of its own file.
@@ -138,6 +135,32 @@ def main(argv: list[str] | None = None) -> optuna.Study:
         raise SystemExit(143 if isinstance(stop, SIGTERMException) else 130) from None
     write_report(study, folder, best_config, seed=options.seed, console=console)
     return study
+
+
+def open_search(
+    name: str,
+    storage_url: str,
+    config: str,
+    cli_args: Sequence[str],
+    space: SearchSpace,
+    *,
+    seed: int,
+    pruner: optuna.pruners.BasePruner,
+) -> tuple[optuna.Study, LoanCLI]:
+    """Check the config and space against the training CLI, then open (create, resume or
+    join) the study whose first trial is the config as it is, when the space holds it: the
+    point to beat. Also returns the parsed config (with the space's fixed settings)."""
+    base = build_cli(["--config", config, *cli_args, *space.fixed_overrides()])  # checks both
+    space.check_keys(base.config.keys())
+    study = open_study(
+        name,
+        open_storage(storage_url),
+        seed=seed,
+        pruner=pruner,
+        origin={"config": Path(config).stem, "space": space.name},
+        first_params=space.params_for({p.key: base.config.get(p.key) for p in space.parameters}),
+    )
+    return study, base
 
 
 @contextmanager
