@@ -76,25 +76,28 @@ def study_folder(out_dir: str | Path, dataset: str, run_name: str) -> StudyFolde
 def tune_network(
     folder: StudyFolder, config: str, cli_args: Sequence[str], *, trials: int, seed: int
 ) -> tuple[list[str], SearchCost]:
-    """Search our network over the default space; returns the best trial's CLI overrides.
+    """Search our network over the default space; returns the best trial's CLI arguments.
 
     `cli_args` are the run's own arguments after `--config` (seeds, data overrides, the
     variant's overrides): every trial trains exactly what the untuned run would, plus the
     trial's values.
     """
     space = load_space(NETWORK_SPACE)
+    base_args = space.trial_args(config, cli_args)
     study, _ = open_search(
         folder.root.name,
         sqlite_url(folder.database),
-        config,
-        cli_args,
+        base_args,
         space,
         seed=seed,
         pruner=PRUNERS["median"](),
     )
-    objective = TrialObjective(("--config", config, *cli_args), space, folder)
-    run_trials(study, objective, n_trials=trials, timeout=None)
-    return list(study.best_trial.user_attrs["overrides"]), SearchCost.of(study)
+    run_trials(
+        study, TrialObjective(tuple(base_args), space, folder), n_trials=trials, timeout=None
+    )
+    # The trial's own arguments after the config, so that repeated after the run's they
+    # make the refit train exactly what the trial trained.
+    return [*base_args[2:], *study.best_trial.user_attrs["overrides"]], SearchCost.of(study)
 
 
 def tune_baseline(

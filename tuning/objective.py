@@ -102,8 +102,9 @@ class TrialObjective:
     """Optuna's objective: the trial's values -> a fit -> the best validation ROC-AUC.
 
     Args:
-        base_args: the training CLI's arguments shared by every trial (`--config` and the
-            user's overrides).
+        base_args: the training CLI's arguments shared by every trial
+            (`SearchSpace.trial_args`: the config, the space's fixed settings, the user's
+            overrides); the trial's values follow them.
         space: where the trial's values come from.
         folder: where the trial's TensorBoard run, config and log go.
     """
@@ -114,7 +115,7 @@ class TrialObjective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         values = self.space.suggest(trial)
-        overrides = [*self.space.fixed_overrides(), *cli_overrides(values)]
+        overrides = cli_overrides(values)
         trial.set_user_attr("overrides", overrides)
         run_dir = self.folder.trial_dir(trial.number)
         shutil.rmtree(run_dir, ignore_errors=True)  # left by a deleted study of the same name

@@ -147,6 +147,12 @@ class SearchSpace:
     def fixed_overrides(self) -> list[str]:
         return cli_overrides(self.fixed)
 
+    def trial_args(self, config: str | Path, cli_args: Iterable[str]) -> list[str]:
+        """What every trial passes the training CLI before its own values: the config, the
+        space's fixed settings, then the user's overrides, which win over `fixed` (a user's
+        --trainer.max_epochs=5 holds in every trial)."""
+        return ["--config", str(config), *self.fixed_overrides(), *cli_args]
+
     def check_keys(self, known: Iterable[str]) -> None:
         """Every key must be an option of the training CLI (`known`: the parsed config's keys)."""
         known = set(known)

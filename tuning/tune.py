@@ -95,15 +95,14 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     console = Console(highlight=False, soft_wrap=True)
 
     space = load_space(options.space)
-    base_args = ["--config", options.config, *cli_args]
+    base_args = space.trial_args(options.config, cli_args)
     name = options.study or default_study_name(options.config, options.space)
     folder = StudyFolder(options.output / name)
     storage_url = options.storage or sqlite_url(folder.database)
     study, base = open_search(
         name,
         storage_url,
-        options.config,
-        cli_args,
+        base_args,
         space,
         seed=options.seed,
         pruner=PRUNERS[options.pruner](),
@@ -140,8 +139,7 @@ def main(argv: list[str] | None = None) -> optuna.Study:
 def open_search(
     name: str,
     storage_url: str,
-    config: str,
-    cli_args: Sequence[str],
+    base_args: Sequence[str],
     space: SearchSpace,
     *,
     seed: int,
@@ -149,9 +147,11 @@ def open_search(
 ) -> tuple[optuna.Study, LoanCLI]:
     """Check the config and space against the training CLI, then open (create, resume or
     join) the study whose first trial is the config as it is, when the space holds it: the
-    point to beat. Also returns the parsed config (with the space's fixed settings)."""
-    base = build_cli(["--config", config, *cli_args, *space.fixed_overrides()])  # checks both
+    point to beat. `base_args` are what every trial shares (`SearchSpace.trial_args`);
+    also returns the config they parse to."""
+    base = build_cli(list(base_args))  # checks the config, the fixed settings and overrides
     space.check_keys(base.config.keys())
+    config = base_args[base_args.index("--config") + 1]
     study = open_study(
         name,
         open_storage(storage_url),

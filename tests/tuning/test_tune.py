@@ -229,7 +229,7 @@ def test_a_stopped_trial_is_recorded_as_pruned_after_one_epoch(tmp_path, pruner,
         pruner=pruner,
         origin={"config": "default", "space": space.name},
     )
-    base_args = (f"--config={CONFIGS / 'default.yaml'}", *SMALL, *extra)
+    base_args = tuple(space.trial_args(CONFIGS / "default.yaml", [*SMALL, *extra]))
     run_trials(study, TrialObjective(base_args, space, folder), n_trials=1, timeout=None)
     (trial,) = study.trials
     assert trial.state == TrialState.PRUNED
