@@ -244,6 +244,7 @@ def test_fit_with_embeddings_ensemble_and_temperature_round_trips_a_checkpoint(
         "--model.training_epochs=1",
     )
     assert cli.trainer.current_epoch == 1  # the planned epoch ends the fit before max_epochs 2
+    assert cli.trainer.max_epochs == 1  # and the progress bar counts to it
     # Fewer than 5,120 training rows: `auto` keeps a constant learning rate.
     assert cli.model.resolved_lr_schedule() == "constant" and not cli.trainer.lr_scheduler_configs
     metrics = cli.trainer.callback_metrics
