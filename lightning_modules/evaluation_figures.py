@@ -20,6 +20,11 @@ from risk.discrimination import ks_curve
 
 DPI = 80
 SIZE = (4.2, 4.0)
+# Fixed margins (fractions of the figure) that fit the axis labels and titles of these
+# figures, instead of matplotlib's constrained layout: measuring every text's extent made
+# up two thirds of a drawing, and the five figures cost 1.3 s per validation write
+# (0.5 s with fixed margins), a tenth of a small dataset's fit.
+MARGINS = {"left": 0.17, "right": 0.96, "bottom": 0.12, "top": 0.92}
 
 
 def roc_figure(probs: torch.Tensor, targets: torch.Tensor) -> Figure:
@@ -98,7 +103,7 @@ def confusion_figure(probs: torch.Tensor, targets: torch.Tensor, threshold: floa
             color=colour,
         )
     axes.set_xticks([0, 1], ["no default", "default"])
-    axes.set_yticks([0, 1], ["no default", "default"])
+    axes.set_yticks([0, 1], ["no default", "default"], rotation=90, va="center")
     axes.set_xlabel("predicted")
     axes.set_ylabel("actual")
     axes.set_title(f"Confusion at threshold {threshold:.3f}", fontsize=10)
@@ -129,8 +134,13 @@ def reliability_figure(
     predicted, observed, counts = reliability_bins(probs, targets, n_bins)
     present = counts > 0
     error = float((counts[present] * (predicted - observed)[present].abs()).sum() / counts.sum())
-    figure = Figure(figsize=(SIZE[0], SIZE[1] + 1.2), dpi=DPI, layout="constrained")
+    height = SIZE[1] + 1.2
+    figure = Figure(figsize=(SIZE[0], height), dpi=DPI)
     FigureCanvasAgg(figure)
+    # The same margins in inches as the one-axes figures, the taller figure notwithstanding.
+    vertical = {key: 1 - (1 - MARGINS[key]) * SIZE[1] / height for key in ("top",)}
+    vertical["bottom"] = MARGINS["bottom"] * SIZE[1] / height
+    figure.subplots_adjust(left=MARGINS["left"], right=MARGINS["right"], hspace=0.08, **vertical)
     top, bottom = figure.subplots(2, 1, height_ratios=(3, 1), sharex=True)
     top.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1)
     top.plot(predicted[present].numpy(), observed[present].numpy(), "o-", color="#4c72b0")
@@ -147,8 +157,9 @@ def reliability_figure(
 
 
 def _axes() -> tuple[Figure, Axes]:
-    figure = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
+    figure = Figure(figsize=SIZE, dpi=DPI)
     FigureCanvasAgg(figure)
+    figure.subplots_adjust(**MARGINS)
     return figure, figure.add_subplot()
 
 

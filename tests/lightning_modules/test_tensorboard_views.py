@@ -169,6 +169,27 @@ def test_curves_follow_every_n_epochs_and_a_trainer_without_tensorboard_is_fine(
     fit(False)
 
 
+@pytest.mark.parametrize(("max_epochs", "steps"), [(3, [12]), (5, [8, 20])])
+def test_a_periodic_drawing_is_skipped_when_the_fit_ends_sooner(tmp_path, max_epochs, steps):
+    """Every 2 epochs, 4 steps an epoch: a drawing at epoch 2 of 3 would be followed by the
+    end-of-fit one an epoch later, so only that one is drawn; of 5, epoch 4's is skipped."""
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=max_epochs,
+        logger=TensorBoardLogger(tmp_path, name="run", default_hp_metric=False),
+        callbacks=[TensorBoardViews(every_n_epochs=2, embeddings=False)],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )
+    dm = LoanDataModule(None, target="default", id_column="loan_id", synthetic_rows=1500)
+    trainer.fit(LoanDefaultModel(net=NetworkSettings(hidden_sizes=[16])), datamodule=dm)
+
+    events = _events(tmp_path / "run" / "version_0")
+    assert [image.step for image in events.Images("val/roc_curve")] == steps
+
+
 def test_reliability_bins_average_to_the_protocols_calibration_error():
     generator = torch.Generator().manual_seed(0)
     probs = torch.rand(5_000, generator=generator) ** 2
