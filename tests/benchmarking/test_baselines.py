@@ -23,21 +23,12 @@ from benchmarking.baselines import (
     feature_frame,
     fit_hgb,
 )
-from datamodules.loan_datamodule import LoanDataModule
+from tests.helpers.books import baseline_book
 
 
 @pytest.fixture(scope="module")
 def book() -> tuple[pd.DataFrame, np.ndarray, object]:
-    datamodule = LoanDataModule(None, target="default", id_column="loan_id", synthetic_rows=4000)
-    table = datamodule.labelled_table()
-    schema = datamodule.schema
-    features = feature_frame(
-        table.numeric,
-        schema.numeric_columns,
-        table.frame[list(schema.categorical_columns)],
-        table.split.train,
-    )
-    return features, table.targets, table.split
+    return baseline_book(4000)
 
 
 def _fit(name, book):

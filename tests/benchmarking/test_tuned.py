@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from benchmarking.baselines import BaselineInputs, feature_frame, fit_lightgbm
+from benchmarking.baselines import BaselineInputs, fit_lightgbm
 from benchmarking.scoreboard import tuning_gains
 from benchmarking.suite import main, parse_args, plan
 from benchmarking.tuned import study_folder, tune_baseline
-from datamodules.loan_datamodule import LoanDataModule
+from tests.helpers.books import baseline_book
 from tuning.study import StudyFolder
 
 TRIALS = 3
@@ -99,16 +99,8 @@ def test_a_rerun_continues_the_same_study_and_scores_the_same(tuned_run):
 
 
 def test_the_first_trial_is_the_untuned_baseline_as_it_scores_alone(tmp_path):
-    datamodule = LoanDataModule(None, target="default", id_column="loan_id", synthetic_rows=2000)
-    table = datamodule.labelled_table()
-    schema = datamodule.schema
-    features = feature_frame(
-        table.numeric,
-        schema.numeric_columns,
-        table.frame[list(schema.categorical_columns)],
-        table.split.train,
-    )
-    data = BaselineInputs.from_split(features, table.targets, table.split, seed=3, threads=1)
+    features, targets, split = baseline_book(2000)
+    data = BaselineInputs.from_split(features, targets, split, seed=3, threads=1)
 
     params, cost = tune_baseline(StudyFolder(tmp_path / "study"), "lightgbm", data, trials=1)
 

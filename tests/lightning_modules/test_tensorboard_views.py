@@ -146,38 +146,13 @@ def test_projector_shows_each_categorical_embedding_with_its_levels(run):
         assert metadata["train_rows"].astype(int).sum() == train_rows
 
 
-@pytest.mark.slow
-def test_curves_follow_every_n_epochs_and_a_trainer_without_tensorboard_is_fine(tmp_path):
-    def fit(logger) -> None:
-        trainer = L.Trainer(
-            accelerator="cpu",
-            max_epochs=2,
-            logger=logger,
-            callbacks=[TensorBoardViews(every_n_epochs=1)],
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            enable_checkpointing=False,
-            num_sanity_val_steps=0,
-        )
-        dm = LoanDataModule(None, target="default", id_column="loan_id", synthetic_rows=1500)
-        trainer.fit(LoanDefaultModel(net=NetworkSettings(hidden_sizes=[16])), datamodule=dm)
-
-    fit(TensorBoardLogger(tmp_path, name="run", default_hp_metric=False))
-    events = _events(tmp_path / "run" / "version_0")
-    # Drawn after each epoch, at the global step: 960 training rows in batches of 256.
-    assert [image.step for image in events.Images("val/roc_curve")] == [4, 8]
-    fit(False)
-
-
-@pytest.mark.parametrize(("max_epochs", "steps"), [(3, [12]), (5, [8, 20])])
-def test_a_periodic_drawing_is_skipped_when_the_fit_ends_sooner(tmp_path, max_epochs, steps):
-    """Every 2 epochs, 4 steps an epoch: a drawing at epoch 2 of 3 would be followed by the
-    end-of-fit one an epoch later, so only that one is drawn; of 5, epoch 4's is skipped."""
+def _fit_tiny_model(logger, views: TensorBoardViews, max_epochs: int) -> None:
+    """A 16-unit network on 1,500 synthetic rows: 960 training rows, 4 steps an epoch."""
     trainer = L.Trainer(
         accelerator="cpu",
         max_epochs=max_epochs,
-        logger=TensorBoardLogger(tmp_path, name="run", default_hp_metric=False),
-        callbacks=[TensorBoardViews(every_n_epochs=2, embeddings=False)],
+        logger=logger,
+        callbacks=[views],
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,
@@ -186,6 +161,24 @@ def test_a_periodic_drawing_is_skipped_when_the_fit_ends_sooner(tmp_path, max_ep
     dm = LoanDataModule(None, target="default", id_column="loan_id", synthetic_rows=1500)
     trainer.fit(LoanDefaultModel(net=NetworkSettings(hidden_sizes=[16])), datamodule=dm)
 
+
+@pytest.mark.slow
+def test_curves_follow_every_n_epochs_and_a_trainer_without_tensorboard_is_fine(tmp_path):
+    logger = TensorBoardLogger(tmp_path, name="run", default_hp_metric=False)
+    _fit_tiny_model(logger, TensorBoardViews(every_n_epochs=1), max_epochs=2)
+    events = _events(tmp_path / "run" / "version_0")
+    # Drawn after each epoch, at the global step.
+    assert [image.step for image in events.Images("val/roc_curve")] == [4, 8]
+    _fit_tiny_model(False, TensorBoardViews(every_n_epochs=1), max_epochs=2)
+
+
+@pytest.mark.parametrize(("max_epochs", "steps"), [(3, [12]), (5, [8, 20])])
+def test_a_periodic_drawing_is_skipped_when_the_fit_ends_sooner(tmp_path, max_epochs, steps):
+    """Every 2 epochs: a drawing at epoch 2 of 3 would be followed by the end-of-fit one an
+    epoch later, so only that one is drawn; of 5, epoch 4's is skipped."""
+    logger = TensorBoardLogger(tmp_path, name="run", default_hp_metric=False)
+    views = TensorBoardViews(every_n_epochs=2, embeddings=False)
+    _fit_tiny_model(logger, views, max_epochs=max_epochs)
     events = _events(tmp_path / "run" / "version_0")
     assert [image.step for image in events.Images("val/roc_curve")] == steps
 
