@@ -499,7 +499,7 @@ def _constant_finding(name: str, values: np.ndarray, training_column: pd.Series)
 
 
 def _value_text(value: object) -> str:
-    return f"{value:g}" if isinstance(value, float) else repr(value)
+    return f"{value:g}" if isinstance(value, float | np.floating) else repr(value)
 
 
 def _column_findings(

@@ -43,8 +43,8 @@ from risk.stability import BinnedDistribution
 
 @dataclass(frozen=True)
 class LabelledTable:
-    """Raw labelled rows. numeric: the schema's numeric columns as float64, NaN for missing,
-    read-only; the frame's float64 numeric columns are views of it."""
+    """Raw labelled rows. numeric: the schema's numeric columns as float32, NaN for missing,
+    read-only; the frame's floating-point numeric columns are views of it."""
 
     frame: pd.DataFrame
     numeric: np.ndarray

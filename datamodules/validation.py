@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def numeric_block(
     frame: pd.DataFrame, schema: TableSchema, *, source: str, coerce: bool = False
 ) -> np.ndarray:
-    """The schema's numeric columns as one float64 array (n_rows, n_numeric), NaN for missing.
+    """The schema's numeric columns as one float32 array (n_rows, n_numeric), NaN for missing.
 
     With `coerce`, unparseable text becomes missing and the count is logged; without it,
     text is an error, because "1,000" or "12%" read as missing would bias the model.
@@ -29,8 +29,12 @@ def numeric_block(
     Column-major, because everything after reads it a column at a time: the preprocessor
     gathers a split's rows of each column (measured: 6x faster than from a row-major block)
     and the frame views its columns (`share_numeric_columns`).
+
+    float32, the precision the network's inputs have anyway: a float64 block cost 76 MB
+    more per million rows of the benchmark table (20 numeric columns); only one column at
+    a time is float64, while it is checked.
     """
-    block = np.empty((len(frame), len(schema.numeric_columns)), dtype=np.float64, order="F")
+    block = np.empty((len(frame), len(schema.numeric_columns)), dtype=np.float32, order="F")
     for index, name in enumerate(schema.numeric_columns):
         column = frame[name]
         if pd.api.types.is_bool_dtype(column):
@@ -45,6 +49,14 @@ def numeric_block(
                 f"(first row positions {np.flatnonzero(infinite)[:5].tolist()}); replace them "
                 "with a number or leave the cells empty."
             )
+        too_large = np.abs(values) > np.finfo(np.float32).max
+        if too_large.any():
+            raise DataValidationError(
+                f"{source}: numeric column {name!r} has {int(too_large.sum())} values beyond "
+                f"±{np.finfo(np.float32).max:.3g}, the largest number a float32 input holds "
+                f"(first row positions {np.flatnonzero(too_large)[:5].tolist()}); rescale the "
+                "column (e.g. to thousands) or leave such cells empty."
+            )
         block[:, index] = values
     return block
 
@@ -52,8 +64,8 @@ def numeric_block(
 def share_numeric_columns(
     frame: pd.DataFrame, numeric: np.ndarray, schema: TableSchema
 ) -> pd.DataFrame:
-    """The frame with each float64 numeric column replaced by a view of the same column of
-    `numeric` (its `numeric_block`), which becomes read-only.
+    """The frame with each floating-point numeric column replaced by a view of the same
+    column of `numeric` (its float32 `numeric_block`), which becomes read-only.
 
     The numbers are then held once instead of twice (measured: 0.16 GB less per million
     rows of the benchmark table). Read-only, so that writing into the frame raises instead
@@ -64,7 +76,7 @@ def share_numeric_columns(
     position = {name: index for index, name in enumerate(schema.numeric_columns)}
     columns = {
         name: numeric[:, position[name]]
-        if name in position and frame[name].dtype == np.float64
+        if name in position and pd.api.types.is_float_dtype(frame[name])
         else frame[name]
         for name in frame.columns
     }

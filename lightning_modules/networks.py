@@ -39,7 +39,7 @@ def embedding_dim(cardinality: int, max_dim: int) -> int:
 class CategoricalEmbeddings(nn.Module):
     """One embedding table per categorical column, outputs concatenated.
 
-    Shape: x_cat (B, n_cat) int64 -> (B, sum of embedding dims).
+    Shape: x_cat (B, n_cat) int32 or int64 -> (B, sum of embedding dims).
     """
 
     def __init__(self, cardinalities: list[int], *, max_dim: int) -> None:
@@ -190,7 +190,7 @@ class NetworkSettings:
 class LoanDefaultNet(nn.Module):
     """MLP over [embedded numerics, missing indicators, categorical embeddings].
 
-    Shape: x_num (B, n_numeric) float32, x_cat (B, n_cat) int64 -> (B, k) member logits.
+    Shape: x_num (B, n_numeric) float32, x_cat (B, n_cat) int32 or int64 -> (B, k) member logits.
 
     The first `n_numeric - n_missing_indicators` numeric inputs are real features and go
     through the numeric embedding ("none" keeps the scalars); the last

@@ -43,7 +43,7 @@ def test_batches_come_from_a_standard_dataloader_by_index(loan_csv):
     x_num, x_cat, target = next(iter(train))
     spec = dm.feature_spec
     assert x_num.shape == (64, spec.n_numeric) and x_num.dtype == torch.float32
-    assert x_cat.shape == (64, len(spec.cardinalities)) and x_cat.dtype == torch.int64
+    assert x_cat.shape == (64, len(spec.cardinalities)) and x_cat.dtype == torch.int32
     assert (x_cat.max(dim=0).values < torch.tensor(spec.cardinalities)).all()
     assert set(target.unique().tolist()) <= {0.0, 1.0}
     assert sum(len(batch[2]) for batch in train) == 1280

@@ -181,3 +181,16 @@ def test_reference_applicant_is_the_medians_and_most_frequent_levels(train):
     assert reference.categorical.tolist() == [[FIRST_LEVEL_CODE + 1]]  # "B"
     assert reference.numeric[0, -1] == 0.0  # present, so its missing indicator is off
     assert pre.numeric_input_owners() == ["income", "age", "age"]
+
+
+def test_value_counts_saved_in_float64_still_match_float32_columns():
+    """A checkpoint from before the numeric block was float32 keeps its value-count table in
+    float64: 0.1 there must still match the float32 0.1 a new file is read as."""
+    rates = np.array([[0.1]] * 3 + [[0.7]], dtype=np.float64)
+    pre = TabularPreprocessor(
+        ("rate",), (), scaling="standard", value_counts=True, min_value_count=1
+    ).fit(rates, pd.DataFrame(index=range(4)))
+    assert pre.value_count_tables_[0][0].dtype == np.float64
+    new = np.array([[0.1], [0.7], [0.3]], dtype=np.float32)
+    count = pre.transform(new, pd.DataFrame(index=range(3))).numeric[:, 1]
+    assert count[0] > count[1] > count[2]

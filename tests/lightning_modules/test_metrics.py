@@ -4,7 +4,7 @@ import torch
 from scipy.stats import ks_2samp
 from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
-from lightning_modules.metrics import binary_report, choose_threshold
+from lightning_modules.metrics import PredictionCollector, binary_report, choose_threshold
 
 
 def _brute_force_best(probs, targets, score):
@@ -51,3 +51,19 @@ def test_report_gives_gini_and_ks_as_credit_teams_do():
     cutoff = report["ks_cutoff"].item()
     gap = (probs[targets == 1] >= cutoff).mean() - (probs[targets == 0] >= cutoff).mean()
     assert gap == pytest.approx(ks, abs=1e-6)
+
+
+def test_collector_returns_every_pair_in_order_across_chunks_and_epochs():
+    collector = PredictionCollector(chunk_rows=7)
+    generator = torch.Generator().manual_seed(0)
+    sizes = [3, 5, 7, 1, 20, 0, 2]  # batches that end exactly on, before and across chunks
+    probs = [torch.rand(n, generator=generator) for n in sizes]
+    targets = [(torch.rand(n, generator=generator) > 0.5).float() for n in sizes]
+    for p, t in zip(probs, targets, strict=True):
+        collector.update(p, t)
+    got_probs, got_targets = collector.compute()
+    assert torch.equal(got_probs, torch.cat(probs))
+    assert torch.equal(got_targets, torch.cat(targets))
+    collector.reset()  # the next epoch starts empty
+    collector.update(torch.tensor([0.25, 0.5]), torch.tensor([1.0, 0.0]))
+    assert [t.tolist() for t in collector.compute()] == [[0.25, 0.5], [1.0, 0.0]]

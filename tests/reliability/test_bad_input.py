@@ -269,6 +269,13 @@ def test_infinite_values_are_refused(tmp_path, book):
     _fails(path, str(path), "numeric column 'interest_rate'", "2 infinite values", "[7, 9]")
 
 
+def test_numbers_beyond_float32_are_refused_not_turned_into_infinities(tmp_path, book):
+    frame = book.copy()
+    frame.loc[[3], "interest_rate"] = [1e39]
+    path = _csv(tmp_path, frame)
+    _fails(path, str(path), "numeric column 'interest_rate'", "1 values beyond", "[3]", "rescale")
+
+
 def test_an_entirely_missing_column_is_refused(tmp_path, book):
     path = _csv(tmp_path, book.assign(debt_to_income=np.nan))
     _fails(
