@@ -16,7 +16,8 @@ import torch
 Split = Literal["train", "val", "test"]
 # Where the `auto` training settings change, agreed by the data module (batch 512 from here,
 # ten such batches an epoch, else 256) and the model (the cosine budget from here, else a
-# constant rate with early stopping: the budget lost 0.005 on german's 640 rows, BENCHMARKS.md).
+# constant rate with early stopping: the budget lost 0.005 on german's 640 rows, BENCHMARKS.md;
+# below it an ensemble of 8 members, lightning_modules/networks.py).
 SMALL_TRAINING_ROWS = 5_120
 
 
@@ -47,7 +48,7 @@ class FeatureSpec:
 class TabularTensors:
     """One split as model inputs.
 
-    Shape: numeric (n, n_numeric) float32, categorical (n, n_cat) int64, target (n,) float32.
+    Shape: numeric (n, n_numeric) float32, categorical (n, n_cat) int32, target (n,) float32.
     """
 
     numeric: torch.Tensor

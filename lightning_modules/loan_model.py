@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+import torchmetrics.functional.classification as tmf
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
-import torchmetrics.functional.classification as tmf
 from torchmetrics import MeanMetric
 
 from contracts.choices import check_choice, check_range
@@ -171,12 +171,14 @@ class LoanDefaultModel(L.LightningModule):
             raise ConfigurationError(
                 "the network's inputs are unknown: fit with a LoanDataModule, or pass inputs"
             )
-        self._build(spec)
         train = datamodule.split_tensors("train")
+        self.settings = self.settings.resolved(len(train))
+        self._build(spec)
         self.net.fit_bins(train.numeric, train.target, edges=self.settings.bin_edges)
 
     def _build(self, inputs: FeatureSpec) -> None:
         self.hparams["inputs"] = inputs.to_dict()
+        self.hparams["net"] = asdict(self.settings)
         self.net = LoanDefaultNet(inputs, self.settings)
         if self.hparams.class_weighting == "balanced":
             self.pos_weight.fill_((1.0 - inputs.positive_rate) / inputs.positive_rate)

@@ -16,6 +16,9 @@ def small_net(
     n_missing_indicators: int = 0,
     **settings: Any,
 ) -> LoanDefaultNet:
-    """A `LoanDefaultNet`; `settings` override `NetworkSettings` (raw numerics unless given)."""
+    """A `LoanDefaultNet`; `settings` override `NetworkSettings` (raw numerics and one
+    member unless given)."""
     inputs = FeatureSpec(n_numeric, tuple(cardinalities), positive_rate, n_missing_indicators)
-    return LoanDefaultNet(inputs, NetworkSettings(**({"numeric_embedding": "none"} | settings)))
+    return LoanDefaultNet(
+        inputs, NetworkSettings(**({"numeric_embedding": "none", "ensemble_size": 1} | settings))
+    )

@@ -55,6 +55,16 @@ def test_bad_settings_fail_at_construction_naming_the_option(kwargs, message):
         NetworkSettings(**kwargs)
 
 
+def test_auto_ensemble_is_eight_members_on_small_training_sets_and_one_from_5120_rows():
+    assert NetworkSettings().resolved(640).ensemble_size == 8
+    assert NetworkSettings().resolved(5_119).ensemble_size == 8
+    assert NetworkSettings().resolved(5_120).ensemble_size == 1
+    assert NetworkSettings(ensemble_size=3).resolved(640).ensemble_size == 3
+    # Unresolved, the network cannot know its size: building it is an error, not a guess.
+    with pytest.raises(ConfigurationError, match="resolved"):
+        small_net(2, ensemble_size="auto")
+
+
 def test_bad_inputs_fail_at_construction():
     with pytest.raises(ConfigurationError, match="codes"):
         small_net(2, (1,))
