@@ -32,6 +32,11 @@ BinEdges = Literal["quantile", "tree"]
 # least 64 rows, and a split only where it lowers the impurity noticeably.
 TREE_MIN_SAMPLES_LEAF = 64
 TREE_MIN_IMPURITY_DECREASE = 1e-4
+# Bins are fitted on at most this many training rows (a fixed random sample beyond it): at
+# 6.4M training rows the 20 per-feature trees held up the first batch for 53 s
+# (docs/scaling.md), and edges at this many rows are already as fine as 48 bins can be.
+# Every public set is far below it, so its bins are those of all its rows.
+BIN_FIT_MAX_ROWS = 1_048_576
 
 
 class PeriodicEmbeddings(nn.Module):
@@ -107,6 +112,12 @@ class PiecewiseLinearEncoding(nn.Module):
         # computed on the CPU (scikit-learn needs it) and then copied into the buffers.
         with torch.device("cpu"):
             x, y = x.cpu(), None if y is None else y.cpu()
+            if len(x) > BIN_FIT_MAX_ROWS:
+                # Its own generator: the sample is the same in every run, and training's
+                # random stream is not advanced by it.
+                generator = torch.Generator().manual_seed(0)
+                rows = torch.randperm(len(x), generator=generator)[:BIN_FIT_MAX_ROWS]
+                x, y = x[rows], None if y is None else y[rows]
             fitted = [
                 self._fitted_edges(x[:, feature].double(), y, edges)
                 for feature in range(n_features)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lightning_modules import numeric_embedding
 from lightning_modules.calibration import fit_temperature, mean_probability_logit
 from lightning_modules.loan_model import LoanDefaultModel, _warmup_cosine, auto_epochs
 from lightning_modules.networks import CrossLayer
@@ -67,6 +68,25 @@ def test_tree_bins_cut_where_the_default_rate_steps():
     assert binary(flag[:5])[:, 0, 2:].abs().sum() == 0
     with pytest.raises(ValueError, match="one target per training row"):
         tree.fit_bins(income, edges="tree")
+
+
+def test_bins_of_a_large_training_set_come_from_a_fixed_sample(monkeypatch):
+    """Above the row cap the trees see a sample: the same one every time, found without
+    touching the random stream that training draws from."""
+    monkeypatch.setattr(numeric_embedding, "BIN_FIT_MAX_ROWS", 1_000)
+    generator = torch.Generator().manual_seed(1)
+    income = torch.rand(4000, 1, generator=generator) * 100
+    default = torch.bernoulli(torch.where(income[:, 0] < 20, 0.6, 0.05), generator=generator)
+    state = torch.get_rng_state()
+    fits = [PiecewiseLinearEncoding(1, n_bins=8) for _ in range(2)]
+    for encoding in fits:
+        encoding.fit_bins(income, default, edges="tree")
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(fits[0].edges, fits[1].edges)
+    used = fits[0].edges[0, : int(fits[0].bin_mask[0].sum()) + 1]
+    assert (used - 20).abs().min() < 1.0  # the sample still finds the cut-off
+    # The edges span the sample's range, not all rows': the range's ends are edges.
+    assert income.min() < used[0] and used[-1] < income.max()
 
 
 def test_periodic_and_piecewise_embeds_both_views_side_by_side():
