@@ -13,7 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+import torch
 
 from contracts.errors import DataValidationError
 from datamodules.io import DATA_DIR_ENV, ReadOptions
@@ -103,6 +106,34 @@ def test_corrupt_gzip_is_named_as_such(tmp_path, book, damage):
     path = tmp_path / "loans.csv.gz"
     path.write_bytes(content)
     _fails(path, str(path), "not a valid gzip archive")
+
+
+def test_a_parquet_file_gives_the_tensors_its_csv_gives(tmp_path, book):
+    """Parquet is read one column at a time; the model must not see the difference."""
+    parquet = tmp_path / "loans.parquet"
+    book.to_parquet(parquet, index=False)
+    from_parquet, from_csv = _setup(parquet), _setup(_csv(tmp_path, book))
+    for split in ("train", "val", "test"):
+        a, b = from_parquet.split_tensors(split), from_csv.split_tensors(split)
+        assert torch.equal(a.numeric, b.numeric) and torch.equal(a.categorical, b.categorical)
+        assert torch.equal(a.target, b.target)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not parquet"])
+def test_corrupt_parquet_is_named_as_such(tmp_path, book, damage):
+    path = tmp_path / "loans.parquet"
+    book.to_parquet(path, index=False)
+    content = path.read_bytes()
+    path.write_bytes(content[: len(content) // 2] if damage == "truncated" else b"a,b\n1,2\n")
+    _fails(path, str(path), "not a readable Parquet file")
+
+
+def test_duplicate_column_names_in_parquet(tmp_path, book):
+    path = tmp_path / "loans.parquet"
+    table = pa.Table.from_pandas(book, preserve_index=False)
+    names = ["age" if name == "annual_income" else name for name in table.column_names]
+    pq.write_table(table.rename_columns(names), path)
+    _fails(path, str(path), "duplicate column names ['age']")
 
 
 def test_empty_and_header_only_files(tmp_path, book):
