@@ -16,6 +16,7 @@ from contracts.errors import DataValidationError
 from datamodules.schema import TableSchema
 
 log = logging.getLogger(__name__)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def numeric_block(
@@ -42,21 +43,20 @@ def numeric_block(
         elif not pd.api.types.is_numeric_dtype(column):
             column = _parse_numbers(column, name, source=source, coerce=coerce)
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-        infinite = np.isinf(values)
-        if infinite.any():
-            raise DataValidationError(
-                f"{source}: numeric column {name!r} has {int(infinite.sum())} infinite values "
-                f"(first row positions {np.flatnonzero(infinite)[:5].tolist()}); replace them "
-                "with a number or leave the cells empty."
-            )
-        too_large = np.abs(values) > np.finfo(np.float32).max
-        if too_large.any():
-            raise DataValidationError(
-                f"{source}: numeric column {name!r} has {int(too_large.sum())} values beyond "
-                f"±{np.finfo(np.float32).max:.3g}, the largest number a float32 input holds "
-                f"(first row positions {np.flatnonzero(too_large)[:5].tolist()}); rescale the "
-                "column (e.g. to thousands) or leave such cells empty."
-            )
+        for bad, problem, remedy in (
+            (np.isinf(values), "infinite values", "replace them with a number"),
+            (
+                np.abs(values) > FLOAT32_MAX,
+                f"values beyond ±{FLOAT32_MAX:.3g}, the largest number a float32 input holds",
+                "rescale the column (e.g. to thousands)",
+            ),
+        ):
+            if bad.any():
+                raise DataValidationError(
+                    f"{source}: numeric column {name!r} has {int(bad.sum())} {problem} (first "
+                    f"row positions {np.flatnonzero(bad)[:5].tolist()}); {remedy} or leave "
+                    "the cells empty."
+                )
         block[:, index] = values
     return block
 

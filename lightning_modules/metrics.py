@@ -114,35 +114,28 @@ class PredictionCollector(Metric):
         self.chunk_rows = chunk_rows
         self.add_state("probs", default=[], dist_reduce_fx="cat")
         self.add_state("targets", default=[], dist_reduce_fx="cat")
-        self._chunks: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._filled = 0
+        self._chunks: list[torch.Tensor] = []  # the chunks the states' last views cover
 
     def update(self, probs: torch.Tensor, targets: torch.Tensor) -> None:
-        probs, targets = probs.detach().float().reshape(-1), targets.detach().float().reshape(-1)
+        pairs = [probs.detach().float().reshape(-1), targets.detach().float().reshape(-1)]
+        states = [self.probs, self.targets]
         written = 0
-        while written < len(probs):
-            if self._chunks is None or self._filled == self.chunk_rows:
-                self._chunks = (
-                    probs.new_empty(self.chunk_rows),
-                    targets.new_empty(self.chunk_rows),
-                )
-                self._filled = 0
-                self.probs.append(self._chunks[0][:0])
-                self.targets.append(self._chunks[1][:0])
-            count = min(len(probs) - written, self.chunk_rows - self._filled)
-            end = self._filled + count
-            self._chunks[0][self._filled : end] = probs[written : written + count]
-            self._chunks[1][self._filled : end] = targets[written : written + count]
-            self.probs[-1] = self._chunks[0][:end]
-            self.targets[-1] = self._chunks[1][:end]
-            self._filled, written = end, written + count
+        while written < len(pairs[0]):
+            # Rows in the current chunk, read off the state: after `reset` it is empty.
+            filled = len(self.probs[-1]) if self.probs else self.chunk_rows
+            if filled == self.chunk_rows:
+                self._chunks = [values.new_empty(self.chunk_rows) for values in pairs]
+                for state, chunk in zip(states, self._chunks, strict=True):
+                    state.append(chunk[:0])
+                filled = 0
+            count = min(len(pairs[0]) - written, self.chunk_rows - filled)
+            for state, chunk, values in zip(states, self._chunks, pairs, strict=True):
+                chunk[filled : filled + count] = values[written : written + count]
+                state[-1] = chunk[: filled + count]
+            written += count
 
     def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
         return _concat(self.probs), _concat(self.targets)
-
-    def reset(self) -> None:
-        super().reset()
-        self._chunks, self._filled = None, 0
 
 
 def _concat(state: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
