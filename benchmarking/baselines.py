@@ -303,11 +303,38 @@ BASELINES: dict[str, Callable[[BaselineInputs], Fitted]] = {
     "hgb": fit_hgb,
     "catboost": fit_catboost,
 }
+# `<baseline>-bagged`: the baseline fitted once per bagging fold, as the bagged network is.
+BAGGED_SUFFIX = "-bagged"
 # The baselines a search can tune: their fit takes the trial's values as `params`.
 TUNABLE_BASELINES: dict[str, Callable[[BaselineInputs, Mapping[str, Any]], Fitted]] = {
     "lightgbm": fit_lightgbm,
     "catboost": fit_catboost,
 }
+
+
+def bagged_name(model: str) -> str:
+    return f"{model}{BAGGED_SUFFIX}"
+
+
+def unbagged_name(model: str) -> str | None:
+    """The baseline a bagged row fits (`lightgbm-bagged` -> `lightgbm`); None if not one."""
+    base = model.removesuffix(BAGGED_SUFFIX)
+    return base if model.endswith(BAGGED_SUFFIX) and base in BASELINES else None
+
+
+@dataclass(frozen=True)
+class BaggedFitted:
+    """One fitted baseline per fold; predictions are the mean of their probabilities."""
+
+    members: tuple[Fitted, ...]
+
+    @property
+    def iterations(self) -> int:
+        return sum(member.iterations for member in self.members)
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Shape: features (n, n_features) -> (n,) P(default)."""
+        return np.mean([member.predict_proba(features) for member in self.members], axis=0)
 
 
 def _categorical_columns(frame: pd.DataFrame) -> list[str]:

@@ -27,7 +27,14 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import ProgressBar
 
-from benchmarking.baselines import BASELINES, TUNABLE_BASELINES, BaselineInputs, feature_frame
+from benchmarking.baselines import (
+    BASELINES,
+    TUNABLE_BASELINES,
+    BaggedFitted,
+    BaselineInputs,
+    feature_frame,
+    unbagged_name,
+)
 from benchmarking.machine import peak_rss_mb
 from benchmarking.tuned import (
     SearchCost,
@@ -43,6 +50,8 @@ from lightning_modules.metrics import binary_report, choose_threshold
 
 # The protocol's decision threshold maximises accuracy on validation, for every model.
 THRESHOLD_OBJECTIVE = "accuracy"
+# Folds of the bagged network (the `bagged` variant) and of the bagged baselines.
+BAGGING_FOLDS = 5
 MAX_ERROR_CHARS = 500
 
 
@@ -91,8 +100,9 @@ class RunSpec:
 
     @property
     def baseline(self) -> str:
-        """The baseline this run fits (`lightgbm` for `lightgbm-tuned` too)."""
-        return untuned_name(self.model) or self.model
+        """The baseline this run fits (`lightgbm` for `lightgbm-tuned` and
+        `lightgbm-bagged` too)."""
+        return untuned_name(self.model) or unbagged_name(self.model) or self.model
 
     def cli_args(self) -> list[str]:
         """The run's arguments to the training CLI after `--config`: its seed and data."""
@@ -171,6 +181,8 @@ def run_network(spec: RunSpec, overrides: Sequence[str] = ()) -> Outcome:
     )
     datamodule, model, trainer = cli.datamodule, cli.model, cli.trainer
     datamodule.labelled_table()  # reading the file is not part of the fit, for any model
+    if datamodule.folds > 1:
+        return _run_bagged_network(cli)
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
     fit_seconds = time.perf_counter() - start
@@ -186,6 +198,28 @@ def run_network(spec: RunSpec, overrides: Sequence[str] = ()) -> Outcome:
         fit_seconds=fit_seconds,
         train_rows=len(datamodule.split_tensors("train")),
         passes=epochs,
+        lightning_test={name: float(value) for name, value in logged.items()},
+    )
+
+
+def _run_bagged_network(cli: LoanCLI) -> Outcome:
+    """`run_network` for a bagged config: the threshold is chosen on the out-of-fold
+    probabilities (the bag's validation rows); passes are all folds' epochs together."""
+    datamodule = cli.datamodule
+    start = time.perf_counter()
+    bagged = cli.fit_bagged(datamodule)
+    fit_seconds = time.perf_counter() - start
+    (logged,) = cli.trainer.test(bagged.model, datamodule=datamodule)
+    test = datamodule.split_tensors("test")
+    model = bagged.model
+    return Outcome(
+        val_probs=bagged.out_of_fold.probabilities.double().numpy(),
+        val_targets=bagged.out_of_fold.targets.numpy().astype(np.int64),
+        test_probs=_network_probabilities(model, test.numeric, test.categorical),
+        test_targets=test.target.numpy().astype(np.int64),
+        fit_seconds=fit_seconds,
+        train_rows=len(datamodule.fold_splits()[0].train),
+        passes=sum(bagged.fold_epochs),
         lightning_test={name: float(value) for name, value in logged.items()},
     )
 
@@ -244,6 +278,53 @@ def run_baseline(spec: RunSpec) -> Outcome:
         passes=fitted.iterations,
     )
     return outcome if cost is None else _with_search(outcome, cost)
+
+
+def run_bagged_baseline(spec: RunSpec) -> Outcome:
+    """A baseline fitted on each of the bagged network's folds (the same rows: the same
+    seed and fold count), early-stopped on its own fold; test probabilities averaged, the
+    threshold chosen on the out-of-fold probabilities."""
+    datamodule = build_run_cli(
+        spec, ["--trainer.logger=false", f"--data.folds={BAGGING_FOLDS}"]
+    ).datamodule
+    table = datamodule.labelled_table()
+    schema = datamodule.schema
+    if schema is None:
+        raise RuntimeError("the data module has no schema after reading the labelled file")
+    folds = datamodule.fold_splits()
+    features = feature_frame(
+        table.numeric,
+        schema.numeric_columns,
+        table.frame[list(schema.categorical_columns)],
+        np.union1d(table.split.train, table.split.val),
+    )
+    fit = BASELINES[spec.baseline]
+    start = time.perf_counter()
+    members = tuple(
+        fit(
+            BaselineInputs.from_split(
+                features, table.targets, fold, seed=spec.seed, threads=spec.threads
+            )
+        )
+        for fold in folds
+    )
+    fit_seconds = time.perf_counter() - start
+    held_out = [fold.val for fold in folds]
+    test = table.split.test
+    return Outcome(
+        val_probs=np.concatenate(
+            [
+                member.predict_proba(features.iloc[rows])
+                for member, rows in zip(members, held_out, strict=True)
+            ]
+        ),
+        val_targets=table.targets[np.concatenate(held_out)],
+        test_probs=BaggedFitted(members).predict_proba(features.iloc[test]),
+        test_targets=table.targets[test],
+        fit_seconds=fit_seconds,
+        train_rows=len(folds[0].train),
+        passes=BaggedFitted(members).iterations,
+    )
 
 
 def _with_search(outcome: Outcome, cost: SearchCost) -> Outcome:
@@ -321,7 +402,7 @@ def execute(spec: RunSpec) -> dict[str, Any]:
 
 def _run(spec: RunSpec) -> Outcome:
     if spec.network_args is None:
-        return run_baseline(spec)
+        return run_bagged_baseline(spec) if unbagged_name(spec.model) else run_baseline(spec)
     return run_network(spec) if spec.trials is None else run_tuned_network(spec)
 
 

@@ -42,9 +42,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from benchmarking.baselines import BASELINES, TUNABLE_BASELINES
+from benchmarking.baselines import BASELINES, TUNABLE_BASELINES, bagged_name, unbagged_name
 from benchmarking.machine import REPO, machine_metadata
-from benchmarking.runner import RunSpec, data_check_main, read_result, worker_main
+from benchmarking.runner import BAGGING_FOLDS, RunSpec, data_check_main, read_result, worker_main
 from benchmarking.scoreboard import (
     fit_time_ratios,
     markdown_tables,
@@ -72,10 +72,13 @@ ROBUSTNESS = (
     "gmsc@2pct",
 )
 SUITES = {"protocol": DATASETS, "robustness": ROBUSTNESS}
-# Our network's named variants: the default, and `fast` (the plain MLP, one config away).
+# Our network's named variants: the default, `fast` (the plain MLP, one config away) and
+# `bagged` (one default network per fold, `lightning_modules/bagging.py`; compare it with
+# `lightgbm-bagged`, fitted on the same folds).
 NETWORK_VARIANTS: dict[str, tuple[str, ...]] = {
     "mlp": (),
     "fast": (f"--model={Path(__file__).parents[1] / 'configs/shared/model_fast.yaml'}",),
+    "bagged": (f"--data.folds={BAGGING_FOLDS}",),
 }
 MODELS = ("mlp", *BASELINES)
 SEEDS = 5
@@ -164,13 +167,17 @@ def plan(options: argparse.Namespace) -> list[RunSpec]:
     unknown = [
         model
         for model in models
-        if model not in variants and model not in BASELINES and untuned_name(model) not in tunable
+        if model not in variants
+        and model not in BASELINES
+        and untuned_name(model) not in tunable
+        and unbagged_name(model) is None
     ]
     if unknown:
         raise SystemExit(
             f"unknown models {unknown}: choose from {[*variants, *BASELINES]}, a tuned one "
-            f"({', '.join(tuned_name(name) for name in tunable)}), or define a variant with "
-            "--variant NAME=ARGS"
+            f"({', '.join(tuned_name(name) for name in tunable)}), a bagged baseline "
+            f"({', '.join(bagged_name(name) for name in BASELINES)}), or define a variant "
+            "with --variant NAME=ARGS"
         )
     if options.trials < 1:
         raise SystemExit(f"--trials must be at least 1, got {options.trials}")
@@ -306,7 +313,11 @@ def write_outputs(
     runs = runs.astype(dict.fromkeys(counts, "Int64"))
     summary = summarise(runs)
     models = list(runs["model"].unique())
-    baselines = [model for model in models if (untuned_name(model) or model) in BASELINES]
+    baselines = [
+        model
+        for model in models
+        if (untuned_name(model) or unbagged_name(model) or model) in BASELINES
+    ]
     ours = [model for model in models if model not in baselines]
     paired = paired_comparison(runs, ours=ours, baselines=baselines)
     ratios = fit_time_ratios(runs, ours=ours)

@@ -21,6 +21,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
+from contracts.choices import check_range
 from contracts.errors import DataValidationError
 from contracts.features import SMALL_TRAINING_ROWS, FeatureSpec, Split, TabularTensors
 from datamodules import synthetic
@@ -35,7 +36,7 @@ from datamodules.schema import (
     require_columns,
     require_trained_columns,
 )
-from datamodules.splits import SplitIndices, protocol_split
+from datamodules.splits import SplitIndices, bagging_folds, protocol_split
 from datamodules.tensor_data import Batch, batch_loader
 from datamodules.validation import check_training_columns, numeric_block, share_numeric_columns
 from risk.stability import BinnedDistribution
@@ -85,6 +86,12 @@ class LoanDataModule(L.LightningDataModule):
             rows, drawn before the split: `sample_rows` rows (stratified by default) and/or
             a default rate of `sample_positive_rate` (`datamodules/sampling.py`). The
             benchmark's robustness suite derives smaller and rarer-default datasets so.
+        folds: 1 splits the protocol's way (train, validation, test). K > 1 bags: the
+            non-test rows go in K stratified folds (`datamodules/splits.py`), `fit` trains
+            one network per fold, each validated (early-stopped, best epoch chosen) on its
+            own fold, and averages them (`lightning_modules/bagging.py`). The
+            preprocessing is then fitted on all non-test rows; the test rows stay the
+            protocol's.
         scaling: "quantile" (quantile-to-normal, robust to heavy tails) or "standard".
         min_level_count: categorical levels seen fewer times in training share the
             unknown code.
@@ -115,6 +122,7 @@ class LoanDataModule(L.LightningDataModule):
         sample_positive_rate: float | None = None,
         test_size: float = 0.2,
         val_size: float = 0.2,
+        folds: int = 1,
         scaling: Scaling = "quantile",
         min_level_count: int = 1,
         value_counts: bool = True,
@@ -143,6 +151,8 @@ class LoanDataModule(L.LightningDataModule):
         self.sample_positive_rate = sample_positive_rate
         self.test_size = test_size
         self.val_size = val_size
+        check_range("folds", folds, low=1)
+        self.folds = folds
         self.scaling = scaling
         self.min_level_count = min_level_count
         self.value_counts = value_counts
@@ -157,6 +167,8 @@ class LoanDataModule(L.LightningDataModule):
         self.preprocessor: TabularPreprocessor | None = None
         self.positive_rate: float | None = None
         self._labelled: LabelledTable | None = None
+        # The split the dataloaders serve: the protocol's, or the selected bagging fold's.
+        self._fold: int | None = None
         self._tensors: dict[Split, TabularTensors] = {}
         self._predict_frame: pd.DataFrame | None = None
         # Encoded once per predict file: the model and the submission writer read the same rows.
@@ -192,6 +204,27 @@ class LoanDataModule(L.LightningDataModule):
         self.labelled_table()
         if stage == "fit" and self.preprocessor is None:
             self._fit_preprocessor()
+
+    def fold_splits(self) -> list[SplitIndices]:
+        """The bagging folds of the labelled rows (`folds` > 1)."""
+        labelled = self.labelled_table()
+        return bagging_folds(
+            labelled.targets, labelled.split, folds=self.folds, seed=self.seed, source=self.source
+        )
+
+    def select_fold(self, fold: int | None) -> None:
+        """Serve bagging fold `fold` as the training and validation splits (None: the
+        protocol's); the preprocessing and the test rows stay as they are."""
+        if fold is not None and not 0 <= fold < self.folds:
+            raise ValueError(f"fold {fold} is not one of the {self.folds} folds")
+        self._fold = fold
+        self._tensors.pop("train", None)
+        self._tensors.pop("val", None)
+
+    def active_split(self) -> SplitIndices:
+        """The rows behind each split name: the protocol's, or the selected fold's."""
+        labelled = self.labelled_table()
+        return labelled.split if self._fold is None else self.fold_splits()[self._fold]
 
     def train_dataloader(self) -> DataLoader[Batch]:
         train = self.split_tensors("train")
@@ -263,7 +296,7 @@ class LoanDataModule(L.LightningDataModule):
         """The split's inputs and targets, encoded with the fitted (or restored) preprocessor."""
         if split not in self._tensors:
             labelled = self.labelled_table()
-            rows = getattr(labelled.split, split)
+            rows = getattr(self.active_split(), split)
             encoded = self._fitted_preprocessor().transform(labelled.numeric, labelled.frame, rows)
             self._tensors[split] = TabularTensors(
                 numeric=torch.from_numpy(encoded.numeric),
@@ -277,7 +310,7 @@ class LoanDataModule(L.LightningDataModule):
         labelled = self.labelled_table()
         if labelled.default_probability is None:
             return None
-        return labelled.default_probability[getattr(labelled.split, split)]
+        return labelled.default_probability[getattr(self.active_split(), split)]
 
     def _load_labelled(self) -> LabelledTable:
         frame, default_probability = sample_labelled_rows(
@@ -329,7 +362,10 @@ class LoanDataModule(L.LightningDataModule):
     def _fit_preprocessor(self) -> None:
         labelled = self.labelled_table()
         schema = self._require_schema()
-        train = labelled.split.train
+        split = labelled.split
+        # Bagging: every fold's network reads the same encoding, so it is fitted once on
+        # all the rows any fold trains on (unsupervised, except where it counts values).
+        train = split.train if self.folds == 1 else np.union1d(split.train, split.val)
         check_training_columns(labelled.frame, schema, source=self.source, rows=train)
         self.preprocessor = TabularPreprocessor(
             schema.numeric_columns,
@@ -343,9 +379,13 @@ class LoanDataModule(L.LightningDataModule):
         self.positive_rate = float(labelled.targets[train].mean())
         self._tensors.clear()
         counts = f", +{len(schema.numeric_columns)} value counts" if self.value_counts else ""
+        parts = (
+            f"train {len(split.train)}, val {len(split.val)}"
+            if self.folds == 1
+            else f"{self.folds} folds of {len(train)}"
+        )
         rank_zero_info(
-            f"{self.source}: {len(labelled.frame)} rows -> train {len(train)}, "
-            f"val {len(labelled.split.val)}, test {len(labelled.split.test)}; "
+            f"{self.source}: {len(labelled.frame)} rows -> {parts}, test {len(split.test)}; "
             f"{len(schema.numeric_columns)} numeric (+{len(self.preprocessor.indicator_columns_)}"
             f" missing indicators{counts}), {len(schema.categorical_columns)} categorical "
             f"{list(schema.categorical_columns)}; train default rate {self.positive_rate:.4f}"

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from contracts.errors import DataValidationError
 
@@ -49,6 +49,32 @@ def protocol_split(
         if counts.min() < MIN_ROWS_PER_CLASS:
             raise _too_few(source, f"the {name} split", counts, needed)
     return split
+
+
+def bagging_folds(
+    targets: np.ndarray, split: SplitIndices, *, folds: int, seed: int, source: str
+) -> list[SplitIndices]:
+    """The non-test rows of the protocol split in `folds` stratified folds: fold j validates
+    on its own rows and trains on the others; every fold keeps the protocol's test rows.
+
+    With 5 folds each network trains on 80 % of the non-test rows, the protocol's training
+    share, so the size-dependent `auto` settings resolve as they do for a single network.
+    Shuffled with `random_state=seed`, so the network and the bagged baselines of one seed
+    share their folds.
+    """
+    rest = np.sort(np.concatenate([split.train, split.val]))
+    counts = np.bincount(targets[rest], minlength=2)
+    if counts.min() < folds:
+        raise DataValidationError(
+            f"{source}: too few rows for {folds} folds: the training and validation rows hold "
+            f"{counts[0]} negatives and {counts[1]} positives, and each fold needs at least one "
+            "of each class. Use fewer folds (--data.folds) or provide more labelled rows."
+        )
+    stratified = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [
+        SplitIndices(train=rest[train], val=rest[val], test=split.test)
+        for train, val in stratified.split(rest, targets[rest])
+    ]
 
 
 def _too_few(source: str, part: str, counts: np.ndarray, needed: int) -> DataValidationError:

@@ -6,9 +6,10 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import IO, Any
 
 import pandas as pd
+import torch
 
 
 def write_csv_atomically(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
@@ -20,7 +21,14 @@ def write_text_atomically(text: str, path: str | os.PathLike[str]) -> Path:
     return _write_atomically(path, lambda stream: stream.write(text))
 
 
-def _write_atomically(path: str | os.PathLike[str], write: Callable[[TextIO], object]) -> Path:
+def save_torch_atomically(state: Any, path: str | os.PathLike[str]) -> Path:
+    """The same guarantee for `torch.save`: a checkpoint written outside Lightning."""
+    return _write_atomically(path, lambda stream: torch.save(state, stream), binary=True)
+
+
+def _write_atomically(
+    path: str | os.PathLike[str], write: Callable[[IO[Any]], object], *, binary: bool = False
+) -> Path:
     """Write into a hidden temporary file beside the target, then rename it over the target."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -28,7 +36,10 @@ def _write_atomically(path: str | os.PathLike[str], write: Callable[[TextIO], ob
         prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
     )
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+        options: dict[str, Any] = (
+            {"mode": "wb"} if binary else {"mode": "w", "encoding": "utf-8", "newline": ""}
+        )
+        with os.fdopen(handle, **options) as stream:
             write(stream)
         os.replace(temporary, target)
     except BaseException:

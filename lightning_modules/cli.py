@@ -18,15 +18,18 @@ from typing import Any, TypeVar
 # user's to act on, so keep them off the console. (Read when jsonargparse is imported.)
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
+import lightning as L
 from jsonargparse import Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from rich.console import Console
 from rich.text import Text
 
 from contracts.errors import ConfigurationError, UserFacingError
 from datamodules.loan_datamodule import LoanDataModule
+from lightning_modules.bagging import CHECKPOINT_NAME, BaggedFit, fit_bagged
 from lightning_modules.callbacks import MetricsReport, SubmissionWriter
 from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.resume import find_last_checkpoint
@@ -36,7 +39,8 @@ Result = TypeVar("Result")
 
 
 class LoanCLI(LightningCLI):
-    """LightningCLI with the two callbacks every run wants, configurable as top-level keys."""
+    """LightningCLI with the two callbacks every run wants, configurable as top-level keys,
+    and `fit` bagging when the data module has folds (`--data.folds 5`)."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(SubmissionWriter, "submission")
@@ -56,6 +60,60 @@ class LoanCLI(LightningCLI):
             config.weights_only = True  # checkpoints hold plain tensors: never unpickle code
         if self.subcommand == "fit" and config.get("ckpt_path") == "last":
             self._continue_last_version(config)
+
+    def fit(
+        self,
+        model: LoanDefaultModel,
+        datamodule: LoanDataModule,
+        ckpt_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """`fit`: the trainer's, or one network per fold averaged (LightningCLI runs a CLI
+        method named after the subcommand instead of the trainer's)."""
+        if datamodule.folds == 1:
+            self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
+            return
+        if ckpt_path is not None:
+            raise ConfigurationError(
+                "a bagged fit (--data.folds > 1) cannot resume from a checkpoint: run it again "
+                "without --ckpt_path"
+            )
+        bagged = self.fit_bagged(datamodule)
+        report = bagged.report()
+        Console(highlight=False).print(
+            f"bagged model of {datamodule.folds} networks (epochs {bagged.fold_epochs}): "
+            f"out-of-fold ROC-AUC {report['roc_auc']:.4f}, accuracy "
+            f"{report['accuracy']:.4f} at threshold {bagged.out_of_fold.threshold:.3f}\n"
+            f"checkpoint: {bagged.checkpoint}"
+        )
+
+    def fit_bagged(self, datamodule: LoanDataModule) -> BaggedFit:
+        """One fit per fold, each logged in `<run>/fold_<j>` with its own checkpoints; the
+        averaged model in `<run>/checkpoints/bagged.ckpt`, its out-of-fold metrics logged
+        as the run's `val/*`."""
+        root = self.trainer.logger
+        if not isinstance(root, TensorBoardLogger):
+            raise ConfigurationError(
+                "a bagged fit (--data.folds > 1) logs each fold's fit beside the others: "
+                "configure a TensorBoardLogger as trainer.logger"
+            )
+        run = f"version_{root.version}" if isinstance(root.version, int) else str(root.version)
+
+        def new_fold_run(fold: int) -> tuple[LoanDefaultModel, L.Trainer]:
+            fresh = self.parser.instantiate_classes(self.config)
+            logger = TensorBoardLogger(
+                root.save_dir, name=root.name, version=f"{run}/fold_{fold}", default_hp_metric=False
+            )
+            trainer_config = {**self._get(fresh, "trainer", default={}), "logger": logger}
+            extra = [self._get(fresh, key) for key in self._parser(self.subcommand).callback_keys]
+            return self._get(fresh, "model"), self._instantiate_trainer(trainer_config, extra)
+
+        bagged = fit_bagged(
+            datamodule, new_fold_run, Path(root.log_dir) / "checkpoints" / CHECKPOINT_NAME
+        )
+        root.log_metrics({f"val/{name}": value for name, value in bagged.report().items()}, step=0)
+        root.save()
+        return bagged
 
     @staticmethod
     def _name_run_after_config(config: Namespace) -> None:

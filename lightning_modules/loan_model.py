@@ -26,7 +26,7 @@ from lightning_modules.metrics import (
     choose_threshold,
     probability_quality,
 )
-from lightning_modules.networks import LoanDefaultNet, NetworkSettings
+from lightning_modules.networks import LoanDefaultNet, NetworkBag, NetworkSettings
 from lightning_modules.optimizers import AdamW
 from risk.attribution import integrated_gradients
 from risk.stability import QUANTILE_LEVELS, BinnedDistribution, numeric_distribution, numeric_labels
@@ -66,6 +66,10 @@ class LoanDefaultModel(L.LightningModule):
         threshold_objective: what the validation-chosen decision threshold maximises.
         temperature_scaling: fit one temperature on the validation logits after each
             validation epoch; test and predict use the calibrated probabilities.
+        networks: independent networks whose probabilities are averaged. A bagged fit
+            (`--data.folds K`) writes a checkpoint with K, one network per fold
+            (`lightning_modules/bagging.py`); set for a plain fit, all of them train on
+            the same rows (a deep ensemble).
         inputs: the network's input description (see above).
     """
 
@@ -80,6 +84,7 @@ class LoanDefaultModel(L.LightningModule):
         class_weighting: ClassWeighting = "none",
         threshold_objective: ThresholdObjective = "accuracy",
         temperature_scaling: bool = True,
+        networks: int = 1,
         inputs: FeatureSpec | None = None,
     ) -> None:
         super().__init__()
@@ -89,6 +94,7 @@ class LoanDefaultModel(L.LightningModule):
         check_range("warmup_fraction", warmup_fraction, low=0.0, high=1.0, high_inclusive=False)
         check_choice("class_weighting", class_weighting, ClassWeighting)
         check_choice("threshold_objective", threshold_objective, ThresholdObjective)
+        check_range("networks", networks, low=1)
         # `load_from_checkpoint` passes back the plain dicts the hyperparameters hold.
         if isinstance(net, Mapping):
             net = NetworkSettings(**net)
@@ -100,7 +106,7 @@ class LoanDefaultModel(L.LightningModule):
         self.hparams["net"] = asdict(net)
         self.hparams["inputs"] = None if inputs is None else inputs.to_dict()
         self.optimizer_factory = optimizer
-        self.net: LoanDefaultNet | None = None
+        self.net: LoanDefaultNet | NetworkBag | None = None
         self.register_buffer("decision_threshold", torch.tensor(0.5))
         self.register_buffer("pos_weight", torch.tensor(1.0))
         self.register_buffer("temperature", torch.tensor(1.0))
@@ -142,10 +148,17 @@ class LoanDefaultModel(L.LightningModule):
         return BinnedDistribution(counts, numeric_labels(cuts), cuts)
 
     def categorical_embedding_weights(self) -> list[torch.Tensor]:
-        """One (n_codes, dim) table per categorical column, for the TensorBoard projector."""
+        """One (n_codes, dim) table per categorical column, for the TensorBoard projector
+        (the first network's, in a bag of several)."""
         if self.net is None:
             return []
-        return [table.weight for table in self.net.embeddings.tables]
+        return [table.weight for table in self.networks()[0].embeddings.tables]
+
+    def networks(self) -> list[LoanDefaultNet]:
+        """The model's independent networks (one unless `networks` > 1)."""
+        if self.net is None:
+            raise RuntimeError("the network is not built yet (see configure_model)")
+        return list(self.net) if isinstance(self.net, NetworkBag) else [self.net]
 
     def configure_model(self) -> None:
         """Build the network from the data module once its preprocessing is fitted.
@@ -174,12 +187,14 @@ class LoanDefaultModel(L.LightningModule):
         train = datamodule.split_tensors("train")
         self.settings = self.settings.resolved(len(train))
         self._build(spec)
-        self.net.fit_bins(train.numeric, train.target, edges=self.settings.bin_edges)
+        for network in self.networks():
+            network.fit_bins(train.numeric, train.target, edges=self.settings.bin_edges)
 
     def _build(self, inputs: FeatureSpec) -> None:
         self.hparams["inputs"] = inputs.to_dict()
         self.hparams["net"] = asdict(self.settings)
-        self.net = LoanDefaultNet(inputs, self.settings)
+        networks = [LoanDefaultNet(inputs, self.settings) for _ in range(self.hparams.networks)]
+        self.net = networks[0] if len(networks) == 1 else NetworkBag(networks)
         if self.hparams.class_weighting == "balanced":
             self.pos_weight.fill_((1.0 - inputs.positive_rate) / inputs.positive_rate)
 
@@ -252,7 +267,21 @@ class LoanDefaultModel(L.LightningModule):
         logits, targets = self.val_predictions.compute()
         self.val_predictions.reset()
         self._require_finite(logits, "validation")
-        raw = torch.sigmoid(logits)
+        outputs = self.calibrate(logits, targets)
+        self._log_report(outputs.probabilities, targets, "val")
+        raw_quality = probability_quality(torch.sigmoid(logits), targets)
+        self.log_dict(
+            {
+                "val/calibration_error_raw": raw_quality["calibration_error"],
+                "val/log_loss_raw": raw_quality["log_loss"],
+                "val/temperature": self.temperature.clone(),
+            }
+        )
+
+    def calibrate(self, logits: torch.Tensor, targets: torch.Tensor) -> EvaluationOutputs:
+        """Fit the temperature and the decision threshold, and keep the score reference, on
+        held-out raw logits and their targets: the validation rows after each validation
+        epoch, or a bag's out-of-fold rows. Shape: logits (n,), targets (n,)."""
         if self.hparams.temperature_scaling:
             self.temperature.fill_(fit_temperature(logits, targets))
         probs = torch.sigmoid(logits / self.temperature)
@@ -262,15 +291,7 @@ class LoanDefaultModel(L.LightningModule):
         reference = numeric_distribution(probs.double().cpu().numpy())
         self.score_cuts.copy_(torch.from_numpy(reference.cuts))
         self.score_counts.copy_(torch.from_numpy(reference.counts))
-        self._log_report(probs, targets, "val")
-        raw_quality = probability_quality(raw, targets)
-        self.log_dict(
-            {
-                "val/calibration_error_raw": raw_quality["calibration_error"],
-                "val/log_loss_raw": raw_quality["log_loss"],
-                "val/temperature": self.temperature.clone(),
-            }
-        )
+        return self._validation_outputs
 
     def on_test_epoch_end(self) -> None:
         logits, targets = self.test_predictions.compute()
@@ -325,29 +346,37 @@ class LoanDefaultModel(L.LightningModule):
         probability is made of) to the inputs, against a reference applicant.
 
         Numbers are attributed as they enter the network; a categorical at its embedding's
-        output (codes have no gradient), summed over the embedding's dimensions, so that it
-        gets one contribution.
+        output (codes have no gradient), summed over the embedding's dimensions (and over
+        the networks of a bag, each with its own embeddings), so that it gets one
+        contribution.
 
         Shape: x_num (n, n_numeric), x_cat (n, n_cat), reference_num (1, n_numeric),
         reference_cat (1, n_cat) -> numeric (n, n_numeric), categorical (n, n_cat) and
         gap (n,): the attributions' sum minus the logit difference (completeness).
         """
-        if self.net is None:
-            raise RuntimeError("the network is not built yet (see configure_model)")
-        tables = self.net.embeddings.tables
+        embeddings = [network.embeddings for network in self.networks()]
         x_num, reference_num = x_num.to(self.device), reference_num.to(self.device)
         with torch.no_grad():  # the embeddings are the attributed inputs, not a path step
-            embedded = self.net.embeddings(x_cat.to(self.device))
-            reference_embedded = self.net.embeddings(reference_cat.to(self.device))
+            embedded = torch.cat([table(x_cat.to(self.device)) for table in embeddings], 1)
+            reference_embedded = torch.cat(
+                [table(reference_cat.to(self.device)) for table in embeddings], 1
+            )
+        network_widths = [table.output_dim for table in embeddings]
 
         def logit(numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
-            # The embedding lookup's output is replaced by the interpolated embeddings.
+            # Each network's embedding lookup returns its part of the interpolated embeddings.
             codes = torch.zeros(len(numeric), x_cat.shape[1], dtype=torch.long, device=self.device)
-            hook = self.net.embeddings.register_forward_hook(lambda *_: categorical)
+            hooks = [
+                table.register_forward_hook(lambda *_, part=part: part)
+                for table, part in zip(
+                    embeddings, categorical.split(network_widths, 1), strict=True
+                )
+            ]
             try:
                 return self(numeric, codes)
             finally:
-                hook.remove()
+                for hook in hooks:
+                    hook.remove()
 
         was_training = self.training
         self.eval()  # attribute the function predict uses: batch-norm statistics, no dropout
@@ -357,10 +386,12 @@ class LoanDefaultModel(L.LightningModule):
             )
         finally:
             self.train(was_training)
-        widths = [table.embedding_dim for table in tables]
-        per_column = [part.sum(dim=1) for part in categorical.split(widths, dim=1)]
-        stacked = torch.stack(per_column, dim=1) if per_column else categorical[:, :0]
-        return numeric, stacked, gap
+        column_widths = [table.embedding_dim for table in embeddings[0].tables]
+        per_column = torch.zeros(len(categorical), len(column_widths), device=categorical.device)
+        for network_part in categorical.split(network_widths, dim=1):
+            for column, part in enumerate(network_part.split(column_widths, dim=1)):
+                per_column[:, column] += part.sum(dim=1)
+        return numeric, per_column, gap
 
     def on_train_epoch_end(self) -> None:
         """Training metrics once per epoch, and the step loss only on the steps the logger

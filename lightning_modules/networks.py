@@ -193,6 +193,7 @@ class NetworkSettings:
         check_range("periodic_sigma", self.periodic_sigma, low=0.0, low_inclusive=False)
         if self.ensemble_size != "auto":
             check_range("ensemble_size", self.ensemble_size, low=1)
+        check_range("cross_layers", self.cross_layers, low=0)
 
     def resolved(self, training_rows: int) -> NetworkSettings:
         """These settings with "auto" replaced by what suits a training set of this size;
@@ -201,7 +202,6 @@ class NetworkSettings:
             return self
         small = training_rows < SMALL_TRAINING_ROWS
         return replace(self, ensemble_size=SMALL_DATA_ENSEMBLE_SIZE if small else 1)
-        check_range("cross_layers", self.cross_layers, low=0)
 
 
 class LoanDefaultNet(nn.Module):
@@ -314,6 +314,18 @@ class LoanDefaultNet(nn.Module):
         )
         x = torch.cat([self.numeric_embedding.forward_used(numeric), passthrough, categorical], 1)
         return x, torch.cat([used, rest])
+
+
+class NetworkBag(nn.ModuleList):
+    """Independent networks side by side, e.g. one per bagging fold.
+
+    Shape: x_num (B, n_numeric), x_cat (B, n_cat) -> (B, K * k): the member logits of its K
+    networks of k members each, so the mean of all members' probabilities weighs each
+    network 1/K.
+    """
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        return torch.cat([network(x_num, x_cat) for network in self], dim=1)
 
 
 def _check_inputs(inputs: FeatureSpec) -> None:

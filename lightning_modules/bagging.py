@@ -1,0 +1,124 @@
+"""Bagging: one network per fold of the non-test rows, averaged into one model.
+
+Each fold's network is an ordinary fit (the config's trainer, callbacks and budget) that
+trains on the other folds and is early-stopped and restored to its best epoch on its own
+fold, so every non-test row trains some network and the protocol's validation rows are
+no longer wasted on early stopping alone (TabArena bags every model so). The averaged
+model's temperature, decision threshold and score reference are fitted on the
+out-of-fold predictions, each row scored by the one network that never trained on it:
+the only held-out rows left once every row trains. (AutoGluon calibrates its bags the
+same way; the average of K networks is a little less extreme than one network, which
+the out-of-fold temperature does not see.)
+
+The result is one `LoanDefaultModel` with `networks` = K, written as one checkpoint that
+`test`, `predict` and the benchmark load like any other (`weights_only=True`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from contracts.evaluation import EvaluationOutputs
+from datamodules.loan_datamodule import LoanDataModule
+from lightning_modules.atomic import save_torch_atomically
+from lightning_modules.loan_model import LoanDefaultModel
+from lightning_modules.metrics import binary_report
+
+# A fold's fresh model and trainer (its own logger, checkpoints and callback state).
+FoldRun = Callable[[int], tuple[LoanDefaultModel, L.Trainer]]
+CHECKPOINT_NAME = "bagged.ckpt"
+
+
+@dataclass(frozen=True)
+class BaggedFit:
+    """The averaged model, its out-of-fold validation (calibrated probabilities of every
+    non-test row, in fold order, and the chosen threshold), each fold's trained epochs and
+    the checkpoint it was saved to."""
+
+    model: LoanDefaultModel
+    out_of_fold: EvaluationOutputs
+    fold_epochs: list[int]
+    checkpoint: Path
+
+    def report(self) -> dict[str, float]:
+        """The protocol's metrics of the out-of-fold predictions at the chosen threshold."""
+        outputs = self.out_of_fold
+        report = binary_report(outputs.probabilities, outputs.targets, outputs.threshold)
+        return {name: float(value) for name, value in report.items()}
+
+
+def fit_bagged(datamodule: LoanDataModule, new_fold_run: FoldRun, checkpoint: Path) -> BaggedFit:
+    """Fit one network per fold of `datamodule` (`folds` > 1) and save their average."""
+    members: list[LoanDefaultModel] = []
+    logits: list[torch.Tensor] = []
+    targets: list[torch.Tensor] = []
+    fold_epochs: list[int] = []
+    for fold in range(datamodule.folds):
+        datamodule.select_fold(fold)
+        model, trainer = new_fold_run(fold)
+        if members:
+            # Folds differ by a row or so in size; one architecture must fit them all, so
+            # every fold takes the first fold's resolved `auto` settings.
+            model.settings = members[0].settings
+        trainer.fit(model, datamodule=datamodule)
+        fold_epochs.append(trainer.current_epoch)
+        _restore_best_epoch(model, trainer)
+        held_out = datamodule.split_tensors("val")
+        logits.append(_raw_logits(model, held_out.numeric, held_out.categorical))
+        targets.append(held_out.target)
+        members.append(model)
+    datamodule.select_fold(None)
+    bagged = average(members)
+    out_of_fold = bagged.calibrate(torch.cat(logits), torch.cat(targets))
+    save_torch_atomically(_checkpoint(bagged, datamodule), checkpoint)
+    return BaggedFit(bagged, out_of_fold, fold_epochs, checkpoint)
+
+
+def average(members: list[LoanDefaultModel]) -> LoanDefaultModel:
+    """One model whose networks are the members' (each already holding its own bins);
+    its calibration is left for `LoanDefaultModel.calibrate`."""
+    accepted = inspect.signature(LoanDefaultModel).parameters
+    hparams = {key: value for key, value in members[0].hparams.items() if key in accepted}
+    bagged = LoanDefaultModel(**(hparams | {"networks": len(members)}))
+    for network, member in zip(bagged.networks(), members, strict=True):
+        network.load_state_dict(member.networks()[0].state_dict())
+    bagged.pos_weight.copy_(members[0].pos_weight)
+    return bagged.eval()
+
+
+def _restore_best_epoch(model: LoanDefaultModel, trainer: L.Trainer) -> None:
+    """The fold's best epoch on its own fold, as `test(ckpt_path="best")` would load it
+    (a trainer without a monitored checkpoint keeps the last epoch)."""
+    callback = trainer.checkpoint_callback
+    best = getattr(callback, "best_model_path", "")
+    if best:
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        model.load_state_dict(state)
+    model.cpu().eval()
+
+
+def _raw_logits(
+    model: LoanDefaultModel, numeric: torch.Tensor, categorical: torch.Tensor
+) -> torch.Tensor:
+    with torch.inference_mode():
+        return model.raw_logits(numeric, categorical)
+
+
+def _checkpoint(model: LoanDefaultModel, datamodule: LoanDataModule) -> dict[str, Any]:
+    """What Lightning's own checkpoint holds for `test` and `predict`: the weights and
+    buffers, the hyperparameters that rebuild the model, the data module's fitted state."""
+    return {
+        "pytorch-lightning_version": L.__version__,
+        "epoch": 0,
+        "global_step": 0,
+        "state_dict": model.state_dict(),
+        "hyper_parameters": dict(model.hparams),
+        type(datamodule).__qualname__: datamodule.state_dict(),
+    }
