@@ -2,6 +2,9 @@ import pytest
 import torch
 
 from contracts.errors import ConfigurationError
+from contracts.features import FeatureSpec
+from lightning_modules.bagging import average
+from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.networks import CategoricalEmbeddings, NetworkSettings, embedding_dim
 from tests.helpers.networks import small_net
 
@@ -70,3 +73,25 @@ def test_bad_inputs_fail_at_construction():
         small_net(2, (1,))
     with pytest.raises(ConfigurationError, match="n_missing_indicators"):
         small_net(2, n_missing_indicators=3)
+
+
+def test_a_bag_of_identical_networks_predicts_and_explains_as_one():
+    """A bag averages its networks' probabilities, and a categorical's attribution sums
+    over the networks' own embeddings: two copies of one network change neither."""
+    torch.manual_seed(0)
+    inputs = FeatureSpec(3, (4, 3), positive_rate=0.3)
+    settings = NetworkSettings(hidden_sizes=[8], numeric_embedding="none", ensemble_size=2)
+    single = LoanDefaultModel(net=settings, inputs=inputs).eval()
+    bag = average([single, single])
+    assert bag.hparams["networks"] == 2 and len(bag.networks()) == 2
+
+    x_num, x_cat = torch.randn(5, 3), torch.randint(0, 3, (5, 2))
+    ref_num, ref_cat = torch.zeros(1, 3), torch.zeros(1, 2, dtype=torch.long)
+    with torch.no_grad():
+        assert bag.member_logits(x_num, x_cat).shape == (5, 4)
+        torch.testing.assert_close(bag(x_num, x_cat), single(x_num, x_cat))
+    one = single.input_attributions(x_num, x_cat, ref_num, ref_cat)
+    two = bag.input_attributions(x_num, x_cat, ref_num, ref_cat)
+    assert two[1].shape == (5, 2)
+    for expected, actual in zip(one, two, strict=True):
+        torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)

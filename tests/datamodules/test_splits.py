@@ -1,0 +1,67 @@
+"""The protocol split's bagging folds: a stratified partition of the non-test rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from contracts.errors import DataValidationError
+from datamodules.loan_datamodule import LoanDataModule
+from datamodules.splits import bagging_folds, protocol_split
+
+
+def _targets(rows: int, positives: int, seed: int = 0) -> np.ndarray:
+    targets = np.zeros(rows, dtype=np.int64)
+    targets[np.random.default_rng(seed).choice(rows, positives, replace=False)] = 1
+    return targets
+
+
+def test_folds_partition_the_non_test_rows_in_stratified_parts():
+    targets = _targets(1_000, 100)
+    split = protocol_split(targets, seed=3, source="book.csv")
+    folds = bagging_folds(targets, split, folds=5, seed=3, source="book.csv")
+    non_test = np.union1d(split.train, split.val)
+
+    held_out = np.concatenate([fold.val for fold in folds])
+    assert np.array_equal(np.sort(held_out), non_test)  # every row validates exactly once
+    for fold in folds:
+        assert np.array_equal(np.union1d(fold.train, fold.val), non_test)
+        assert not np.intersect1d(fold.train, fold.val).size
+        assert np.array_equal(fold.test, split.test)
+        assert np.all(np.diff(fold.train) > 0) and np.all(np.diff(fold.val) > 0)
+    positives = [int(targets[fold.val].sum()) for fold in folds]
+    assert max(positives) - min(positives) <= 1 and sum(positives) == targets[non_test].sum()
+
+    again = bagging_folds(targets, split, folds=5, seed=3, source="book.csv")
+    assert all(np.array_equal(a.val, b.val) for a, b in zip(folds, again, strict=True))
+    other = bagging_folds(targets, split, folds=5, seed=4, source="book.csv")
+    assert not np.array_equal(folds[0].val, other[0].val)
+
+
+def test_too_few_defaulters_for_the_folds_names_the_file_and_the_fix():
+    targets = _targets(1_000, 10)
+    split = protocol_split(targets, seed=0, source="book.csv")
+    with pytest.raises(
+        DataValidationError, match=r"book.csv: too few rows for 10 folds.*--data.folds"
+    ):
+        bagging_folds(targets, split, folds=10, seed=0, source="book.csv")
+
+
+def test_a_bagging_data_module_encodes_with_all_non_test_rows_and_serves_each_fold():
+    datamodule = LoanDataModule(None, synthetic_rows=1_000, folds=4)
+    datamodule.setup("fit")
+    protocol = datamodule.labelled_table().split
+    non_test = len(protocol.train) + len(protocol.val)
+    age = datamodule.feature_distributions()["age"]
+    assert int(age.counts.sum()) == non_test  # the preprocessing saw every non-test row
+
+    test_targets = datamodule.split_tensors("test").target
+    for fold, rows in enumerate(datamodule.fold_splits()):
+        datamodule.select_fold(fold)
+        assert len(datamodule.split_tensors("train")) == len(rows.train)
+        assert len(datamodule.split_tensors("val")) == len(rows.val)
+        assert datamodule.split_tensors("test").target is test_targets
+    datamodule.select_fold(None)
+    assert len(datamodule.split_tensors("val")) == len(protocol.val)
+    with pytest.raises(ValueError, match="fold 4 is not one of the 4 folds"):
+        datamodule.select_fold(4)

@@ -1,0 +1,111 @@
+"""A bagged fit (`--data.folds K`) end to end: K fold fits, one averaged checkpoint that
+`test` and `predict` use, calibrated on the out-of-fold predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from contracts.errors import ConfigurationError
+from lightning_modules.calibration import fit_temperature, mean_probability_logit
+from lightning_modules.callbacks import PROBABILITY_COLUMN
+from lightning_modules.loan_model import LoanDefaultModel
+from lightning_modules.metrics import choose_threshold
+from tests.conftest import CONFIGS, FAST_TRAINER
+
+pytestmark = pytest.mark.slow
+FOLDS = 3
+
+
+def _load(path) -> LoanDefaultModel:
+    checkpoint = torch.load(path, weights_only=True)
+    model = LoanDefaultModel(
+        **{k: v for k, v in checkpoint["hyper_parameters"].items() if k[0] != "_"}
+    )
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()
+
+
+def test_bagged_fit_averages_its_folds_into_one_checkpoint_that_test_and_predict_use(
+    run_cli, loan_csv, loan_frame, tmp_path, capsys
+):
+    data = [f"--config={CONFIGS / 'default.yaml'}", f"--data.path={loan_csv}"]
+    cli = run_cli("fit", *data, *FAST_TRAINER, f"--data.folds={FOLDS}")
+    run_dir = tmp_path / "logs" / "default" / "version_0"
+    bagged_path = run_dir / "checkpoints" / "bagged.ckpt"
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "checkpoint: logs/default/version_0/checkpoints/bagged.ckpt" in printed
+    checkpoint = torch.load(bagged_path, weights_only=True)
+    assert checkpoint["hyper_parameters"]["networks"] == FOLDS
+    bagged = _load(bagged_path)
+
+    # Each fold is a fit of its own, logged and checkpointed beside the others.
+    members = []
+    for fold in range(FOLDS):
+        fold_dir = run_dir / f"fold_{fold}"
+        assert list(fold_dir.glob("events.out.tfevents.*"))
+        members.append(_load(next((fold_dir / "checkpoints").glob("epoch*.ckpt"))))
+
+    # The bag predicts the mean of its fold networks' probabilities (then its temperature).
+    datamodule = cli.datamodule
+    test = datamodule.split_tensors("test")
+    with torch.no_grad():
+        each = torch.stack([m.raw_logits(test.numeric, test.categorical) for m in members], 1)
+        torch.testing.assert_close(
+            bagged.raw_logits(test.numeric, test.categorical), mean_probability_logit(each)
+        )
+
+    # Calibrated on the out-of-fold rows: each non-test row scored by the network that
+    # never trained on it.
+    logits, targets = [], []
+    for fold, member in enumerate(members):
+        datamodule.select_fold(fold)
+        held_out = datamodule.split_tensors("val")
+        with torch.no_grad():
+            logits.append(member.raw_logits(held_out.numeric, held_out.categorical))
+        targets.append(held_out.target)
+    datamodule.select_fold(None)
+    logits, targets = torch.cat(logits), torch.cat(targets)
+    assert len(targets) == 1_600  # 2,000 rows less the 400 test rows
+    assert float(bagged.temperature) == pytest.approx(fit_temperature(logits, targets), rel=1e-5)
+    probs = torch.sigmoid(logits / bagged.temperature)
+    assert float(bagged.decision_threshold) == pytest.approx(
+        choose_threshold(probs, targets, "accuracy")
+    )
+    assert int(bagged.score_counts.sum()) == 1_600
+
+    tested = run_cli("test", *data, f"--ckpt_path={bagged_path}", "--report.bootstrap_resamples=20")
+    metrics = tested.trainer.callback_metrics
+    assert 0.6 < float(metrics["test/roc_auc"]) <= 1.0
+    assert float(metrics["test/threshold"]) == pytest.approx(float(bagged.decision_threshold))
+
+    applicants = tmp_path / "applicants.csv"
+    loan_frame.drop(columns=["default"]).head(200).to_csv(applicants, index=False)
+    output = tmp_path / "submission.csv"
+    predicted = run_cli(
+        "predict",
+        *data,
+        f"--data.predict_path={applicants}",
+        f"--ckpt_path={bagged_path}",
+        f"--submission.output_path={output}",
+        "--submission.reason_codes=2",
+    )
+    x_num, x_cat, _ = next(iter(predicted.datamodule.predict_dataloader()))
+    with torch.no_grad():
+        expected = torch.sigmoid(bagged(x_num, x_cat)).numpy()
+    submission = pd.read_csv(output)
+    np.testing.assert_allclose(submission[PROBABILITY_COLUMN], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_bagged_fit_does_not_resume(run_cli, loan_csv):
+    with pytest.raises(ConfigurationError, match="cannot resume"):
+        run_cli(
+            "fit",
+            f"--config={CONFIGS / 'default.yaml'}",
+            f"--data.path={loan_csv}",
+            *FAST_TRAINER,
+            "--data.folds=2",
+            "--ckpt_path=last",
+        )
