@@ -109,3 +109,22 @@ def test_a_bagged_fit_does_not_resume(run_cli, loan_csv):
             "--data.folds=2",
             "--ckpt_path=last",
         )
+
+
+def test_a_bagged_fit_is_reproducible_from_its_seed(run_cli, loan_csv, tmp_path):
+    args = [
+        "fit",
+        f"--config={CONFIGS / 'default.yaml'}",
+        f"--data.path={loan_csv}",
+        *FAST_TRAINER,
+        "--data.folds=2",
+    ]
+    run_cli(*args)
+    run_cli(*args)
+    first, second = (
+        torch.load(tmp_path / "logs" / "default" / f"version_{n}" / "checkpoints" / "bagged.ckpt")
+        for n in (0, 1)
+    )
+    assert first["state_dict"].keys() == second["state_dict"].keys()
+    for name, tensor in first["state_dict"].items():
+        torch.testing.assert_close(second["state_dict"][name], tensor, rtol=0, atol=0, msg=name)
