@@ -12,6 +12,11 @@ the out-of-fold temperature does not see.)
 
 The result is one `LoanDefaultModel` with `networks` = K, written as one checkpoint that
 `test`, `predict` and the benchmark load like any other (`weights_only=True`).
+
+An interrupted bag resumes fold by fold: a finished fold is read back from its best
+checkpoint, with the random state it ended with (so the next folds draw what they would
+have drawn), and an unfinished one continues from its `last.ckpt`
+(`lightning_modules/resume.py`), so on CPU the resumed bag equals an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -31,9 +36,20 @@ from lightning_modules.atomic import save_torch_atomically
 from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.metrics import binary_report
 
-# A fold's fresh model and trainer (its own logger, checkpoints and callback state).
-FoldRun = Callable[[int], tuple[LoanDefaultModel, L.Trainer]]
 CHECKPOINT_NAME = "bagged.ckpt"
+# Written in a fold's folder when its fit has ended: its network at the best epoch, the
+# epochs trained and the random state after them.
+FOLD_RECORD = "fold_fitted.pt"
+
+
+@dataclass(frozen=True)
+class FoldRun:
+    """A fold's fresh model and trainer (its own logger, checkpoints and callback state),
+    and the folder they write to."""
+
+    model: LoanDefaultModel
+    trainer: L.Trainer
+    folder: Path
 
 
 @dataclass(frozen=True)
@@ -54,22 +70,29 @@ class BaggedFit:
         return {name: float(value) for name, value in report.items()}
 
 
-def fit_bagged(datamodule: LoanDataModule, new_fold_run: FoldRun, checkpoint: Path) -> BaggedFit:
-    """Fit one network per fold of `datamodule` (`folds` > 1) and save their average."""
+def fit_bagged(
+    datamodule: LoanDataModule,
+    new_fold_run: Callable[[int], FoldRun],
+    run_dir: Path,
+    *,
+    resume: bool = False,
+) -> BaggedFit:
+    """Fit one network per fold of `datamodule` (`folds` > 1) and save their average in
+    `run_dir/checkpoints/bagged.ckpt`; `resume` continues an interrupted bag's folds."""
     members: list[LoanDefaultModel] = []
     logits: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
     fold_epochs: list[int] = []
+    datamodule.setup("fit")  # a resumed bag may read every fold back without fitting one
     for fold in range(datamodule.folds):
         datamodule.select_fold(fold)
-        model, trainer = new_fold_run(fold)
-        if members:
-            # Folds differ by a row or so in size; one architecture must fit them all, so
-            # every fold takes the first fold's resolved `auto` settings.
-            model.settings = members[0].settings
-        trainer.fit(model, datamodule=datamodule)
-        fold_epochs.append(trainer.current_epoch)
-        _restore_best_epoch(model, trainer)
+        run = new_fold_run(fold)
+        record = run.folder / FOLD_RECORD
+        if resume and record.is_file():
+            model, epochs = _read_back(record)
+        else:
+            model, epochs = _fit_fold(run, datamodule, members, resume=resume)
+        fold_epochs.append(epochs)
         held_out = datamodule.split_tensors("val")
         logits.append(_raw_logits(model, held_out.numeric, held_out.categorical))
         targets.append(held_out.target)
@@ -77,31 +100,64 @@ def fit_bagged(datamodule: LoanDataModule, new_fold_run: FoldRun, checkpoint: Pa
     datamodule.select_fold(None)
     bagged = average(members)
     out_of_fold = bagged.calibrate(torch.cat(logits), torch.cat(targets))
+    checkpoint = run_dir / "checkpoints" / CHECKPOINT_NAME
     save_torch_atomically(_checkpoint(bagged, datamodule), checkpoint)
     return BaggedFit(bagged, out_of_fold, fold_epochs, checkpoint)
+
+
+def _fit_fold(
+    run: FoldRun, datamodule: LoanDataModule, fitted: list[LoanDefaultModel], *, resume: bool
+) -> tuple[LoanDefaultModel, int]:
+    """Train the fold's network (from its `last.ckpt` if resuming and there is one),
+    restore its best epoch and record that the fold is done."""
+    model, trainer = run.model, run.trainer
+    if fitted:
+        # Folds differ by a row or so in size; one architecture must fit them all, so
+        # every fold takes the first fold's resolved `auto` settings.
+        model.settings = fitted[0].settings
+    last = run.folder / "checkpoints" / "last.ckpt"
+    trainer.fit(model, datamodule=datamodule, ckpt_path=last if resume and last.is_file() else None)
+    rng = torch.get_rng_state()
+    # The best epoch on the fold's own rows, as `test(ckpt_path="best")` would load it (a
+    # trainer without a monitored checkpoint keeps the last epoch).
+    best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+    if best:
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        model.load_state_dict(state)
+    model.cpu().eval()
+    record = {
+        "hyper_parameters": _init_arguments(model),
+        "state_dict": model.state_dict(),
+        "epochs": trainer.current_epoch,
+        "torch_rng": rng,
+    }
+    save_torch_atomically(record, run.folder / FOLD_RECORD)
+    return model, trainer.current_epoch
+
+
+def _read_back(record_path: Path) -> tuple[LoanDefaultModel, int]:
+    """A finished fold's network, and the random state its fit ended with."""
+    record = torch.load(record_path, map_location="cpu", weights_only=True)
+    member = LoanDefaultModel(**record["hyper_parameters"])
+    member.load_state_dict(record["state_dict"])
+    torch.set_rng_state(record["torch_rng"])
+    return member.eval(), int(record["epochs"])
+
+
+def _init_arguments(model: LoanDefaultModel) -> dict[str, Any]:
+    """The model's hyperparameters that its constructor takes (not the CLI's bookkeeping)."""
+    accepted = inspect.signature(LoanDefaultModel).parameters
+    return {key: value for key, value in model.hparams.items() if key in accepted}
 
 
 def average(members: list[LoanDefaultModel]) -> LoanDefaultModel:
     """One model whose networks are the members' (each already holding its own bins);
     its calibration is left for `LoanDefaultModel.calibrate`."""
-    accepted = inspect.signature(LoanDefaultModel).parameters
-    hparams = {key: value for key, value in members[0].hparams.items() if key in accepted}
-    bagged = LoanDefaultModel(**(hparams | {"networks": len(members)}))
+    bagged = LoanDefaultModel(**(_init_arguments(members[0]) | {"networks": len(members)}))
     for network, member in zip(bagged.networks(), members, strict=True):
         network.load_state_dict(member.networks()[0].state_dict())
     bagged.pos_weight.copy_(members[0].pos_weight)
     return bagged.eval()
-
-
-def _restore_best_epoch(model: LoanDefaultModel, trainer: L.Trainer) -> None:
-    """The fold's best epoch on its own fold, as `test(ckpt_path="best")` would load it
-    (a trainer without a monitored checkpoint keeps the last epoch)."""
-    callback = trainer.checkpoint_callback
-    best = getattr(callback, "best_model_path", "")
-    if best:
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        model.load_state_dict(state)
-    model.cpu().eval()
 
 
 def _raw_logits(

@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 # user's to act on, so keep them off the console. (Read when jsonargparse is imported.)
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
-import lightning as L
 from jsonargparse import Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -29,7 +28,7 @@ from rich.text import Text
 
 from contracts.errors import ConfigurationError, UserFacingError
 from datamodules.loan_datamodule import LoanDataModule
-from lightning_modules.bagging import CHECKPOINT_NAME, BaggedFit, fit_bagged
+from lightning_modules.bagging import BaggedFit, FoldRun, fit_bagged
 from lightning_modules.callbacks import MetricsReport, SubmissionWriter
 from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.resume import find_last_checkpoint
@@ -73,12 +72,12 @@ class LoanCLI(LightningCLI):
         if datamodule.folds == 1:
             self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
             return
-        if ckpt_path is not None:
+        if ckpt_path not in (None, "last"):
             raise ConfigurationError(
-                "a bagged fit (--data.folds > 1) cannot resume from a checkpoint: run it again "
-                "without --ckpt_path"
+                "a bagged fit (--data.folds > 1) resumes with --ckpt_path last (from its folds' "
+                f"own checkpoints), not from {ckpt_path!r}"
             )
-        bagged = self.fit_bagged(datamodule)
+        bagged = self.fit_bagged(datamodule, resume=ckpt_path == "last")
         report = bagged.report()
         Console(highlight=False).print(
             f"bagged model of {datamodule.folds} networks (epochs {bagged.fold_epochs}): "
@@ -87,10 +86,10 @@ class LoanCLI(LightningCLI):
             f"checkpoint: {bagged.checkpoint}"
         )
 
-    def fit_bagged(self, datamodule: LoanDataModule) -> BaggedFit:
+    def fit_bagged(self, datamodule: LoanDataModule, *, resume: bool = False) -> BaggedFit:
         """One fit per fold, each logged in `<run>/fold_<j>` with its own checkpoints; the
         averaged model in `<run>/checkpoints/bagged.ckpt`, its out-of-fold metrics logged
-        as the run's `val/*`."""
+        as the run's `val/*`. `resume`: continue the run's folds (`fit_bagged`)."""
         root = self.trainer.logger
         if not isinstance(root, TensorBoardLogger):
             raise ConfigurationError(
@@ -99,18 +98,17 @@ class LoanCLI(LightningCLI):
             )
         run = f"version_{root.version}" if isinstance(root.version, int) else str(root.version)
 
-        def new_fold_run(fold: int) -> tuple[LoanDefaultModel, L.Trainer]:
+        def new_fold_run(fold: int) -> FoldRun:
             fresh = self.parser.instantiate_classes(self.config)
             logger = TensorBoardLogger(
                 root.save_dir, name=root.name, version=f"{run}/fold_{fold}", default_hp_metric=False
             )
             trainer_config = {**self._get(fresh, "trainer", default={}), "logger": logger}
             extra = [self._get(fresh, key) for key in self._parser(self.subcommand).callback_keys]
-            return self._get(fresh, "model"), self._instantiate_trainer(trainer_config, extra)
+            trainer = self._instantiate_trainer(trainer_config, extra)
+            return FoldRun(self._get(fresh, "model"), trainer, Path(logger.log_dir))
 
-        bagged = fit_bagged(
-            datamodule, new_fold_run, Path(root.log_dir) / "checkpoints" / CHECKPOINT_NAME
-        )
+        bagged = fit_bagged(datamodule, new_fold_run, Path(root.log_dir), resume=resume)
         root.log_metrics({f"val/{name}": value for name, value in bagged.report().items()}, step=0)
         root.save()
         return bagged
@@ -140,9 +138,11 @@ class LoanCLI(LightningCLI):
             return
         if init_args.version is not None:
             return
-        last = find_last_checkpoint(Path(init_args.save_dir) / str(init_args.name))
+        bagged = config.data.folds > 1
+        last = find_last_checkpoint(Path(init_args.save_dir) / str(init_args.name), bagged=bagged)
         if last is not None:
-            config.ckpt_path = str(last.path)
+            # A bagged fit finds each fold's own checkpoint in the version's fold folders.
+            config.ckpt_path = "last" if bagged else str(last.path)
             init_args.version = last.version
 
 

@@ -115,15 +115,17 @@ class LastCheckpoint:
     version: int
 
 
-def find_last_checkpoint(run_dir: Path) -> LastCheckpoint | None:
-    """The most recently written `version_N/checkpoints/last*.ckpt` under a logger's run folder.
+def find_last_checkpoint(run_dir: Path, *, bagged: bool = False) -> LastCheckpoint | None:
+    """The most recently written `version_N/checkpoints/last*.ckpt` under a logger's run
+    folder (a bagged fit's: `version_N/fold_<j>/checkpoints/last*.ckpt`).
 
     Resuming into that same version keeps the TensorBoard curves in one place and lets
     `ModelCheckpoint` restore its best score, which it only does for the same folder.
     """
     found = []
-    for path in run_dir.glob(f"version_*/checkpoints/{LAST_CHECKPOINT_GLOB}"):
-        match = re.fullmatch(r"version_(\d+)", path.parent.parent.name)
+    within = "fold_*/" if bagged else ""
+    for path in run_dir.glob(f"version_*/{within}checkpoints/{LAST_CHECKPOINT_GLOB}"):
+        match = re.fullmatch(r"version_(\d+)", path.relative_to(run_dir).parts[0])
         if match and path.is_file():
             found.append(LastCheckpoint(path=path, version=int(match.group(1))))
     if not found:

@@ -22,6 +22,7 @@ import torch
 from contracts.errors import NonFiniteTrainingError
 from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.atomic import write_csv_atomically
+from lightning_modules.bagging import FOLD_RECORD
 from lightning_modules.guards import FiniteGuard
 from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.resume import LastEpochCheckpoint, ResumableRun
@@ -229,6 +230,35 @@ def test_sigterm_then_ctrl_c_then_resume_ends_exactly_like_an_uninterrupted_run(
     reference = _checkpoint(tmp_path / "logs/default/version_1/checkpoints/last.ckpt")
     assert final.keys() == reference["state_dict"].keys()
     for name, tensor in final.items():
+        assert torch.equal(tensor, reference["state_dict"][name]), name
+
+
+@pytest.mark.slow
+def test_an_interrupted_bag_resumes_fold_by_fold_and_ends_like_an_uninterrupted_one(
+    run_cli, tmp_path
+):
+    """SIGTERM in the second fold of a 2-fold bag: the resumed bag reads the first fold
+    back and continues the second from its last complete epoch; its averaged checkpoint
+    equals an uninterrupted bag's."""
+    bag = ["--data.folds=2", "--trainer.max_epochs=2", "--data.batch_size=16"]
+    run_dir = tmp_path / "logs" / "default" / "version_0"
+    second_fold_last = run_dir / "fold_1" / "checkpoints" / "last.ckpt"
+
+    code, output = _interrupt_after_a_new_checkpoint(
+        _start_fit(tmp_path, *bag), second_fold_last, signal.SIGTERM
+    )
+    assert code == 128 + signal.SIGTERM, output
+    assert (run_dir / "fold_0" / FOLD_RECORD).is_file()
+    assert not (run_dir / "fold_1" / FOLD_RECORD).exists()
+    assert _checkpoint(second_fold_last)["epoch"] == 0, "the signal came late"
+
+    run_cli("fit", *SMALL_RUN, *bag, "--ckpt_path=last")
+    assert not (tmp_path / "logs" / "default" / "version_1").exists()  # same run continued
+    run_cli("fit", *SMALL_RUN, *bag)
+    resumed = _checkpoint(run_dir / "checkpoints" / "bagged.ckpt")["state_dict"]
+    reference = _checkpoint(tmp_path / "logs/default/version_1/checkpoints/bagged.ckpt")
+    assert resumed.keys() == reference["state_dict"].keys()
+    for name, tensor in resumed.items():
         assert torch.equal(tensor, reference["state_dict"][name]), name
 
 

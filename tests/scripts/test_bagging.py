@@ -98,17 +98,9 @@ def test_bagged_fit_averages_its_folds_into_one_checkpoint_that_test_and_predict
     submission = pd.read_csv(output)
     np.testing.assert_allclose(submission[PROBABILITY_COLUMN], expected, rtol=1e-5, atol=1e-6)
 
-
-def test_a_bagged_fit_does_not_resume(run_cli, loan_csv):
-    with pytest.raises(ConfigurationError, match="cannot resume"):
-        run_cli(
-            "fit",
-            f"--config={CONFIGS / 'default.yaml'}",
-            f"--data.path={loan_csv}",
-            *FAST_TRAINER,
-            "--data.folds=2",
-            "--ckpt_path=last",
-        )
+    # A bag resumes from its folds' own checkpoints, not from a named file.
+    with pytest.raises(ConfigurationError, match="resumes with --ckpt_path last"):
+        run_cli("fit", *data, *FAST_TRAINER, f"--data.folds={FOLDS}", f"--ckpt_path={bagged_path}")
 
 
 def test_a_bagged_fit_is_reproducible_from_its_seed(run_cli, loan_csv, tmp_path):
