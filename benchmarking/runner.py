@@ -181,7 +181,7 @@ def run_network(spec: RunSpec, overrides: Sequence[str] = ()) -> Outcome:
     )
     datamodule, model, trainer = cli.datamodule, cli.model, cli.trainer
     datamodule.labelled_table()  # reading the file is not part of the fit, for any model
-    if datamodule.folds > 1:
+    if datamodule.resolved_folds() > 1:
         return _run_bagged_network(cli)
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)

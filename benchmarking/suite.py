@@ -72,12 +72,15 @@ ROBUSTNESS = (
     "gmsc@2pct",
 )
 SUITES = {"protocol": DATASETS, "robustness": ROBUSTNESS}
-# Our network's named variants: the default, `fast` (the plain MLP, one config away) and
-# `bagged` (one default network per fold, `lightning_modules/bagging.py`; compare it with
-# `lightgbm-bagged`, fitted on the same folds).
+# Our network's named variants: the default, `fast` (one plain MLP, one config away) and
+# `bagged` (one default network per fold at any size, `lightning_modules/bagging.py`;
+# compare it with `lightgbm-bagged`, fitted on the same folds).
 NETWORK_VARIANTS: dict[str, tuple[str, ...]] = {
     "mlp": (),
-    "fast": (f"--model={Path(__file__).parents[1] / 'configs/shared/model_fast.yaml'}",),
+    "fast": (
+        f"--model={Path(__file__).parents[1] / 'configs/shared/model_fast.yaml'}",
+        "--data.folds=1",
+    ),
     "bagged": (f"--data.folds={BAGGING_FOLDS}",),
 }
 MODELS = ("mlp", *BASELINES)

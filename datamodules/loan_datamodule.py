@@ -41,6 +41,13 @@ from datamodules.tensor_data import Batch, batch_loader
 from datamodules.validation import check_training_columns, numeric_block, share_numeric_columns
 from risk.stability import BinnedDistribution
 
+# `folds: auto`: a bag of BAGGING_FOLDS networks where the training split holds fewer than
+# FEW_TRAINING_CASES rows of its rarer class, one network from there: one network's fit
+# varies most where the positives are few, and averaging five fits cuts that variance
+# (docs/model-options.md, "Bagging", for the measurements behind both numbers).
+BAGGING_FOLDS = 5
+FEW_TRAINING_CASES = 2_000
+
 
 @dataclass(frozen=True)
 class LabelledTable:
@@ -89,9 +96,9 @@ class LoanDataModule(L.LightningDataModule):
         folds: 1 splits the protocol's way (train, validation, test). K > 1 bags: the
             non-test rows go in K stratified folds (`datamodules/splits.py`), `fit` trains
             one network per fold, each validated (early-stopped, best epoch chosen) on its
-            own fold, and averages them (`lightning_modules/bagging.py`). The
-            preprocessing is then fitted on all non-test rows; the test rows stay the
-            protocol's.
+            own fold, and averages them (`lightning_modules/bagging.py`); the test rows
+            stay the protocol's. "auto": 5 folds where the training split has fewer than
+            2,000 rows of its rarer class (defaulters, usually), else 1 (`resolved_folds`).
         scaling: "quantile" (quantile-to-normal, robust to heavy tails) or "standard".
         min_level_count: categorical levels seen fewer times in training share the
             unknown code.
@@ -122,7 +129,7 @@ class LoanDataModule(L.LightningDataModule):
         sample_positive_rate: float | None = None,
         test_size: float = 0.2,
         val_size: float = 0.2,
-        folds: int = 1,
+        folds: int | Literal["auto"] = "auto",
         scaling: Scaling = "quantile",
         min_level_count: int = 1,
         value_counts: bool = True,
@@ -151,7 +158,8 @@ class LoanDataModule(L.LightningDataModule):
         self.sample_positive_rate = sample_positive_rate
         self.test_size = test_size
         self.val_size = val_size
-        check_range("folds", folds, low=1)
+        if folds != "auto":
+            check_range("folds", folds, low=1)
         self.folds = folds
         self.scaling = scaling
         self.min_level_count = min_level_count
@@ -205,18 +213,32 @@ class LoanDataModule(L.LightningDataModule):
         if stage == "fit" and self.preprocessor is None:
             self._fit_preprocessor()
 
+    def resolved_folds(self) -> int:
+        """`folds`, where "auto" is BAGGING_FOLDS below FEW_TRAINING_CASES training rows of
+        the rarer class and 1 from there (reads the labelled file)."""
+        if self.folds != "auto":
+            return self.folds
+        labelled = self.labelled_table()
+        cases = np.bincount(labelled.targets[labelled.split.train], minlength=2).min()
+        return BAGGING_FOLDS if cases < FEW_TRAINING_CASES else 1
+
     def fold_splits(self) -> list[SplitIndices]:
-        """The bagging folds of the labelled rows (`folds` > 1)."""
+        """The bagging folds of the labelled rows (`resolved_folds` > 1)."""
         labelled = self.labelled_table()
         return bagging_folds(
-            labelled.targets, labelled.split, folds=self.folds, seed=self.seed, source=self.source
+            labelled.targets,
+            labelled.split,
+            folds=self.resolved_folds(),
+            seed=self.seed,
+            source=self.source,
         )
 
     def select_fold(self, fold: int | None) -> None:
         """Serve bagging fold `fold` as the training and validation splits (None: the
         protocol's); the preprocessing and the test rows stay as they are."""
-        if fold is not None and not 0 <= fold < self.folds:
-            raise ValueError(f"fold {fold} is not one of the {self.folds} folds")
+        folds = self.resolved_folds()
+        if fold is not None and not 0 <= fold < folds:
+            raise ValueError(f"fold {fold} is not one of the {folds} folds")
         self._fold = fold
         self._tensors.pop("train", None)
         self._tensors.pop("val", None)
@@ -363,9 +385,10 @@ class LoanDataModule(L.LightningDataModule):
         labelled = self.labelled_table()
         schema = self._require_schema()
         split = labelled.split
-        # Bagging: every fold's network reads the same encoding, so it is fitted once on
-        # all the rows any fold trains on (unsupervised, except where it counts values).
-        train = split.train if self.folds == 1 else np.union1d(split.train, split.val)
+        # Bagging (a fold is served): every fold's network reads the same encoding, so it
+        # is fitted once on all the rows any fold trains on.
+        bagging = self._fold is not None
+        train = np.union1d(split.train, split.val) if bagging else split.train
         check_training_columns(labelled.frame, schema, source=self.source, rows=train)
         self.preprocessor = TabularPreprocessor(
             schema.numeric_columns,
@@ -380,9 +403,9 @@ class LoanDataModule(L.LightningDataModule):
         self._tensors.clear()
         counts = f", +{len(schema.numeric_columns)} value counts" if self.value_counts else ""
         parts = (
-            f"train {len(split.train)}, val {len(split.val)}"
-            if self.folds == 1
-            else f"{self.folds} folds of {len(train)}"
+            f"{self.resolved_folds()} folds of {len(train)}"
+            if bagging
+            else f"train {len(split.train)}, val {len(split.val)}"
         )
         rank_zero_info(
             f"{self.source}: {len(labelled.frame)} rows -> {parts}, test {len(split.test)}; "

@@ -77,14 +77,18 @@ def fit_bagged(
     *,
     resume: bool = False,
 ) -> BaggedFit:
-    """Fit one network per fold of `datamodule` (`folds` > 1) and save their average in
+    """Fit one network per fold of `datamodule` (`resolved_folds` > 1) and save their average in
     `run_dir/checkpoints/bagged.ckpt`; `resume` continues an interrupted bag's folds."""
     members: list[LoanDefaultModel] = []
     logits: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
     fold_epochs: list[int] = []
-    datamodule.setup("fit")  # a resumed bag may read every fold back without fitting one
-    for fold in range(datamodule.folds):
+    folds = datamodule.resolved_folds()
+    # Fit the shared preprocessing now, with a fold served (all non-test rows): a resumed
+    # bag may read every fold back without a fit that would set it up.
+    datamodule.select_fold(0)
+    datamodule.setup("fit")
+    for fold in range(folds):
         datamodule.select_fold(fold)
         run = new_fold_run(fold)
         record = run.folder / FOLD_RECORD

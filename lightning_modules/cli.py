@@ -69,18 +69,18 @@ class LoanCLI(LightningCLI):
     ) -> None:
         """`fit`: the trainer's, or one network per fold averaged (LightningCLI runs a CLI
         method named after the subcommand instead of the trainer's)."""
-        if datamodule.folds == 1:
+        if datamodule.resolved_folds() == 1:
             self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
             return
         if ckpt_path not in (None, "last"):
             raise ConfigurationError(
-                "a bagged fit (--data.folds > 1) resumes with --ckpt_path last (from its folds' "
+                "a bagged fit resumes with --ckpt_path last (from its folds' "
                 f"own checkpoints), not from {ckpt_path!r}"
             )
         bagged = self.fit_bagged(datamodule, resume=ckpt_path == "last")
         report = bagged.report()
         Console(highlight=False).print(
-            f"bagged model of {datamodule.folds} networks (epochs {bagged.fold_epochs}): "
+            f"bagged model of {len(bagged.fold_epochs)} networks (epochs {bagged.fold_epochs}): "
             f"out-of-fold ROC-AUC {report['roc_auc']:.4f}, accuracy "
             f"{report['accuracy']:.4f} at threshold {bagged.out_of_fold.threshold:.3f}\n"
             f"checkpoint: {bagged.checkpoint}"
@@ -93,8 +93,9 @@ class LoanCLI(LightningCLI):
         root = self.trainer.logger
         if not isinstance(root, TensorBoardLogger):
             raise ConfigurationError(
-                "a bagged fit (--data.folds > 1) logs each fold's fit beside the others: "
-                "configure a TensorBoardLogger as trainer.logger"
+                "a bagged fit (--data.folds above 1, or auto on a small training set) logs "
+                "each fold's fit beside the others: configure a TensorBoardLogger as "
+                "trainer.logger, or train one network with --data.folds 1"
             )
         run = f"version_{root.version}" if isinstance(root.version, int) else str(root.version)
 
@@ -138,11 +139,10 @@ class LoanCLI(LightningCLI):
             return
         if init_args.version is not None:
             return
-        bagged = config.data.folds > 1
-        last = find_last_checkpoint(Path(init_args.save_dir) / str(init_args.name), bagged=bagged)
+        last = find_last_checkpoint(Path(init_args.save_dir) / str(init_args.name))
         if last is not None:
             # A bagged fit finds each fold's own checkpoint in the version's fold folders.
-            config.ckpt_path = "last" if bagged else str(last.path)
+            config.ckpt_path = "last" if last.fold is not None else str(last.path)
             init_args.version = last.version
 
 

@@ -109,25 +109,29 @@ class ResumableRun(L.Callback):
 
 @dataclass(frozen=True)
 class LastCheckpoint:
-    """The newest `last.ckpt` of a run and the logger version folder it belongs to."""
+    """The newest `last.ckpt` of a run, the logger version folder it belongs to, and its
+    bagging fold's folder name (None outside a bag)."""
 
     path: Path
     version: int
+    fold: str | None = None
 
 
-def find_last_checkpoint(run_dir: Path, *, bagged: bool = False) -> LastCheckpoint | None:
-    """The most recently written `version_N/checkpoints/last*.ckpt` under a logger's run
-    folder (a bagged fit's: `version_N/fold_<j>/checkpoints/last*.ckpt`).
+def find_last_checkpoint(run_dir: Path) -> LastCheckpoint | None:
+    """The most recently written `version_N/checkpoints/last*.ckpt` (or a bagged fit's
+    `version_N/fold_<j>/checkpoints/last*.ckpt`) under a logger's run folder.
 
     Resuming into that same version keeps the TensorBoard curves in one place and lets
     `ModelCheckpoint` restore its best score, which it only does for the same folder.
     """
     found = []
-    within = "fold_*/" if bagged else ""
-    for path in run_dir.glob(f"version_*/{within}checkpoints/{LAST_CHECKPOINT_GLOB}"):
-        match = re.fullmatch(r"version_(\d+)", path.relative_to(run_dir).parts[0])
-        if match and path.is_file():
-            found.append(LastCheckpoint(path=path, version=int(match.group(1))))
+    for within in ("", "fold_*/"):
+        for path in run_dir.glob(f"version_*/{within}checkpoints/{LAST_CHECKPOINT_GLOB}"):
+            parts = path.relative_to(run_dir).parts
+            match = re.fullmatch(r"version_(\d+)", parts[0])
+            if match and path.is_file():
+                fold = parts[1] if within else None
+                found.append(LastCheckpoint(path=path, version=int(match.group(1)), fold=fold))
     if not found:
         return None
     return max(found, key=lambda last: last.path.stat().st_mtime)

@@ -24,13 +24,16 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-# Short training runs for tests: CPU, a couple of epochs. (The configs' RichProgressBar
-# stays: Lightning refuses `enable_progress_bar=false` beside a configured progress bar.)
+# Short training runs for tests: CPU, a couple of epochs, one network (the test files are
+# small enough for the default to bag five; the bagging tests ask for it). (The configs'
+# RichProgressBar stays: Lightning refuses `enable_progress_bar=false` beside a configured
+# progress bar.)
 FAST_TRAINER = [
     "--trainer.accelerator=cpu",
     "--trainer.max_epochs=2",
     "--trainer.enable_model_summary=false",
     "--trainer.log_every_n_steps=5",
+    "--data.folds=1",
 ]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from contracts.errors import DataValidationError
-from datamodules.loan_datamodule import LoanDataModule
+from datamodules.loan_datamodule import BAGGING_FOLDS, FEW_TRAINING_CASES, LoanDataModule
 from datamodules.splits import bagging_folds, protocol_split
 
 
@@ -49,6 +49,7 @@ def test_too_few_defaulters_for_the_folds_names_the_file_and_the_fix():
 
 def test_a_bagging_data_module_encodes_with_all_non_test_rows_and_serves_each_fold():
     datamodule = LoanDataModule(None, synthetic_rows=1_000, folds=4)
+    datamodule.select_fold(0)
     datamodule.setup("fit")
     protocol = datamodule.labelled_table().split
     non_test = len(protocol.train) + len(protocol.val)
@@ -65,3 +66,23 @@ def test_a_bagging_data_module_encodes_with_all_non_test_rows_and_serves_each_fo
     assert len(datamodule.split_tensors("val")) == len(protocol.val)
     with pytest.raises(ValueError, match="fold 4 is not one of the 4 folds"):
         datamodule.select_fold(4)
+
+
+def test_auto_folds_bag_where_defaulters_are_few_and_a_plain_fit_keeps_the_protocol_split():
+    small = LoanDataModule(None, synthetic_rows=1_000)
+    assert small.resolved_folds() == BAGGING_FOLDS  # 640 training rows, 123 defaulters
+    large = LoanDataModule(None, synthetic_rows=20_000)
+    table = large.labelled_table()
+    defaulters = int(table.targets[table.split.train].sum())
+    assert defaulters > FEW_TRAINING_CASES and large.resolved_folds() == 1
+    rarer = LoanDataModule(None, synthetic_rows=20_000, sample_positive_rate=0.1)
+    table = rarer.labelled_table()
+    assert int(table.targets[table.split.train].sum()) < FEW_TRAINING_CASES
+    assert rarer.resolved_folds() == BAGGING_FOLDS  # as many rows, fewer defaulters
+    assert LoanDataModule(None, synthetic_rows=1_000, folds=1).resolved_folds() == 1
+
+    # Without a fold served (a Python user's own `trainer.fit`), the preprocessing is the
+    # protocol's: fitted on the training rows alone.
+    small.setup("fit")
+    age = small.feature_distributions()["age"]
+    assert int(age.counts.sum()) == len(small.labelled_table().split.train)

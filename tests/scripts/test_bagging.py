@@ -114,7 +114,10 @@ def test_a_bagged_fit_is_reproducible_from_its_seed(run_cli, loan_csv, tmp_path)
     run_cli(*args)
     run_cli(*args)
     first, second = (
-        torch.load(tmp_path / "logs" / "default" / f"version_{n}" / "checkpoints" / "bagged.ckpt")
+        torch.load(
+            tmp_path / "logs" / "default" / f"version_{n}" / "checkpoints" / "bagged.ckpt",
+            weights_only=True,
+        )
         for n in (0, 1)
     )
     assert first["state_dict"].keys() == second["state_dict"].keys()

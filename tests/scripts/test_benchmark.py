@@ -31,17 +31,18 @@ SYNTHETIC_ARGS = [
     "--reference=logreg",
     "--models",
     *MODELS,
+    "fast",
     "bagged",
     "lightgbm-bagged",
     "broken",
 ]
-BAGGED = ["bagged", "lightgbm-bagged"]
+EXTRA = ["fast", "bagged", "lightgbm-bagged"]
 
 
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
-    """One quick benchmark of every model on 3,000 synthetic rows, the bagged network and
-    LightGBM, plus a variant that fails."""
+    """One quick benchmark of every model on 3,000 synthetic rows, `fast`, the bagged
+    network and LightGBM, plus a variant that fails."""
     out = tmp_path_factory.mktemp("benchmark")
     return out, main([*SYNTHETIC_ARGS, "--out", str(out)])
 
@@ -63,7 +64,7 @@ def test_quick_benchmark_writes_one_row_per_run_and_records_the_failure(syntheti
     runs = pd.read_csv(out / "results.csv")
 
     assert exit_code == 1  # the broken variant failed, and said so
-    assert list(runs["model"]) == [*MODELS, *BAGGED, "broken"]
+    assert list(runs["model"]) == [*MODELS, *EXTRA, "broken"]
     assert (runs["dataset"] == "default").all() and (runs["seed"] == 0).all()
     ok = runs[runs["model"] != "broken"]
     assert (ok["status"] == "ok").all(), ok["error"].tolist()
@@ -71,17 +72,19 @@ def test_quick_benchmark_writes_one_row_per_run_and_records_the_failure(syntheti
     assert (ok["roc_auc"] > 0.7).all()
     # 64 % of 3,000 rows, for every model: a bag's networks train on 4 of 5 folds of 80 %.
     assert (ok["train_rows"] == 1920).all()
-    assert ok.set_index("model").loc["mlp", "passes"] == 3  # --quick trains three epochs
-    assert ok.set_index("model").loc["bagged", "passes"] == 15  # three epochs on each fold
+    # --quick trains three epochs; below 5,120 training rows the default bags five networks,
+    # as the bagged variant does at any size: three epochs on each fold.
+    passes = ok.set_index("model")["passes"]
+    assert passes["mlp"] == passes["bagged"] == 15 and passes["fast"] == 3
     broken = runs[runs["model"] == "broken"].iloc[0]
     assert broken["status"] == "failed" and "dropout" in broken["error"]
 
     report = json.loads((out / "results.json").read_text())
     assert {"command", "cpu", "cores", "packages", "load_average_after"} <= set(report["metadata"])
-    assert len(report["runs"]) == len(report["summary"]) == len(MODELS) + len(BAGGED) + 1
-    paired, paired_bagged = report["paired"]
-    assert paired["model"] == "mlp" and paired["best_baseline"] in [*BASELINES, BAGGED[1]]
-    assert paired_bagged["model"] == "bagged"
+    assert len(report["runs"]) == len(report["summary"]) == len(MODELS) + len(EXTRA) + 1
+    paired, *others = report["paired"]
+    assert paired["model"] == "mlp" and paired["best_baseline"] in [*BASELINES, "lightgbm-bagged"]
+    assert [other["model"] for other in others] == ["fast", "bagged"]
     assert paired["ci_low"] is None  # one seed: no interval
     against = report["paired_reference"][0]  # --reference logreg: mlp against it, seed by seed
     assert (against["model"], against["best_baseline"]) == ("mlp", "logreg")
@@ -122,7 +125,7 @@ def test_rerun_skips_finished_runs_and_retries_failed_ones(synthetic_run):
 
     changed = {name for name in before if after[name] != before[name]}
     assert changed == {"broken-seed0.json"}
-    assert len(pd.read_csv(out / "results.csv")) == len(MODELS) + len(BAGGED) + 1
+    assert len(pd.read_csv(out / "results.csv")) == len(MODELS) + len(EXTRA) + 1
 
 
 @pytest.mark.slow
