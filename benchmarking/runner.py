@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from lightning.pytorch.callbacks import ProgressBar
 
@@ -43,6 +44,7 @@ from benchmarking.tuned import (
     tune_network,
     untuned_name,
 )
+from datamodules.loan_datamodule import BAGGING_FOLDS, LabelledTable, LoanDataModule
 from lightning_modules.atomic import write_text_atomically
 from lightning_modules.cli import LoanCLI, build_cli, drop_callbacks
 from lightning_modules.loan_model import LoanDefaultModel
@@ -50,8 +52,6 @@ from lightning_modules.metrics import binary_report, choose_threshold
 
 # The protocol's decision threshold maximises accuracy on validation, for every model.
 THRESHOLD_OBJECTIVE = "accuracy"
-# Folds of the bagged network (the `bagged` variant) and of the bagged baselines.
-BAGGING_FOLDS = 5
 MAX_ERROR_CHARS = 500
 
 
@@ -211,11 +211,10 @@ def _run_bagged_network(cli: LoanCLI) -> Outcome:
     fit_seconds = time.perf_counter() - start
     (logged,) = cli.trainer.test(bagged.model, datamodule=datamodule)
     test = datamodule.split_tensors("test")
-    model = bagged.model
     return Outcome(
         val_probs=bagged.out_of_fold.probabilities.double().numpy(),
         val_targets=bagged.out_of_fold.targets.numpy().astype(np.int64),
-        test_probs=_network_probabilities(model, test.numeric, test.categorical),
+        test_probs=_network_probabilities(bagged.model, test.numeric, test.categorical),
         test_targets=test.target.numpy().astype(np.int64),
         fit_seconds=fit_seconds,
         train_rows=len(datamodule.fold_splits()[0].train),
@@ -243,16 +242,8 @@ def run_baseline(spec: RunSpec) -> Outcome:
     a tuned one (`spec.trials`) is searched on the training and validation rows first."""
     datamodule = build_run_cli(spec, ["--trainer.logger=false"]).datamodule
     table = datamodule.labelled_table()
-    schema = datamodule.schema
-    if schema is None:
-        raise RuntimeError("the data module has no schema after reading the labelled file")
     split, targets = table.split, table.targets
-    features = feature_frame(
-        table.numeric,
-        schema.numeric_columns,
-        table.frame[list(schema.categorical_columns)],
-        split.train,
-    )
+    features = _baseline_features(datamodule, table, split.train)
     inputs = BaselineInputs.from_split(
         features, targets, split, seed=spec.seed, threads=spec.threads
     )
@@ -288,25 +279,19 @@ def run_bagged_baseline(spec: RunSpec) -> Outcome:
         spec, ["--trainer.logger=false", f"--data.folds={BAGGING_FOLDS}"]
     ).datamodule
     table = datamodule.labelled_table()
-    schema = datamodule.schema
-    if schema is None:
-        raise RuntimeError("the data module has no schema after reading the labelled file")
     folds = datamodule.fold_splits()
-    features = feature_frame(
-        table.numeric,
-        schema.numeric_columns,
-        table.frame[list(schema.categorical_columns)],
-        np.union1d(table.split.train, table.split.val),
-    )
+    features = _baseline_features(datamodule, table, np.union1d(table.split.train, table.split.val))
     fit = BASELINES[spec.baseline]
     start = time.perf_counter()
-    members = tuple(
-        fit(
-            BaselineInputs.from_split(
-                features, table.targets, fold, seed=spec.seed, threads=spec.threads
+    bag = BaggedFitted(
+        tuple(
+            fit(
+                BaselineInputs.from_split(
+                    features, table.targets, fold, seed=spec.seed, threads=spec.threads
+                )
             )
+            for fold in folds
         )
-        for fold in folds
     )
     fit_seconds = time.perf_counter() - start
     held_out = [fold.val for fold in folds]
@@ -315,15 +300,30 @@ def run_bagged_baseline(spec: RunSpec) -> Outcome:
         val_probs=np.concatenate(
             [
                 member.predict_proba(features.iloc[rows])
-                for member, rows in zip(members, held_out, strict=True)
+                for member, rows in zip(bag.members, held_out, strict=True)
             ]
         ),
         val_targets=table.targets[np.concatenate(held_out)],
-        test_probs=BaggedFitted(members).predict_proba(features.iloc[test]),
+        test_probs=bag.predict_proba(features.iloc[test]),
         test_targets=table.targets[test],
         fit_seconds=fit_seconds,
         train_rows=len(folds[0].train),
-        passes=BaggedFitted(members).iterations,
+        passes=bag.iterations,
+    )
+
+
+def _baseline_features(
+    datamodule: LoanDataModule, table: LabelledTable, training_rows: np.ndarray
+) -> pd.DataFrame:
+    """`feature_frame` of the labelled rows, categorical levels from `training_rows`."""
+    schema = datamodule.schema
+    if schema is None:
+        raise RuntimeError("the data module has no schema after reading the labelled file")
+    return feature_frame(
+        table.numeric,
+        schema.numeric_columns,
+        table.frame[list(schema.categorical_columns)],
+        training_rows,
     )
 
 

@@ -44,7 +44,7 @@ from rich.progress import (
 
 from benchmarking.baselines import BASELINES, TUNABLE_BASELINES, bagged_name, unbagged_name
 from benchmarking.machine import REPO, machine_metadata
-from benchmarking.runner import BAGGING_FOLDS, RunSpec, data_check_main, read_result, worker_main
+from benchmarking.runner import RunSpec, data_check_main, read_result, worker_main
 from benchmarking.scoreboard import (
     fit_time_ratios,
     markdown_tables,
@@ -56,6 +56,7 @@ from benchmarking.scoreboard import (
     tuning_markdown,
 )
 from benchmarking.tuned import DEFAULT_TRIALS, TUNED_SUFFIX, tuned_name, untuned_name
+from datamodules.loan_datamodule import BAGGING_FOLDS
 from lightning_modules.atomic import write_csv_atomically, write_text_atomically
 
 DATASETS = ("taiwan", "credit_risk", "heloc", "gmsc", "german")

@@ -160,7 +160,6 @@ def average(members: list[LoanDefaultModel]) -> LoanDefaultModel:
     bagged = LoanDefaultModel(**(_init_arguments(members[0]) | {"networks": len(members)}))
     for network, member in zip(bagged.networks(), members, strict=True):
         network.load_state_dict(member.networks()[0].state_dict())
-    bagged.pos_weight.copy_(members[0].pos_weight)
     return bagged.eval()
 
 
