@@ -13,6 +13,7 @@ from torch import nn
 from contracts.choices import check_choice, check_range
 from contracts.errors import ConfigurationError
 from contracts.features import SMALL_TRAINING_ROWS, FeatureSpec
+from lightning_modules.dropout import ByteMaskDropout
 from lightning_modules.numeric_embedding import (
     BinEdges,
     NumericEmbeddingKind,
@@ -78,7 +79,7 @@ def mlp_block(
         layers.append(nn.LayerNorm(out_features))
     layers.append(_ACTIVATIONS[activation]())
     if dropout > 0:
-        layers.append(nn.Dropout(dropout))
+        layers.append(ByteMaskDropout(dropout))
     return nn.Sequential(*layers)
 
 
