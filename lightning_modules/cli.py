@@ -20,6 +20,7 @@ os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
 from jsonargparse import Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -32,6 +33,7 @@ from lightning_modules.bagging import BaggedFit, FoldRun, fit_bagged
 from lightning_modules.callbacks import MetricsReport, SubmissionWriter
 from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.resume import find_last_checkpoint
+from lightning_modules.tensorboard_views import TensorBoardViews
 
 DEBUG_ENV = "LOAN_DEBUG"  # set to 1 for the full traceback of a user-facing error
 Result = TypeVar("Result")
@@ -107,10 +109,14 @@ class LoanCLI(LightningCLI):
             trainer_config = {**self._get(fresh, "trainer", default={}), "logger": logger}
             extra = [self._get(fresh, key) for key in self._parser(self.subcommand).callback_keys]
             trainer = self._instantiate_trainer(trainer_config, extra)
+            for views in _views(trainer):
+                views.figures = False
             return FoldRun(self._get(fresh, "model"), trainer, Path(logger.log_dir))
 
         bagged = fit_bagged(datamodule, new_fold_run, Path(root.log_dir), resume=resume)
         root.log_metrics({f"val/{name}": value for name, value in bagged.report().items()}, step=0)
+        for views in _views(self.trainer):
+            views.write_validation_figures(root, bagged.out_of_fold, step=0)
         root.save()
         return bagged
 
@@ -171,6 +177,10 @@ def _require_checkpoint(subcommand: str, ckpt_path: str | None) -> None:
             f"{subcommand} needs a trained model: pass --ckpt_path "
             "logs/<config name>/version_N/checkpoints/<file>.ckpt"
         )
+
+
+def _views(trainer: Trainer) -> list[TensorBoardViews]:
+    return [callback for callback in trainer.callbacks if isinstance(callback, TensorBoardViews)]
 
 
 def drop_callbacks(trainer_config: Namespace, kinds: tuple[type, ...]) -> None:

@@ -30,7 +30,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.tensorboard.summary import hparams
 
-from contracts.evaluation import InspectableModel
+from contracts.evaluation import EvaluationOutputs, InspectableModel
 from contracts.features import FittedTabularData
 from lightning_modules.evaluation_figures import (
     confusion_figure,
@@ -56,6 +56,9 @@ class TensorBoardViews(L.Callback):
         calibration_bins: equal-width bins of the reliability diagram (the protocol's
             expected calibration error uses 15).
         embeddings: export the categorical embeddings to the projector at the end of fit.
+        figures: draw the validation figures. A bag's folds do not (`LoanCLI.fit_bagged`
+            turns it off): the bag draws them once, for its out-of-fold predictions,
+            where 13 drawings in the folds took a quarter of german's fit.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class TensorBoardViews(L.Callback):
         every_n_epochs: int = 5,
         calibration_bins: int = CALIBRATION_BINS,
         embeddings: bool = True,
+        figures: bool = True,
     ) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
@@ -71,6 +75,7 @@ class TensorBoardViews(L.Callback):
         self.every_n_epochs = every_n_epochs
         self.calibration_bins = calibration_bins
         self.embeddings = embeddings
+        self.figures = figures
         self._hparams_written: set[str] = set()
         self._curves_step: int | None = None
 
@@ -135,12 +140,19 @@ class TensorBoardViews(L.Callback):
     def _write_curves(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         logger = _tensorboard_logger(trainer)
         outputs = pl_module.validation_outputs if isinstance(pl_module, InspectableModel) else None
-        if logger is None or outputs is None:
+        if logger is None or outputs is None or not self.figures:
             return
+        self.write_validation_figures(logger, outputs, trainer.global_step)
+        self._curves_step = trainer.global_step
+
+    def write_validation_figures(
+        self, logger: TensorBoardLogger, outputs: EvaluationOutputs, step: int
+    ) -> None:
+        """The `val/*` figures and PR curve of these predictions (a fit's validation epoch,
+        or a bag's out-of-fold rows)."""
         probs = outputs.probabilities.detach().float().cpu()
         targets = outputs.targets.detach().float().cpu()
         threshold = outputs.threshold
-        step = trainer.global_step
         figures = {
             "val/roc_curve": roc_figure(probs, targets),
             "val/precision_recall_curve": precision_recall_figure(probs, targets, threshold),
@@ -151,7 +163,6 @@ class TensorBoardViews(L.Callback):
         for tag, figure in figures.items():
             logger.experiment.add_figure(tag, figure, global_step=step)
         logger.experiment.add_pr_curve("val/pr_curve", targets.long(), probs, global_step=step)
-        self._curves_step = step
 
     def _write_embeddings(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         logger = _tensorboard_logger(trainer)

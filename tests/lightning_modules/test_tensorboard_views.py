@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import lightning as L
 import matplotlib.image
@@ -14,7 +13,6 @@ import torch
 import torchmetrics.functional.classification as tmf
 from google.protobuf import text_format
 from lightning.pytorch.loggers import TensorBoardLogger
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.plugins.projector import projector_config_pb2
 
@@ -31,19 +29,7 @@ from lightning_modules.tensorboard_views import (
     metric_tags,
 )
 from tests.conftest import CONFIGS, FAST_TRAINER
-
-IMAGE_TAGS = {
-    "val/roc_curve",
-    "val/precision_recall_curve",
-    "val/ks_curve",
-    "val/confusion_matrix",
-    "val/reliability_diagram",
-}
-
-
-def _events(run_dir: Path) -> EventAccumulator:
-    accumulator = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0})
-    return accumulator.Reload()
+from tests.helpers.tensorboard import VALIDATION_FIGURES, read_events
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +51,7 @@ def run(tmp_path_factory):
         )
         cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best")
     run_dir = root / "logs" / "default" / "version_0"
-    return cli, run_dir, _events(run_dir)
+    return cli, run_dir, read_events(run_dir)
 
 
 @pytest.mark.slow
@@ -88,8 +74,8 @@ def test_every_stage_logs_loss_metrics_and_learning_rate(run):
 @pytest.mark.slow
 def test_validation_curves_are_images_and_a_native_pr_curve(run):
     cli, _, events = run
-    assert set(events.Tags()["images"]) == IMAGE_TAGS | {"test/ks_curve"}
-    for tag in [*IMAGE_TAGS, "test/ks_curve"]:
+    assert set(events.Tags()["images"]) == VALIDATION_FIGURES | {"test/ks_curve"}
+    for tag in [*VALIDATION_FIGURES, "test/ks_curve"]:
         (image,) = events.Images(tag)  # 3 epochs, every 5: drawn once, after the last epoch
         assert image.step == cli.trainer.global_step
         pixels = matplotlib.image.imread(io.BytesIO(image.encoded_image_string), format="png")
@@ -166,7 +152,7 @@ def _fit_tiny_model(logger, views: TensorBoardViews, max_epochs: int) -> None:
 def test_curves_follow_every_n_epochs_and_a_trainer_without_tensorboard_is_fine(tmp_path):
     logger = TensorBoardLogger(tmp_path, name="run", default_hp_metric=False)
     _fit_tiny_model(logger, TensorBoardViews(every_n_epochs=1), max_epochs=2)
-    events = _events(tmp_path / "run" / "version_0")
+    events = read_events(tmp_path / "run" / "version_0")
     # Drawn after each epoch, at the global step.
     assert [image.step for image in events.Images("val/roc_curve")] == [4, 8]
     _fit_tiny_model(False, TensorBoardViews(every_n_epochs=1), max_epochs=2)
@@ -179,7 +165,7 @@ def test_a_periodic_drawing_is_skipped_when_the_fit_ends_sooner(tmp_path, max_ep
     logger = TensorBoardLogger(tmp_path, name="run", default_hp_metric=False)
     views = TensorBoardViews(every_n_epochs=2, embeddings=False)
     _fit_tiny_model(logger, views, max_epochs=max_epochs)
-    events = _events(tmp_path / "run" / "version_0")
+    events = read_events(tmp_path / "run" / "version_0")
     assert [image.step for image in events.Images("val/roc_curve")] == steps
 
 
@@ -239,7 +225,7 @@ def test_a_separate_test_run_gets_its_own_hparams_and_test_metrics(run, monkeypa
             f"--ckpt_path={best}",
         ]
     )
-    events = _events(run_dir.parent / "version_1")
+    events = read_events(run_dir.parent / "version_1")
     start = plugin_data_pb2.HParamsPluginData.FromString(
         events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
     ).session_start_info

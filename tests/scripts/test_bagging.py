@@ -14,6 +14,7 @@ from lightning_modules.callbacks import PROBABILITY_COLUMN
 from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.metrics import choose_threshold
 from tests.conftest import CONFIGS, FAST_TRAINER
+from tests.helpers.tensorboard import VALIDATION_FIGURES, read_events
 
 pytestmark = pytest.mark.slow
 FOLDS = 2
@@ -47,6 +48,9 @@ def test_bagged_fit_averages_its_folds_into_one_checkpoint_that_test_and_predict
         fold_dir = run_dir / f"fold_{fold}"
         assert list(fold_dir.glob("events.out.tfevents.*"))
         members.append(_load(next((fold_dir / "checkpoints").glob("epoch*.ckpt"))))
+    # The bag draws the validation figures once, for its out-of-fold rows; its folds none.
+    assert set(read_events(run_dir).Tags()["images"]) == VALIDATION_FIGURES
+    assert not read_events(run_dir / "fold_0").Tags()["images"]
 
     # The bag predicts the mean of its fold networks' probabilities (then its temperature).
     datamodule = cli.datamodule
