@@ -26,7 +26,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 # Short training runs for tests: CPU, a couple of epochs, one network (the test files are
 # small enough for the default to bag five; the bagging tests ask for it). (The configs'
-# RichProgressBar stays: Lightning refuses `enable_progress_bar=false` beside a configured
+# progress bar stays: Lightning refuses `enable_progress_bar=false` beside a configured
 # progress bar.)
 FAST_TRAINER = [
     "--trainer.accelerator=cpu",
