@@ -53,6 +53,7 @@ from lightning_modules.metrics import binary_report, choose_threshold
 # The protocol's decision threshold maximises accuracy on validation, for every model.
 THRESHOLD_OBJECTIVE = "accuracy"
 MAX_ERROR_CHARS = 500
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -109,15 +110,26 @@ class RunSpec:
         return [f"--seed_everything={self.seed}", f"--data.seed={self.seed}", *self.data_args]
 
     def fingerprint(self) -> dict[str, Any]:
-        """What decides a run's result: a stored result is reused only if this matches."""
+        """What decides a run's result: a stored result is reused only if this matches.
+
+        Paths inside this checkout are written relative to it, so that a result stored
+        from one checkout of the code (e.g. a git worktree that keeps the benchmark's code
+        fixed while another is edited) is reused from another.
+        """
         spec = asdict(self)
         del spec["out_dir"]
-        spec["data_args"] = list(self.data_args)
+        spec["config"] = _relative_to_checkout(self.config)
+        spec["data_args"] = [_relative_to_checkout(arg) for arg in self.data_args]
         if self.network_args is not None:
-            spec["network_args"] = list(self.network_args)
+            spec["network_args"] = [_relative_to_checkout(arg) for arg in self.network_args]
         if self.trials is None:
             del spec["trials"]  # as results stored before tuned runs existed record it
         return spec
+
+
+def _relative_to_checkout(text: str) -> str:
+    """`text` with this checkout's absolute path removed wherever it prefixes a path."""
+    return text.replace(f"{CHECKOUT}{os.sep}", "")
 
 
 @dataclass

@@ -13,6 +13,7 @@ import pytest
 import torch
 from scipy import stats
 
+from benchmarking import runner
 from benchmarking.baselines import BASELINES
 from benchmarking.scoreboard import METRICS, fit_time_ratios, paired_comparison, summarise
 from benchmarking.suite import MODELS, ROBUSTNESS, derived_dataset, main
@@ -240,3 +241,25 @@ def test_summary_averages_successful_seeds_and_counts_failures():
     assert (row["seeds_ok"], row["seeds_failed"]) == (2, 1)
     assert row["roc_auc_mean"] == pytest.approx(0.85)
     assert row["roc_auc_std"] == pytest.approx(np.std([0.8, 0.9], ddof=1))
+
+
+def test_a_stored_result_is_reused_from_another_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two checkouts of the same code (a git worktree beside the main one) give a run the
+    same fingerprint, each computing it from its own location; another config differs."""
+
+    def fingerprint(checkout: Path, config: str = "taiwan.yaml") -> dict:
+        monkeypatch.setattr(runner, "CHECKOUT", checkout)
+        return runner.RunSpec(
+            dataset="taiwan",
+            model="fast",
+            seed=0,
+            config=str(checkout / "configs" / config),
+            out_dir=str(checkout / "benchmark_results"),
+            network_args=(f"--model={checkout / 'configs/shared/model_fast.yaml'}",),
+        ).fingerprint()
+
+    main_checkout = fingerprint(Path("/work/project"))
+    assert main_checkout["config"] == "configs/taiwan.yaml"
+    assert main_checkout["network_args"] == ["--model=configs/shared/model_fast.yaml"]
+    assert fingerprint(Path("/tmp/worktree")) == main_checkout
+    assert fingerprint(Path("/tmp/worktree"), "heloc.yaml") != main_checkout
