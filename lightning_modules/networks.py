@@ -3,7 +3,7 @@ ensemble member."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Literal
 
@@ -27,6 +27,13 @@ from lightning_modules.numeric_embedding import (
 # german (5 seeds) it halved the default's mean gap to CatBoost (-0.027 to -0.012); on the
 # larger sets k = 4 gained 0.001-0.004 for 1.8-5.6x the fit time (docs/model-options.md).
 SMALL_DATA_ENSEMBLE_SIZE = 8
+# `hidden_sizes: auto`: the MLP's blocks below SMALL_TRAINING_ROWS training rows (where the
+# 8-member ensemble makes every step 8 rows per row) and from there. On the 1k and 3k
+# samples and german (5 seeds) the narrower blocks fitted 22-37 % faster at -0.0005 to
+# +0.005 ROC-AUC; on the larger sets they lost up to 0.003 on the credit_risk family
+# (docs/experiments/2026-12-03-fit-costs.md).
+SMALL_DATA_HIDDEN_SIZES = (128, 128, 128)
+HIDDEN_SIZES = (256, 256, 256)
 
 Normalization = Literal["batchnorm", "layernorm", "none"]
 Activation = Literal["relu", "gelu", "silu"]
@@ -148,11 +155,13 @@ class NetworkSettings:
     """The network's architecture; the defaults are the recommended network.
 
     Piecewise-linear encoding of each numeric feature on decision-tree bins (Gorishniy et
-    al. 2022, "PLE-T"), then an MLP of three 256-wide blocks with batch norm, ReLU and
-    dropout 0.25: the setup measured best across the public credit sets (BENCHMARKS.md).
+    al. 2022, "PLE-T"), then an MLP of three 256-wide blocks (128 below 5,120 training
+    rows) with batch norm, ReLU and dropout 0.25: the setup measured best across the
+    public credit sets and the robustness suite (BENCHMARKS.md).
 
     Args:
-        hidden_sizes: width of each MLP block.
+        hidden_sizes: width of each MLP block. "auto": three blocks of 128 below 5,120
+            training rows, of 256 from there, resolved by `resolved`.
         dropout, normalization, activation: per-block regularisation and non-linearity.
         categorical_embedding_max_dim: cap of the categorical embedding size rule.
         numeric_embedding: "none" (raw scalars), "periodic" (PLR, `periodic_sigma`),
@@ -167,7 +176,7 @@ class NetworkSettings:
         cross_layers: DCN-v2 cross layers (explicit feature products) before the MLP.
     """
 
-    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256, 256])
+    hidden_sizes: list[int] | Literal["auto"] = "auto"
     dropout: float = 0.25
     normalization: Normalization = "batchnorm"
     activation: Activation = "relu"
@@ -180,9 +189,12 @@ class NetworkSettings:
     cross_layers: int = 0
 
     def __post_init__(self) -> None:
-        if not self.hidden_sizes or any(size < 1 for size in self.hidden_sizes):
+        if self.hidden_sizes != "auto" and (
+            not self.hidden_sizes or any(size < 1 for size in self.hidden_sizes)
+        ):
             raise ConfigurationError(
-                f"hidden_sizes must be a non-empty list of positive ints, got {self.hidden_sizes}"
+                "hidden_sizes must be 'auto' or a non-empty list of positive ints, "
+                f"got {self.hidden_sizes}"
             )
         check_range("dropout", self.dropout, low=0.0, high=1.0, high_inclusive=False)
         check_choice("normalization", self.normalization, Normalization)
@@ -199,10 +211,14 @@ class NetworkSettings:
     def resolved(self, training_rows: int) -> NetworkSettings:
         """These settings with "auto" replaced by what suits a training set of this size;
         a checkpoint keeps the resolved values, so it rebuilds without the data."""
-        if self.ensemble_size != "auto":
-            return self
         small = training_rows < SMALL_TRAINING_ROWS
-        return replace(self, ensemble_size=SMALL_DATA_ENSEMBLE_SIZE if small else 1)
+        resolved = self
+        if self.ensemble_size == "auto":
+            resolved = replace(resolved, ensemble_size=SMALL_DATA_ENSEMBLE_SIZE if small else 1)
+        if self.hidden_sizes == "auto":
+            sizes = SMALL_DATA_HIDDEN_SIZES if small else HIDDEN_SIZES
+            resolved = replace(resolved, hidden_sizes=list(sizes))
+        return resolved
 
 
 class LoanDefaultNet(nn.Module):
@@ -222,10 +238,13 @@ class LoanDefaultNet(nn.Module):
     def __init__(self, inputs: FeatureSpec, settings: NetworkSettings | None = None) -> None:
         super().__init__()
         settings = settings or NetworkSettings()
-        if settings.ensemble_size == "auto":
+        automatic = [
+            name for name in ("ensemble_size", "hidden_sizes") if getattr(settings, name) == "auto"
+        ]
+        if automatic:
             raise ConfigurationError(
-                "ensemble_size 'auto' depends on the training set's size: build the network "
-                "from NetworkSettings.resolved(training_rows), or set ensemble_size"
+                f"'auto' ({', '.join(automatic)}) depends on the training set's size: build "
+                "the network from NetworkSettings.resolved(training_rows), or set a value"
             )
         _check_inputs(inputs)
         self.n_embedded = inputs.n_numeric - inputs.n_missing_indicators

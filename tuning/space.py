@@ -12,8 +12,9 @@ The file (`configs/search/default.yaml` is the example; `docs/tuning.md` the ref
         high: 3.0e-3
         log: true
 
-A parameter may also have `step` (float and int), `off_value` (float and int: each trial
-first draws `<name>.off`, and "off" sets this value: weight decay "0 or log-uniform"),
+A parameter may also have `step` (float and int), `off_value` (float, int and layers: each
+trial first draws `<name>.off`, and "off" sets this value: weight decay "0 or log-uniform",
+blocks "auto or drawn"),
 and `when` ({other parameter: [values]}: drawn only when an earlier categorical took one of
 them, e.g. `n_bins` only for piecewise embeddings). `layers` draws `<name>.depth` blocks of
 one width `<name>.width` (`depth: [1, 4]`, `width: [64, 1024]`, optional `log`) and sets the
@@ -43,7 +44,7 @@ _FIELDS = {
     "float": {"key", "type", "low", "high", "log", "step", "off_value", "when"},
     "int": {"key", "type", "low", "high", "log", "step", "off_value", "when"},
     "categorical": {"key", "type", "choices", "when"},
-    "layers": {"key", "type", "depth", "width", "log", "when"},
+    "layers": {"key", "type", "depth", "width", "log", "off_value", "when"},
 }
 _TOP_LEVEL = {"fixed", "parameters"}
 _Fail = Callable[[str], ConfigurationError]  # builds the error for one parameter
@@ -62,7 +63,7 @@ class Parameter:
     step: float | None = None
     choices: tuple[Any, ...] = ()
     depth: tuple[int, int] = (1, 1)
-    off_value: float | None = None
+    off_value: float | str | None = None
     when: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def suggest(self, trial: optuna.Trial) -> Any:
@@ -258,7 +259,11 @@ def _parse_parameter(path: Path, name: str, settings: Any, earlier: list[Paramet
         low, high = _pair(settings.get("width"), "width", integer=True, fail=fail)
         if depth[0] < 1 or low < 1:
             raise fail("depth and width must be at least 1")
-        return Parameter(**common, low=low, high=high, depth=(int(depth[0]), int(depth[1])))
+        off_value = settings.get("off_value")
+        if off_value is not None and not isinstance(off_value, str):
+            raise fail(f"`off_value` of layers must be a word such as auto, got {off_value!r}")
+        depths = (int(depth[0]), int(depth[1]))
+        return Parameter(**common, low=low, high=high, depth=depths, off_value=off_value)
 
     integer = kind == "int"
     low, high = _pair([settings.get("low"), settings.get("high")], "low/high", integer, fail)

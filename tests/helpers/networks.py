@@ -16,9 +16,12 @@ def small_net(
     n_missing_indicators: int = 0,
     **settings: Any,
 ) -> LoanDefaultNet:
-    """A `LoanDefaultNet`; `settings` override `NetworkSettings` (raw numerics and one
-    member unless given)."""
+    """A `LoanDefaultNet`; `settings` override `NetworkSettings` (raw numerics, one member
+    and blocks of 16 unless given)."""
     inputs = FeatureSpec(n_numeric, tuple(cardinalities), positive_rate, n_missing_indicators)
     return LoanDefaultNet(
-        inputs, NetworkSettings(**({"numeric_embedding": "none", "ensemble_size": 1} | settings))
+        inputs,
+        NetworkSettings(
+            **({"numeric_embedding": "none", "ensemble_size": 1, "hidden_sizes": [16]} | settings)
+        ),
     )

@@ -32,8 +32,7 @@ def test_the_default_space_names_real_options_and_holds_the_recommended_model():
         "weight_decay.off": False,
         "weight_decay": 0.01,
         "dropout": 0.25,
-        "hidden_sizes.depth": 3,
-        "hidden_sizes.width": 256,
+        "hidden_sizes.off": True,  # "auto": the default's rule by training-set size
         "numeric_embedding": "piecewise",
         "n_bins": 48,
         "lr_schedule": "auto",
@@ -57,8 +56,11 @@ def test_draws_follow_the_conditions_and_become_cli_arguments():
         assert ("model.net.n_bins" in values) == (embedding == "piecewise")
         assert ("model.net.periodic_sigma" in values) == (embedding == "periodic")
         sizes = values["model.net.hidden_sizes"]
-        assert 1 <= len(sizes) <= 4 and len(set(sizes)) == 1 and 64 <= sizes[0] <= 1024
+        assert sizes == "auto" or (
+            1 <= len(sizes) <= 4 and len(set(sizes)) == 1 and 64 <= sizes[0] <= 1024
+        )
         assert 3e-5 <= values["model.optimizer.init_args.lr"] <= 3e-3
+    assert sum(values["model.net.hidden_sizes"] == "auto" for values in drawn) in range(5, 36)
     decays = [values["model.optimizer.init_args.weight_decay"] for values in drawn]
     assert 0.0 in decays and any(1e-4 <= decay <= 0.1 for decay in decays)
     assert {values["model.net.numeric_embedding"] for values in drawn} == {

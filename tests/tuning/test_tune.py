@@ -32,7 +32,7 @@ from tuning.tune import main
 
 pytestmark = pytest.mark.slow
 
-# The recommended model (3 x 256, piecewise, 48 bins, lr 1e-3) lies inside, so trial 0 is it.
+# The recommended model (auto blocks, piecewise, 48 bins, lr 1e-3) lies inside: trial 0 is it.
 TINY_SPACE = """\
 fixed:
   trainer.max_epochs: 1
@@ -43,7 +43,8 @@ parameters:
   n_bins:
     {key: model.net.n_bins, type: int, low: 8, high: 48, when: {numeric_embedding: [piecewise]}}
   hidden_sizes:
-    {key: model.net.hidden_sizes, type: layers, depth: [1, 3], width: [32, 256], log: true}
+    {key: model.net.hidden_sizes, type: layers, depth: [1, 3], width: [32, 256], log: true,
+     off_value: auto}
 """
 STUDY = "default-space"  # <config name>-<space name>
 SMALL = ["--data.synthetic_rows=1500", "--trainer.accelerator=cpu"]
@@ -148,7 +149,7 @@ def test_an_interrupted_study_continues_with_the_same_command(resumed):
     assert len(set(_params(resumed.study))) == 4  # no trial repeats another's values
     first = trials[0]
     assert first.user_attrs["origin"] == "config"  # the config as it is
-    assert first.params["hidden_sizes.width"] == 256 and first.params["n_bins"] == 48
+    assert first.params["hidden_sizes.off"] and first.params["n_bins"] == 48  # auto, 48
     for trial in (t for t in trials if t.state == TrialState.COMPLETE):
         assert trial.intermediate_values == {0: trial.value}
         assert 0.5 < trial.value <= 1.0
