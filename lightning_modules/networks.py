@@ -27,11 +27,11 @@ from lightning_modules.numeric_embedding import (
 # german (5 seeds) it halved the default's mean gap to CatBoost (-0.027 to -0.012); on the
 # larger sets k = 4 gained 0.001-0.004 for 1.8-5.6x the fit time (docs/model-options.md).
 SMALL_DATA_ENSEMBLE_SIZE = 8
-# `hidden_sizes: auto`: the MLP's blocks below SMALL_TRAINING_ROWS training rows (where the
-# 8-member ensemble makes every step 8 rows per row) and from there. On the 1k and 3k
-# samples and german (5 seeds) the narrower blocks fitted 22-37 % faster at -0.0005 to
-# +0.005 ROC-AUC; on the larger sets they lost up to 0.003 on the credit_risk family
-# (docs/experiments/2026-12-03-fit-costs.md).
+# `hidden_sizes: auto`: the MLP's blocks below SMALL_TRAINING_ROWS training rows and from
+# there. Below it the 8-member ensemble passes every row through the MLP 8 times, so the
+# width sets a small set's cost: on the 1k and 3k samples and german (5 seeds) 128-wide
+# blocks fitted 22-37 % faster at -0.0005 to +0.006 ROC-AUC; on the larger sets they lost
+# up to 0.003 on the credit_risk family (docs/experiments/2026-12-03-fit-costs.md).
 SMALL_DATA_HIDDEN_SIZES = (128, 128, 128)
 HIDDEN_SIZES = (256, 256, 256)
 

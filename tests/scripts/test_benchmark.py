@@ -258,8 +258,8 @@ def test_a_stored_result_is_reused_from_another_checkout(monkeypatch: pytest.Mon
             network_args=(f"--model={checkout / 'configs/shared/model_fast.yaml'}",),
         ).fingerprint()
 
-    main_checkout = fingerprint(Path("/work/project"))
+    main_checkout = fingerprint(Path("/home/analyst/loan-default"))
     assert main_checkout["config"] == "configs/taiwan.yaml"
     assert main_checkout["network_args"] == ["--model=configs/shared/model_fast.yaml"]
-    assert fingerprint(Path("/tmp/worktree")) == main_checkout
-    assert fingerprint(Path("/tmp/worktree"), "heloc.yaml") != main_checkout
+    assert fingerprint(Path("/home/analyst/loan-default-worktree")) == main_checkout
+    assert fingerprint(Path("/home/analyst/loan-default-worktree"), "heloc.yaml") != main_checkout
