@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from sklearn.tree import DecisionTreeClassifier
 
 from lightning_modules import numeric_embedding
 from lightning_modules.calibration import fit_temperature, mean_probability_logit
@@ -68,6 +69,30 @@ def test_tree_bins_cut_where_the_default_rate_steps():
     assert binary(flag[:5])[:, 0, 2:].abs().sum() == 0
     with pytest.raises(ValueError, match="one target per training row"):
         tree.fit_bins(income, edges="tree")
+
+
+def test_tree_bins_keep_a_step_where_defaults_are_rare():
+    """At a 2 % default rate every split lowers the Gini impurity ten times less than at
+    22 %: the threshold shrinks with it, so a real step keeps its edge."""
+    generator = torch.Generator().manual_seed(0)
+    income = torch.rand(100_000, 1, generator=generator) * 100
+    default = torch.bernoulli(torch.where(income[:, 0] < 20, 0.03, 0.0175), generator=generator)
+    encoding = PiecewiseLinearEncoding(1, n_bins=4)
+    encoding.fit_bins(income, default, edges="tree")
+    assert encoding.bin_mask[0].tolist() == [1, 1, 0, 0]
+    assert encoding.edges[0, 1] == pytest.approx(20, abs=3)
+    # The unscaled threshold finds no split worth it: the feature would be one bin.
+    unscaled = DecisionTreeClassifier(
+        max_leaf_nodes=4,
+        min_samples_leaf=numeric_embedding.TREE_MIN_SAMPLES_LEAF,
+        min_impurity_decrease=numeric_embedding.TREE_MIN_IMPURITY_DECREASE,
+    ).fit(income.numpy(), default.numpy())
+    assert unscaled.get_n_leaves() == 1
+    # From a 20 % rate of either class the threshold is the tuned one, as it was.
+    for rate in (0.2, 0.5, 0.8):
+        targets = (torch.arange(1000) < rate * 1000).float()
+        threshold = numeric_embedding.tree_min_impurity_decrease(targets)
+        assert threshold == pytest.approx(numeric_embedding.TREE_MIN_IMPURITY_DECREASE)
 
 
 def test_bins_of_a_large_training_set_come_from_a_fixed_sample(monkeypatch):
