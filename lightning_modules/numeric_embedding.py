@@ -37,7 +37,8 @@ TREE_MIN_IMPURITY_DECREASE = 1e-4
 # defaulters get rarer. The fixed 1e-4 suits rates of 20-50 %; at a 2 % default rate the
 # root's impurity is a tenth of a 22 % set's, and the same threshold gave credit_risk's 14
 # embedded columns 22 bins in all instead of the full set's 209 (taiwan: 62 instead of
-# 263); scaled, 84 and 114 (docs/experiments/2026-12-03-rare-default-bins.md).
+# 263); with this rule and the floor below, 74 and 95
+# (docs/experiments/2026-12-03-rare-default-bins.md).
 TREE_FULL_THRESHOLD_RATE = 0.2
 # ... but never below the decrease of a root split that is significant at the 1 % level
 # (chi-square 6.63, one degree of freedom): with 427 defaulters among 6,400 rows (gmsc@10k)
