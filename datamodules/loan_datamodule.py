@@ -107,6 +107,9 @@ class LoanDataModule(L.LightningDataModule):
         value_counts: add, per numeric column, how often training had each exact value
             (heaped incomes, sentinel codes; `datamodules/preprocessing.py`), counting only
             values seen at least `min_value_count` times.
+        target_statistics: add, per categorical column, its level's default rate shrunk
+            towards the overall rate; training rows get theirs out of fold (never from
+            their own target; `datamodules/preprocessing.py`).
         coerce_numeric: treat unparseable text in numeric columns as missing (counted).
         predict_path: unlabelled file for `predict`; predict_read_options: its parsing
             (default: the same as `read_options`).
@@ -136,6 +139,7 @@ class LoanDataModule(L.LightningDataModule):
         min_level_count: int = 1,
         value_counts: bool = True,
         min_value_count: int = 20,
+        target_statistics: bool = False,
         coerce_numeric: bool = False,
         batch_size: int | Literal["auto"] = "auto",
         eval_batch_size: int = 8192,
@@ -167,6 +171,7 @@ class LoanDataModule(L.LightningDataModule):
         self.min_level_count = min_level_count
         self.value_counts = value_counts
         self.min_value_count = min_value_count
+        self.target_statistics = target_statistics
         self.coerce_numeric = coerce_numeric
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -180,6 +185,8 @@ class LoanDataModule(L.LightningDataModule):
         # The split the dataloaders serve: the protocol's, or the selected bagging fold's.
         self._fold: int | None = None
         self._tensors: dict[Split, TabularTensors] = {}
+        # Per labelled row, its out-of-fold target statistics (NaN: not fitted on).
+        self._out_of_fold: np.ndarray | None = None
         self._predict_frame: pd.DataFrame | None = None
         # Encoded once per predict file: the model and the submission writer read the same rows.
         self._predict_inputs: PredictInputs | None = None
@@ -300,6 +307,7 @@ class LoanDataModule(L.LightningDataModule):
         self.preprocessor = TabularPreprocessor.from_state_dict(state_dict["preprocessor"])
         self.positive_rate = state_dict["positive_rate"]
         self._tensors.clear()
+        self._out_of_fold = None
         self._predict_inputs = None
         if self._labelled is not None and schema_changed:
             self._labelled = self._load_labelled()
@@ -321,7 +329,9 @@ class LoanDataModule(L.LightningDataModule):
         if split not in self._tensors:
             labelled = self.labelled_table()
             rows = getattr(self.active_split(), split)
-            encoded = self._fitted_preprocessor().transform(labelled.numeric, labelled.frame, rows)
+            encoded = self._fitted_preprocessor().transform(
+                labelled.numeric, labelled.frame, rows, self._out_of_fold_statistics(split, rows)
+            )
             self._tensors[split] = TabularTensors(
                 numeric=torch.from_numpy(encoded.numeric),
                 categorical=torch.from_numpy(encoded.categorical),
@@ -383,14 +393,41 @@ class LoanDataModule(L.LightningDataModule):
             return book.frame, book.default_probability
         return read_table(resolve_data_path(self.path, self.data_dir), self.read_options), None
 
+    def _preprocessing_rows(self) -> np.ndarray:
+        """The rows the preprocessing is fitted on: the training split's, or with bagging (a
+        fold is served) all the rows any fold trains on, so that every fold's network reads
+        the same encoding."""
+        split = self.labelled_table().split
+        return split.train if self._fold is None else np.union1d(split.train, split.val)
+
+    def _out_of_fold_statistics(self, split: Split, rows: np.ndarray) -> np.ndarray | None:
+        """The target statistics of the split's rows that the preprocessing was fitted on,
+        computed out of fold; NaN for the others, which the fitted table serves. None
+        without target statistics, and for the test rows, which are never fitted on.
+
+        Recomputed (deterministically) after a checkpoint restores the preprocessor, so a
+        resumed fit trains on the same inputs; the checkpoint does not carry them.
+        """
+        preprocessor = self._fitted_preprocessor()
+        if not preprocessor.target_statistics or split == "test":
+            return None
+        if self._out_of_fold is None:
+            labelled = self.labelled_table()
+            fitted = self._preprocessing_rows()
+            self._out_of_fold = np.full(
+                (len(labelled.frame), len(preprocessor.categorical_columns)), np.nan
+            )
+            self._out_of_fold[fitted] = preprocessor.out_of_fold_statistics(
+                labelled.frame, labelled.targets, fitted
+            )
+        return self._out_of_fold[rows]
+
     def _fit_preprocessor(self) -> None:
         labelled = self.labelled_table()
         schema = self._require_schema()
         split = labelled.split
-        # Bagging (a fold is served): every fold's network reads the same encoding, so it
-        # is fitted once on all the rows any fold trains on.
         bagging = self._fold is not None
-        train = np.union1d(split.train, split.val) if bagging else split.train
+        train = self._preprocessing_rows()
         check_training_columns(labelled.frame, schema, source=self.source, rows=train)
         self.preprocessor = TabularPreprocessor(
             schema.numeric_columns,
@@ -399,11 +436,15 @@ class LoanDataModule(L.LightningDataModule):
             min_level_count=self.min_level_count,
             value_counts=self.value_counts,
             min_value_count=self.min_value_count,
+            target_statistics=self.target_statistics,
             seed=self.seed,
-        ).fit(labelled.numeric, labelled.frame, train)
+        ).fit(labelled.numeric, labelled.frame, train, labelled.targets)
         self.positive_rate = float(labelled.targets[train].mean())
         self._tensors.clear()
+        self._out_of_fold = None
         counts = f", +{len(schema.numeric_columns)} value counts" if self.value_counts else ""
+        if self.target_statistics:
+            counts += f", +{len(schema.categorical_columns)} target statistics"
         parts = (
             f"{self.resolved_folds()} folds of {len(train)}"
             if bagging

@@ -352,10 +352,13 @@ class SubmissionWriter(BasePredictionWriter):
         numeric, categorical, gap = model.input_attributions(
             inputs.numeric, inputs.categorical, *datamodule.reference_applicant()
         )
+        # A categorical's target statistic sits in the numeric block: its share is added to
+        # the categorical's own embedding's.
         by_column = column_contributions(
-            numeric, datamodule.numeric_input_owners(), schema.numeric_columns
+            numeric, datamodule.numeric_input_owners(), schema.feature_columns
         )
-        contributions = torch.cat([by_column, categorical], dim=1).cpu().numpy()
+        by_column[:, len(schema.numeric_columns) :] += categorical
+        contributions = by_column.cpu().numpy()
         rank_zero_info(
             f"reason codes: integrated gradients for {len(inputs)} applicants in "
             f"{time.perf_counter() - start:.1f} s; contributions add up to the logit "
