@@ -75,3 +75,29 @@ def test_synthetic_book_exposes_true_probabilities_for_the_bayes_ceiling():
     truth = dm.true_default_probability("test")
     assert truth.shape == (len(dm.split_tensors("test")),)
     assert ((truth > 0) & (truth < 1)).all()
+
+
+def test_training_rows_get_out_of_fold_target_statistics_also_after_a_restore(loan_csv):
+    """The training split's statistics are out of fold, the validation split's come from
+    the fitted table; a datamodule restored from a checkpoint's state (a resumed fit)
+    serves the very same training inputs."""
+    fitted = _datamodule(loan_csv, target_statistics=True, folds=1)
+    fitted.setup("fit")
+    pre = fitted.preprocessor
+    n_categorical = len(pre.categorical_columns)
+    assert n_categorical and fitted.feature_spec.n_numeric == pre.n_numeric_features
+    table = fitted.labelled_table()
+    statistics = slice(pre.n_numeric_features - len(pre.indicator_columns_) - n_categorical, None)
+    for split, out_of_fold in (("train", True), ("val", False)):
+        rows = getattr(table.split, split)
+        served = fitted.split_tensors(split).numeric.numpy()
+        from_table = pre.transform(table.numeric, table.frame, rows).numeric
+        assert np.array_equal(served, from_table) != out_of_fold
+        assert np.array_equal(served[:, : statistics.start], from_table[:, : statistics.start])
+
+    restored = _datamodule(loan_csv, target_statistics=True, folds=1)
+    restored.setup("validate")
+    restored.load_state_dict(fitted.state_dict())
+    torch.testing.assert_close(
+        restored.split_tensors("train").numeric, fitted.split_tensors("train").numeric
+    )

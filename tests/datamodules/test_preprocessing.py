@@ -194,3 +194,68 @@ def test_value_counts_saved_in_float64_still_match_float32_columns():
     new = np.array([[0.1], [0.7], [0.3]], dtype=np.float32)
     count = pre.transform(new, pd.DataFrame(index=range(3))).numeric[:, 1]
     assert count[0] > count[1] > count[2]
+
+
+def _levels_with_rates(n_rows: int = 4000, seed: int = 0):
+    """A categorical of 40 levels whose default rates rise from 5 % to 60 %, one noise number."""
+    rng = np.random.default_rng(seed)
+    levels = rng.integers(0, 40, n_rows)
+    rates = np.linspace(0.05, 0.6, 40)
+    targets = (rng.random(n_rows) < rates[levels]).astype(np.int64)
+    numeric = rng.normal(size=(n_rows, 2))
+    categorical = pd.DataFrame({"grade": [f"L{level:02d}" for level in levels]})
+    return numeric, categorical, targets, rates[levels]
+
+
+def test_target_statistics_rank_levels_by_their_default_rate():
+    numeric, categorical, targets, true_rate = _levels_with_rates()
+    pre = _standard(target_statistics=True).fit(numeric, categorical, targets=targets)
+    assert pre.n_numeric_features == 3
+    assert pre.numeric_input_owners() == ["income", "age", "grade"]
+    statistic = pre.transform(numeric, categorical).numeric[:, 2]
+    assert np.corrcoef(statistic, true_rate)[0, 1] > 0.9
+
+
+def test_a_training_rows_statistic_never_sees_its_own_target():
+    """A level held by one training row, a defaulter: the fitted table (for other files)
+    leans towards default, but the row's own out-of-fold statistic knows nothing of the
+    level and is the other folds' overall rate."""
+    numeric, categorical, targets, _ = _levels_with_rates()
+    categorical.loc[0, "grade"], targets[0] = "only-once", 1
+    pre = _standard(target_statistics=True).fit(numeric, categorical, targets=targets)
+    rows = np.arange(len(targets))
+    out_of_fold = pre.out_of_fold_statistics(categorical, targets, rows)
+    rate = targets.mean()
+    table = pre.target_statistic_tables_[0][pre._codes(categorical["grade"], "grade")[0]]
+    assert table > rate + 0.01
+    assert abs(out_of_fold[0, 0] - rate) < 0.01
+    np.testing.assert_array_equal(
+        out_of_fold, pre.out_of_fold_statistics(categorical, targets, rows)
+    )
+    # transform uses what it is given for the rows it was fitted on, the table elsewhere.
+    given = pre.transform(numeric, categorical, rows[:1], out_of_fold[:1]).numeric[0, 2]
+    fitted = pre.transform(numeric, categorical, rows[:1]).numeric[0, 2]
+    assert given < fitted
+
+
+def test_target_statistics_travel_in_a_safe_checkpoint(tmp_path):
+    numeric, categorical, targets, _ = _levels_with_rates()
+    pre = TabularPreprocessor(NUMERIC, CATEGORICAL, target_statistics=True).fit(
+        numeric, categorical, targets=targets
+    )
+    path = tmp_path / "state.pt"
+    torch.save(pre.state_dict(), path)
+    restored = TabularPreprocessor.from_state_dict(torch.load(path, weights_only=True))
+    new = pd.DataFrame({"grade": ["L03", "L39", "never-seen", None]})
+    rows = np.zeros((4, 2))
+    np.testing.assert_array_equal(
+        restored.transform(rows, new).numeric, pre.transform(rows, new).numeric
+    )
+    unseen, missing = pre._table_statistics(pre._code_block(new, np.arange(4)))[2:, 0]
+    assert unseen == missing == pytest.approx(targets.mean())
+
+
+def test_target_statistics_need_the_targets(train):
+    numeric, categorical = train
+    with pytest.raises(ValueError, match="targets"):
+        _standard(target_statistics=True).fit(numeric, categorical)

@@ -236,9 +236,8 @@ def test_reason_codes_are_faithful_and_add_up_to_the_logit(trained, tmp_path, mo
     ref_num, ref_cat = datamodule.reference_applicant()
     numeric, categorical, _ = model.input_attributions(x_num, x_cat, ref_num, ref_cat)
     owners = datamodule.numeric_input_owners()
-    contributions = torch.cat(
-        [column_contributions(numeric, owners, schema.numeric_columns), categorical], dim=1
-    )
+    contributions = column_contributions(numeric, owners, schema.feature_columns)
+    contributions[:, len(schema.numeric_columns) :] += categorical
 
     def logit(num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -251,13 +250,11 @@ def test_reason_codes_are_faithful_and_add_up_to_the_logit(trained, tmp_path, mo
     def moved_to_reference(column: int) -> torch.Tensor:
         num, cat = x_num.clone(), x_cat.clone()
         name = schema.feature_columns[column]
-        if name in schema.numeric_columns:
-            index = [i for i, owner in enumerate(owners) if owner == name]
-            num[:, index] = ref_num[:, index]
-        else:
-            cat[:, column - len(schema.numeric_columns)] = ref_cat[
-                0, column - len(schema.numeric_columns)
-            ]
+        index = [i for i, owner in enumerate(owners) if owner == name]
+        num[:, index] = ref_num[:, index]  # a categorical's target statistic, if any
+        if name in schema.categorical_columns:
+            position = schema.categorical_columns.index(name)
+            cat[:, position] = ref_cat[0, position]
         return (logit(num, cat) - logit(x_num, x_cat)).abs()
 
     top = contributions.argmax(dim=1)
