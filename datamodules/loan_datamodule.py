@@ -26,7 +26,7 @@ from contracts.errors import DataValidationError
 from contracts.features import SMALL_TRAINING_ROWS, FeatureSpec, Split, TabularTensors
 from datamodules import synthetic
 from datamodules.io import ReadOptions, read_table, release_reader_memory, resolve_data_path
-from datamodules.preprocessing import Scaling, TabularPreprocessor
+from datamodules.preprocessing import Scaling, TabularPreprocessor, TargetStatistics
 from datamodules.sampling import check_sample_options, sample_labelled_rows
 from datamodules.schema import (
     Label,
@@ -109,7 +109,9 @@ class LoanDataModule(L.LightningDataModule):
             values seen at least `min_value_count` times.
         target_statistics: add, per categorical column, its level's default rate shrunk
             towards the overall rate; training rows get theirs out of fold (never from
-            their own target; `datamodules/preprocessing.py`).
+            their own target; `datamodules/preprocessing.py`). True: every categorical;
+            "auto": those with at least 20 training levels, where embeddings alone fall
+            short; False: none.
         coerce_numeric: treat unparseable text in numeric columns as missing (counted).
         predict_path: unlabelled file for `predict`; predict_read_options: its parsing
             (default: the same as `read_options`).
@@ -139,7 +141,7 @@ class LoanDataModule(L.LightningDataModule):
         min_level_count: int = 1,
         value_counts: bool = True,
         min_value_count: int = 20,
-        target_statistics: bool = False,
+        target_statistics: TargetStatistics = "auto",
         coerce_numeric: bool = False,
         batch_size: int | Literal["auto"] = "auto",
         eval_batch_size: int = 8192,
@@ -409,13 +411,13 @@ class LoanDataModule(L.LightningDataModule):
         resumed fit trains on the same inputs; the checkpoint does not carry them.
         """
         preprocessor = self._fitted_preprocessor()
-        if not preprocessor.target_statistics or split == "test":
+        if not preprocessor.target_statistic_columns_ or split == "test":
             return None
         if self._out_of_fold is None:
             labelled = self.labelled_table()
             fitted = self._preprocessing_rows()
             self._out_of_fold = np.full(
-                (len(labelled.frame), len(preprocessor.categorical_columns)), np.nan
+                (len(labelled.frame), len(preprocessor.target_statistic_columns_)), np.nan
             )
             self._out_of_fold[fitted] = preprocessor.out_of_fold_statistics(
                 labelled.frame, labelled.targets, fitted
@@ -443,8 +445,8 @@ class LoanDataModule(L.LightningDataModule):
         self._tensors.clear()
         self._out_of_fold = None
         counts = f", +{len(schema.numeric_columns)} value counts" if self.value_counts else ""
-        if self.target_statistics:
-            counts += f", +{len(schema.categorical_columns)} target statistics"
+        if self.preprocessor.target_statistic_columns_:
+            counts += f", +{len(self.preprocessor.target_statistic_columns_)} target statistics"
         parts = (
             f"{self.resolved_folds()} folds of {len(train)}"
             if bagging

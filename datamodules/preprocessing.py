@@ -9,7 +9,7 @@ with `torch.load(..., weights_only=True)` and survives scikit-learn upgrades.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,6 +24,7 @@ from contracts.errors import DataValidationError
 from risk.stability import BinnedDistribution, numeric_distribution, numeric_labels
 
 Scaling = Literal["standard", "quantile"]
+TargetStatistics = Literal["auto", True, False]
 
 MISSING_CODE = 0
 UNKNOWN_CODE = 1
@@ -36,6 +37,11 @@ ENCODE_CHUNK_ROWS = 65_536
 # Folds of the cross-fitting that gives each training row target statistics computed
 # without its own target (scikit-learn's `TargetEncoder` default).
 TARGET_STATISTIC_FOLDS = 5
+# `target_statistics: auto`: the categoricals with at least this many training levels get
+# one. On columns of 2-10 levels (every public set's) they did not pay: credit_risk@1k
+# -0.004, taiwan@3k -0.004, german +0.001; with hundreds or thousands of levels they did
+# (docs/experiments/2026-12-03-target-statistics.md).
+WIDE_CATEGORICAL_LEVELS = 20
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,8 @@ class TabularPreprocessor:
     Numeric block: each column imputed with its training median; with `value_counts`,
     one more column per numeric column: log(1 + how often training had that exact value,
     counting only values seen at least `min_value_count` times); both scaled as chosen;
-    with `target_statistics`, one more column per categorical column: the default rate of
+    with `target_statistics`, one more column per categorical column (True), or per column
+    of at least `WIDE_CATEGORICAL_LEVELS` training levels ("auto"): the default rate of
     the row's level, shrunk towards the overall rate (scikit-learn's `TargetEncoder`,
     empirical-Bayes smoothing); all scaled as chosen; then one 0/1 indicator per column
     that had missing values in training (missingness is often informative in credit data).
@@ -105,13 +112,14 @@ class TabularPreprocessor:
         min_level_count: int = 1,
         value_counts: bool = True,
         min_value_count: int = 20,
-        target_statistics: bool = False,
+        target_statistics: TargetStatistics = "auto",
         quantile_subsample: int = 1_000_000,
         seed: int = 0,
     ) -> None:
         check_choice("scaling", scaling, Scaling)
         check_range("min_level_count", min_level_count, low=1)
         check_range("min_value_count", min_value_count, low=1)
+        check_choice("target_statistics", target_statistics, TargetStatistics)
         self.numeric_columns = tuple(numeric_columns)
         self.categorical_columns = tuple(categorical_columns)
         self.scaling = scaling
@@ -135,7 +143,7 @@ class TabularPreprocessor:
     @property
     def _n_real_features(self) -> int:
         """The scaled columns: numeric values, their value counts, target statistics."""
-        n_statistics = len(self.categorical_columns) if self.target_statistics else 0
+        n_statistics = len(self.target_statistic_columns_)
         return len(self.numeric_columns) * (1 + self.value_counts) + n_statistics
 
     @property
@@ -158,8 +166,6 @@ class TabularPreprocessor:
         a split without copying it first; `targets` (n,) 0/1, needed for target statistics."""
         self._check_width(numeric)
         positions = _positions(len(numeric), rows)
-        if self.target_statistics and targets is None:
-            raise ValueError("target statistics need the training targets: pass targets=")
         self.medians_ = np.array(
             [np.nanmedian(column) for column in _columns(numeric, positions)], dtype=np.float64
         )
@@ -180,15 +186,27 @@ class TabularPreprocessor:
             name: self._vocabulary(categorical[name].iloc[positions])
             for name in self.categorical_columns
         }
+        self.target_statistic_columns_ = [
+            name
+            for name in self.categorical_columns
+            if self.target_statistics is True
+            or (self.target_statistics == "auto" and self._is_wide(name))
+        ]
         statistics, self.target_statistic_tables_ = None, []
-        if self.target_statistics:
+        if self.target_statistic_columns_ and targets is None:
+            raise ValueError(
+                f"target statistics of {self.target_statistic_columns_} need the training "
+                "targets: pass targets="
+            )
+        if self.target_statistic_columns_:
             encoder = self._target_encoder()
-            codes = self._code_block(categorical, positions)
+            codes = self._code_block(categorical, positions, self.target_statistic_columns_)
             statistics = encoder.fit_transform(codes, targets[positions])
+            sizes = [len(self.code_labels()[name]) for name in self.target_statistic_columns_]
             self.target_statistic_tables_ = [
                 _code_table(size, categories, encodings, encoder.target_mean_)
                 for size, categories, encodings in zip(
-                    self.cardinalities, encoder.categories_, encoder.encodings_, strict=True
+                    sizes, encoder.categories_, encoder.encodings_, strict=True
                 )
             ]
         self._scaler = self._fitted_scaler(numeric, positions, statistics)
@@ -219,7 +237,7 @@ class TabularPreprocessor:
             rows_out = slice(start, start + len(chunk))
             codes[rows_out] = self._code_block(categorical, chunk)
             statistics = None
-            if self.target_statistics:
+            if self.target_statistic_columns_:
                 statistics = self._table_statistics(codes[rows_out])
                 if out_of_fold is not None:
                     given = out_of_fold[rows_out]
@@ -234,13 +252,12 @@ class TabularPreprocessor:
         from the other folds' rows (`TARGET_STATISTIC_FOLDS`, stratified, shuffled with
         `seed`); the same every call, so a resumed fit sees what the first saw.
 
-        Shape: (len(rows), n_cat) float64.
+        Shape: (len(rows), len(target_statistic_columns_)) float64.
         """
         self._check_fitted()
         positions = np.asarray(rows)
-        return self._target_encoder().fit_transform(
-            self._code_block(categorical, positions), targets[positions]
-        )
+        codes = self._code_block(categorical, positions, self.target_statistic_columns_)
+        return self._target_encoder().fit_transform(codes, targets[positions])
 
     def code_labels(self) -> dict[str, list[str]]:
         """Per categorical column, what each code stands for, in code order."""
@@ -292,7 +309,7 @@ class TabularPreprocessor:
         count and its missing indicator all belong to the same column."""
         self._check_fitted()
         counts = list(self.numeric_columns) if self.value_counts else []
-        statistics = list(self.categorical_columns) if self.target_statistics else []
+        statistics = self.target_statistic_columns_
         return [*self.numeric_columns, *counts, *statistics, *self.indicator_columns_]
 
     def count_unknown(self, categorical: pd.DataFrame) -> dict[str, int]:
@@ -314,6 +331,7 @@ class TabularPreprocessor:
             "value_counts": self.value_counts,
             "min_value_count": self.min_value_count,
             "target_statistics": self.target_statistics,
+            "target_statistic_columns": list(self.target_statistic_columns_),
             "target_statistic_tables": [
                 torch.from_numpy(table) for table in self.target_statistic_tables_
             ],
@@ -359,6 +377,7 @@ class TabularPreprocessor:
             # Checkpoints from before target statistics existed have none.
             target_statistics=state.get("target_statistics", False),
         )
+        self.target_statistic_columns_ = list(state.get("target_statistic_columns", []))
         self.target_statistic_tables_ = [
             table.numpy() for table in state.get("target_statistic_tables", [])
         ]
@@ -442,10 +461,21 @@ class TabularPreprocessor:
         folds = StratifiedKFold(TARGET_STATISTIC_FOLDS, shuffle=True, random_state=self.seed)
         return TargetEncoder(target_type="binary", cv=folds)
 
+    def _is_wide(self, name: str) -> bool:
+        return len(self.vocabularies_[name]) >= WIDE_CATEGORICAL_LEVELS
+
     def _table_statistics(self, codes: np.ndarray) -> np.ndarray:
-        """The fitted target statistic of each code. Shape: codes (n, n_cat) -> (n, n_cat)."""
-        columns = [table[codes[:, i]] for i, table in enumerate(self.target_statistic_tables_)]
-        return np.stack(columns, axis=1) if columns else np.empty((len(codes), 0))
+        """The fitted target statistic of each row's level in the columns that have one.
+
+        Shape: codes (n, n_cat), all categoricals -> (n, len(target_statistic_columns_)).
+        """
+        columns = [
+            table[codes[:, self.categorical_columns.index(name)]]
+            for name, table in zip(
+                self.target_statistic_columns_, self.target_statistic_tables_, strict=True
+            )
+        ]
+        return np.stack(columns, axis=1)
 
     def _fitted_scaler(
         self, numeric: np.ndarray, positions: np.ndarray, statistics: np.ndarray | None
@@ -500,10 +530,16 @@ class TabularPreprocessor:
         counts = category_strings(column).value_counts(dropna=True)
         return sorted(counts.index[counts >= self.min_level_count].tolist())
 
-    def _code_block(self, categorical: pd.DataFrame, positions: np.ndarray) -> np.ndarray:
-        """The rows' codes, one column per categorical. Shape: (len(positions), n_cat) int32."""
-        codes = np.empty((len(positions), len(self.categorical_columns)), dtype=np.int32)
-        for index, name in enumerate(self.categorical_columns):
+    def _code_block(
+        self, categorical: pd.DataFrame, positions: np.ndarray, columns: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """The rows' codes, one column per categorical (or per name in `columns`).
+
+        Shape: (len(positions), n_columns) int32.
+        """
+        columns = self.categorical_columns if columns is None else columns
+        codes = np.empty((len(positions), len(columns)), dtype=np.int32)
+        for index, name in enumerate(columns):
             codes[:, index] = self._codes(categorical[name].iloc[positions], name)
         return codes
 

@@ -259,3 +259,13 @@ def test_target_statistics_need_the_targets(train):
     numeric, categorical = train
     with pytest.raises(ValueError, match="targets"):
         _standard(target_statistics=True).fit(numeric, categorical)
+
+
+def test_auto_target_statistics_only_for_wide_categoricals():
+    numeric, categorical, targets, _ = _levels_with_rates()
+    categorical["term"] = np.where(np.arange(len(targets)) % 3, "36", "60")
+    pre = TabularPreprocessor(NUMERIC, ("grade", "term")).fit(numeric, categorical, targets=targets)
+    assert pre.target_statistic_columns_ == ["grade"]
+    assert pre.numeric_input_owners()[-1] == "grade"
+    narrow = TabularPreprocessor(NUMERIC, ("term",)).fit(numeric, categorical)
+    assert narrow.target_statistic_columns_ == [] and narrow.n_numeric_features == 4
