@@ -84,16 +84,16 @@ def test_training_rows_get_out_of_fold_target_statistics_also_after_a_restore(lo
     fitted = _datamodule(loan_csv, target_statistics=True, folds=1)
     fitted.setup("fit")
     pre = fitted.preprocessor
-    assert pre.target_statistic_columns_ == list(pre.categorical_columns)
-    assert fitted.feature_spec.n_numeric == pre.n_numeric_features
+    n_categorical = len(pre.categorical_columns)
+    assert n_categorical and fitted.feature_spec.n_numeric == pre.n_numeric_features
     table = fitted.labelled_table()
-    first_statistic = pre.numeric_input_owners().index(pre.categorical_columns[0])
+    statistics = slice(pre.n_numeric_features - len(pre.indicator_columns_) - n_categorical, None)
     for split, out_of_fold in (("train", True), ("val", False)):
         rows = getattr(table.split, split)
         served = fitted.split_tensors(split).numeric.numpy()
         from_table = pre.transform(table.numeric, table.frame, rows).numeric
         assert np.array_equal(served, from_table) != out_of_fold
-        assert np.array_equal(served[:, :first_statistic], from_table[:, :first_statistic])
+        assert np.array_equal(served[:, : statistics.start], from_table[:, : statistics.start])
 
     restored = _datamodule(loan_csv, target_statistics=True, folds=1)
     restored.setup("validate")
