@@ -16,7 +16,14 @@ from scipy import stats
 from benchmarking import runner
 from benchmarking.baselines import BASELINES
 from benchmarking.scoreboard import METRICS, fit_time_ratios, paired_comparison, summarise
-from benchmarking.suite import MODELS, ROBUSTNESS, derived_dataset, main
+from benchmarking.suite import (
+    MODELS,
+    ROBUSTNESS,
+    WIDE_STAND_INS,
+    derived_dataset,
+    is_derived,
+    main,
+)
 from lightning_modules.metrics import binary_report
 from tests.conftest import CONFIGS
 
@@ -179,7 +186,8 @@ def test_every_robustness_dataset_names_a_config_and_its_sample():
     for name in ROBUSTNESS:
         base, overrides = derived_dataset(name)
         assert (CONFIGS / f"{base}.yaml").is_file(), name
-        assert len(overrides) == 1, name
+        assert len(overrides) == (name not in WIDE_STAND_INS), name
+        assert is_derived(name), name
     assert derived_dataset("gmsc@2pct") == ("gmsc", ("--data.sample_positive_rate=0.02",))
     assert derived_dataset("taiwan@3k@5pct") == (
         "taiwan",
