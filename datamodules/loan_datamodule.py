@@ -142,6 +142,7 @@ class LoanDataModule(L.LightningDataModule):
         value_counts: bool = True,
         min_value_count: int = 20,
         target_statistics: TargetStatistics = "auto",
+        value_statistics: bool = False,
         coerce_numeric: bool = False,
         batch_size: int | Literal["auto"] = "auto",
         eval_batch_size: int = 8192,
@@ -174,6 +175,7 @@ class LoanDataModule(L.LightningDataModule):
         self.value_counts = value_counts
         self.min_value_count = min_value_count
         self.target_statistics = target_statistics
+        self.value_statistics = value_statistics
         self.coerce_numeric = coerce_numeric
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -411,16 +413,16 @@ class LoanDataModule(L.LightningDataModule):
         resumed fit trains on the same inputs; the checkpoint does not carry them.
         """
         preprocessor = self._fitted_preprocessor()
-        if not preprocessor.target_statistic_columns_ or split == "test":
+        if not preprocessor.target_statistic_tables_ or split == "test":
             return None
         if self._out_of_fold is None:
             labelled = self.labelled_table()
             fitted = self._preprocessing_rows()
             self._out_of_fold = np.full(
-                (len(labelled.frame), len(preprocessor.target_statistic_columns_)), np.nan
+                (len(labelled.frame), len(preprocessor.target_statistic_tables_)), np.nan
             )
             self._out_of_fold[fitted] = preprocessor.out_of_fold_statistics(
-                labelled.frame, labelled.targets, fitted
+                labelled.numeric, labelled.frame, labelled.targets, fitted
             )
         return self._out_of_fold[rows]
 
@@ -439,6 +441,7 @@ class LoanDataModule(L.LightningDataModule):
             value_counts=self.value_counts,
             min_value_count=self.min_value_count,
             target_statistics=self.target_statistics,
+            value_statistics=self.value_statistics,
             seed=self.seed,
         ).fit(labelled.numeric, labelled.frame, train, labelled.targets)
         self.positive_rate = float(labelled.targets[train].mean())

@@ -113,6 +113,7 @@ class TabularPreprocessor:
         value_counts: bool = True,
         min_value_count: int = 20,
         target_statistics: TargetStatistics = "auto",
+        value_statistics: bool = False,
         quantile_subsample: int = 1_000_000,
         seed: int = 0,
     ) -> None:
@@ -127,6 +128,7 @@ class TabularPreprocessor:
         self.value_counts = value_counts
         self.min_value_count = min_value_count
         self.target_statistics = target_statistics
+        self.value_statistics = value_statistics
         self.quantile_subsample = quantile_subsample
         self.seed = seed
 
@@ -143,7 +145,7 @@ class TabularPreprocessor:
     @property
     def _n_real_features(self) -> int:
         """The scaled columns: numeric values, their value counts, target statistics."""
-        n_statistics = len(self.target_statistic_columns_)
+        n_statistics = len(self.target_statistic_columns_) + len(self.value_statistic_columns_)
         return len(self.numeric_columns) * (1 + self.value_counts) + n_statistics
 
     @property
@@ -192,17 +194,32 @@ class TabularPreprocessor:
             if self.target_statistics is True
             or (self.target_statistics == "auto" and self._is_wide(name))
         ]
+        self.value_statistic_columns_ = (
+            [
+                name
+                for name, (values, _) in zip(
+                    self.numeric_columns, self.value_count_tables_, strict=True
+                )
+                if len(values)
+            ]
+            if self.value_statistics
+            else []
+        )
         statistics, self.target_statistic_tables_ = None, []
-        if self.target_statistic_columns_ and targets is None:
+        with_statistics = [*self.target_statistic_columns_, *self.value_statistic_columns_]
+        if with_statistics and targets is None:
             raise ValueError(
-                f"target statistics of {self.target_statistic_columns_} need the training "
-                "targets: pass targets="
+                f"target statistics of {with_statistics} need the training targets: pass targets="
             )
-        if self.target_statistic_columns_:
+        if with_statistics:
             encoder = self._target_encoder()
-            codes = self._code_block(categorical, positions, self.target_statistic_columns_)
+            codes = self._statistic_codes(numeric, categorical, positions)
             statistics = encoder.fit_transform(codes, targets[positions])
             sizes = [len(self.code_labels()[name]) for name in self.target_statistic_columns_]
+            sizes += [
+                1 + len(self.value_count_tables_[self.numeric_columns.index(name)][0])
+                for name in self.value_statistic_columns_
+            ]
             self.target_statistic_tables_ = [
                 _code_table(size, categories, encodings, encoder.target_mean_)
                 for size, categories, encodings in zip(
@@ -237,8 +254,10 @@ class TabularPreprocessor:
             rows_out = slice(start, start + len(chunk))
             codes[rows_out] = self._code_block(categorical, chunk)
             statistics = None
-            if self.target_statistic_columns_:
-                statistics = self._table_statistics(codes[rows_out])
+            if self.target_statistic_tables_:
+                statistics = self._table_statistics(
+                    self._statistic_codes(numeric, categorical, chunk)
+                )
                 if out_of_fold is not None:
                     given = out_of_fold[rows_out]
                     statistics = np.where(np.isnan(given), statistics, given)
@@ -246,7 +265,7 @@ class TabularPreprocessor:
         return EncodedBlock(numeric=block, categorical=codes)
 
     def out_of_fold_statistics(
-        self, categorical: pd.DataFrame, targets: np.ndarray, rows: np.ndarray
+        self, numeric: np.ndarray, categorical: pd.DataFrame, targets: np.ndarray, rows: np.ndarray
     ) -> np.ndarray:
         """The target statistics of the rows the preprocessor was fitted on, each computed
         from the other folds' rows (`TARGET_STATISTIC_FOLDS`, stratified, shuffled with
@@ -256,7 +275,7 @@ class TabularPreprocessor:
         """
         self._check_fitted()
         positions = np.asarray(rows)
-        codes = self._code_block(categorical, positions, self.target_statistic_columns_)
+        codes = self._statistic_codes(numeric, categorical, positions)
         return self._target_encoder().fit_transform(codes, targets[positions])
 
     def code_labels(self) -> dict[str, list[str]]:
@@ -309,7 +328,7 @@ class TabularPreprocessor:
         count and its missing indicator all belong to the same column."""
         self._check_fitted()
         counts = list(self.numeric_columns) if self.value_counts else []
-        statistics = self.target_statistic_columns_
+        statistics = [*self.target_statistic_columns_, *self.value_statistic_columns_]
         return [*self.numeric_columns, *counts, *statistics, *self.indicator_columns_]
 
     def count_unknown(self, categorical: pd.DataFrame) -> dict[str, int]:
@@ -332,6 +351,8 @@ class TabularPreprocessor:
             "min_value_count": self.min_value_count,
             "target_statistics": self.target_statistics,
             "target_statistic_columns": list(self.target_statistic_columns_),
+            "value_statistics": self.value_statistics,
+            "value_statistic_columns": list(self.value_statistic_columns_),
             "target_statistic_tables": [
                 torch.from_numpy(table) for table in self.target_statistic_tables_
             ],
@@ -376,7 +397,9 @@ class TabularPreprocessor:
             min_value_count=state["min_value_count"],
             # Checkpoints from before target statistics existed have none.
             target_statistics=state.get("target_statistics", False),
+            value_statistics=state.get("value_statistics", False),
         )
+        self.value_statistic_columns_ = list(state.get("value_statistic_columns", []))
         self.target_statistic_columns_ = list(state.get("target_statistic_columns", []))
         self.target_statistic_tables_ = [
             table.numpy() for table in state.get("target_statistic_tables", [])
@@ -464,17 +487,25 @@ class TabularPreprocessor:
     def _is_wide(self, name: str) -> bool:
         return len(self.vocabularies_[name]) >= WIDE_CATEGORICAL_LEVELS
 
-    def _table_statistics(self, codes: np.ndarray) -> np.ndarray:
-        """The fitted target statistic of each row's level in the columns that have one.
+    def _statistic_codes(
+        self, numeric: np.ndarray, categorical: pd.DataFrame, positions: np.ndarray
+    ) -> np.ndarray:
+        """What the target statistics are of: the wide categoricals' level codes, then each
+        numeric column's frequent-value code (1 + the value's place in its value-count
+        table, 0 for any other value).
 
-        Shape: codes (n, n_cat), all categoricals -> (n, len(target_statistic_columns_)).
+        Shape: (len(positions), n_statistics) int64.
         """
-        columns = [
-            table[codes[:, self.categorical_columns.index(name)]]
-            for name, table in zip(
-                self.target_statistic_columns_, self.target_statistic_tables_, strict=True
-            )
+        levels = self._code_block(categorical, positions, self.target_statistic_columns_)
+        values = [
+            _value_code(numeric[positions, index], self.value_count_tables_[index][0])
+            for index in map(self.numeric_columns.index, self.value_statistic_columns_)
         ]
+        return np.column_stack([levels.astype(np.int64), *values]) if values else levels
+
+    def _table_statistics(self, codes: np.ndarray) -> np.ndarray:
+        """The fitted target statistic of each row's code. Shape: codes (n, k) -> (n, k)."""
+        columns = [table[codes[:, i]] for i, table in enumerate(self.target_statistic_tables_)]
         return np.stack(columns, axis=1)
 
     def _fitted_scaler(
@@ -583,6 +614,13 @@ def _code_table(
     table = np.full(size, prior)
     table[categories.astype(np.int64)] = encodings
     return table
+
+
+def _value_code(column: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """1 + each value's place among a column's frequent training `values`, 0 if not one."""
+    values = values.astype(column.dtype, copy=False)
+    position = np.searchsorted(values, column).clip(max=len(values) - 1)
+    return np.where(values[position] == column, position + 1, 0).astype(np.int64)
 
 
 def _training_count(column: np.ndarray, table: tuple[np.ndarray, np.ndarray]) -> np.ndarray:

@@ -224,13 +224,13 @@ def test_a_training_rows_statistic_never_sees_its_own_target():
     categorical.loc[0, "grade"], targets[0] = "only-once", 1
     pre = _standard(target_statistics=True).fit(numeric, categorical, targets=targets)
     rows = np.arange(len(targets))
-    out_of_fold = pre.out_of_fold_statistics(categorical, targets, rows)
+    out_of_fold = pre.out_of_fold_statistics(numeric, categorical, targets, rows)
     rate = targets.mean()
     table = pre.target_statistic_tables_[0][pre._codes(categorical["grade"], "grade")[0]]
     assert table > rate + 0.01
     assert abs(out_of_fold[0, 0] - rate) < 0.01
     np.testing.assert_array_equal(
-        out_of_fold, pre.out_of_fold_statistics(categorical, targets, rows)
+        out_of_fold, pre.out_of_fold_statistics(numeric, categorical, targets, rows)
     )
     # transform uses what it is given for the rows it was fitted on, the table elsewhere.
     given = pre.transform(numeric, categorical, rows[:1], out_of_fold[:1]).numeric[0, 2]
