@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
+from contracts.errors import ConfigurationError
 from datamodules.preprocessing import (
     FIRST_LEVEL_CODE,
     MISSING_CODE,
@@ -269,3 +270,39 @@ def test_auto_target_statistics_only_for_wide_categoricals():
     assert pre.numeric_input_owners()[-1] == "grade"
     narrow = TabularPreprocessor(NUMERIC, ("term",)).fit(numeric, categorical)
     assert narrow.target_statistic_columns_ == [] and narrow.n_numeric_features == 4
+
+
+def _heaped_rate(n_rows: int, seed: int = 0):
+    """Incomes heaped at four round values plus a spread of exact ones; the round 3,000 is
+    where defaulters concentrate (60 % against 20 %), as one lender's price point can be."""
+    rng = np.random.default_rng(seed)
+    income = rng.choice([1000.0, 2000.0, 3000.0, 5000.0], n_rows)
+    exact = rng.random(n_rows) < 0.3
+    income[exact] += rng.normal(0, 300, exact.sum())
+    targets = (rng.random(n_rows) < np.where(income == 3000.0, 0.6, 0.2)).astype(np.int64)
+    numeric = np.column_stack([income, rng.normal(size=n_rows)])
+    return numeric, pd.DataFrame({"grade": rng.choice(list("ab"), n_rows)}), targets
+
+
+def test_value_statistics_give_a_frequent_values_default_rate():
+    numeric, categorical, targets = _heaped_rate(6000)
+    pre = TabularPreprocessor(NUMERIC, CATEGORICAL, value_statistics=True).fit(
+        numeric, categorical, np.arange(5000), targets
+    )
+    assert pre.value_statistic_columns_ == ["income"]
+    owners = pre.numeric_input_owners()
+    assert owners == ["income", "age", "income", "age", "income"]
+    statistic = pre.transform(numeric, categorical, np.arange(5000, 6000)).numeric[:, 4]
+    at_price_point = numeric[5000:, 0] == 3000.0
+    assert statistic[at_price_point].min() > statistic[~at_price_point].max()
+
+
+def test_value_statistics_start_at_the_small_data_boundary():
+    numeric, categorical, targets = _heaped_rate(6000)
+    for rows, expected in ((5119, []), (5120, ["income"])):
+        pre = TabularPreprocessor(NUMERIC, CATEGORICAL).fit(
+            numeric, categorical, np.arange(rows), targets
+        )
+        assert pre.value_statistic_columns_ == expected
+    with pytest.raises(ConfigurationError, match="value_counts"):
+        TabularPreprocessor(NUMERIC, CATEGORICAL, value_counts=False, value_statistics=True)
