@@ -50,6 +50,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
                 f"--data.path={train_csv}",
                 *FAST_TRAINER,
                 "--trainer.max_epochs=1",
+                # Every rate input on, so that reason codes and stability see them too.
+                "--data.target_statistics=true",
+                "--data.value_statistics=true",
             ]
         )
     applicants = generate_loan_book(200, seed=6).frame.drop(columns=["default"])
@@ -182,14 +185,19 @@ def test_gaps_in_columns_complete_in_training_are_imputed_and_counted(
     _, by_hand = _predict(trained, filled, tmp_path / "filled", monkeypatch)
     encoded = cli.datamodule.predict_dataloader().dataset.tensors.numeric
     encoded_by_hand = by_hand.datamodule.predict_dataloader().dataset.tensors.numeric
-    # Every input of a gap row is the median-filled row's, except the age's value count:
-    # a gap is not a heaped value, so it gets the input of a value training never had.
-    age_count = len(preprocessor.numeric_columns) + preprocessor.numeric_columns.index("age")
-    others = [i for i in range(encoded.shape[1]) if i != age_count]
+    # Every input of a gap row is the median-filled row's, except the age's value count and
+    # value statistic: a gap is not a heaped value, so it gets the inputs of a value
+    # training never had.
+    owners = preprocessor.numeric_input_owners()
+    age_value = preprocessor.numeric_columns.index("age")
+    age_derived = [i for i, owner in enumerate(owners) if owner == "age" and i != age_value]
+    assert len(age_derived) == 2
+    others = [i for i in range(encoded.shape[1]) if i not in age_derived]
     torch.testing.assert_close(encoded[:, others], encoded_by_hand[:, others])
     rows = [3, 10, 20, 30]
-    unseen = encoded[rows, age_count]
-    assert (unseen == unseen[0]).all() and (encoded_by_hand[rows, age_count] != unseen).all()
+    for column in age_derived:
+        unseen = encoded[rows, column]
+        assert (unseen == unseen[0]).all() and (encoded_by_hand[rows, column] != unseen).all()
 
 
 def test_text_in_a_numeric_column_at_predict_is_named(trained, tmp_path, monkeypatch):
