@@ -1,6 +1,7 @@
 """The fitted preprocessor: median imputation with missing indicators, scaling, category codes,
-optional out-of-fold target statistics of the categoricals, and each column's training
-distribution on fixed bins, which `predict` compares new files with.
+out-of-fold target statistics (the default rate of a wide categorical's level or of a
+numeric column's frequent value), and each column's training distribution on fixed bins,
+which `predict` compares new files with.
 
 scikit-learn does the fitting (`StandardScaler`, `QuantileTransformer`); what it learns is
 then kept as plain tensors and lists, never pickled estimators, so a checkpoint loads
@@ -41,13 +42,15 @@ ENCODE_CHUNK_ROWS = 65_536
 TARGET_STATISTIC_FOLDS = 5
 # `target_statistics: auto`: the categoricals with at least this many training levels get
 # one. On columns of 2-10 levels (every public set's) they did not pay: credit_risk@1k
-# -0.004, taiwan@3k -0.004, german +0.001; with hundreds or thousands of levels they did
+# -0.004, taiwan@3k -0.003, german +0.001; on columns of 56 to 4,295 levels (the
+# robustness suite's stand-ins) they did, +0.002 and +0.008
 # (docs/experiments/2026-12-03-target-statistics.md).
 WIDE_CATEGORICAL_LEVELS = 20
 # `value_statistics: auto`: where the preprocessing is fitted on at least SMALL_TRAINING_ROWS
-# rows. From there the default rate of each frequent exact value paid on the credit_risk
-# family (+0.005 to +0.008) and cost nothing elsewhere; on credit_risk@1k (800 rows) it
-# lost 0.013 (docs/experiments/2026-12-03-target-statistics.md).
+# rows. From there the default rate of each frequent exact value gained +0.004 to +0.010
+# on the credit_risk family and heloc, and lost up to 0.006 (inside the seeds' noise) on
+# the gmsc family and taiwan's rare-default samples: +0.002 on average over 12 sets. On
+# credit_risk@1k (800 rows) it lost 0.013 (docs/experiments/2026-12-03-target-statistics.md).
 
 
 @dataclass(frozen=True)
@@ -90,9 +93,8 @@ class TabularPreprocessor:
     column's values seen at least `min_value_count` times (the others share one rate),
     on by "auto" from `SMALL_TRAINING_ROWS` training rows; all scaled as chosen; then one
     0/1 indicator per column that had missing values in training (missingness is often
-    informative in credit data).
-    Categorical block: code 0 = missing, 1 = unknown or
-    seen fewer than `min_level_count` times, 2.. = training levels in sorted order.
+    informative in credit data). Categorical block: code 0 = missing, 1 = unknown or seen
+    fewer than `min_level_count` times, 2.. = training levels in sorted order.
 
     Why target statistics: a network must learn a level's risk from the rows that carry it,
     through an embedding; CatBoost's lead on data with many or wide categoricals comes from
@@ -154,8 +156,8 @@ class TabularPreprocessor:
 
     @property
     def n_numeric_features(self) -> int:
-        """Width of the numeric block: columns, their value counts, the categoricals' target
-        statistics, missing indicators."""
+        """Width of the numeric block: columns, their value counts, target statistics,
+        missing indicators."""
         return self._n_real_features + len(self.indicator_columns_)
 
     @property
@@ -553,7 +555,7 @@ class TabularPreprocessor:
         self, numeric: np.ndarray, positions: np.ndarray, statistics: np.ndarray | None
     ) -> np.ndarray:
         """The rows' imputed columns, then (if enabled) each column's log training value
-        count, then the categoricals' target `statistics` (len(positions), n_cat): float64
+        count, then the target `statistics` (len(positions), n_statistics): float64
         (len(positions), n_real), filled one column at a time so that it is the only array
         of its size. Column-major, like the numeric block (measured: fitting and encoding a
         million rows about 12% faster than row-major)."""

@@ -239,8 +239,15 @@ def test_an_interrupted_bag_resumes_fold_by_fold_and_ends_like_an_uninterrupted_
 ):
     """SIGTERM in the second fold of a 2-fold bag: the resumed bag reads the first fold
     back and continues the second from its last complete epoch; its averaged checkpoint
-    equals an uninterrupted bag's."""
-    bag = ["--data.folds=2", "--trainer.max_epochs=2", "--data.batch_size=16"]
+    equals an uninterrupted bag's. With every rate input on: the resumed fold recomputes
+    its rows' out-of-fold rates, which the checkpoint does not carry."""
+    bag = [
+        "--data.folds=2",
+        "--trainer.max_epochs=2",
+        "--data.batch_size=16",
+        "--data.target_statistics=true",
+        "--data.value_statistics=true",
+    ]
     run_dir = tmp_path / "logs" / "default" / "version_0"
     second_fold_last = run_dir / "fold_1" / "checkpoints" / "last.ckpt"
 
