@@ -23,7 +23,6 @@ from sklearn.preprocessing import QuantileTransformer, StandardScaler, TargetEnc
 from contracts.choices import check_choice, check_range
 from contracts.errors import ConfigurationError, DataValidationError
 from contracts.features import SMALL_TRAINING_ROWS
-from datamodules.rate_trees import frequent_values_stand_out
 from risk.stability import BinnedDistribution, numeric_distribution, numeric_labels
 
 Scaling = Literal["standard", "quantile"]
@@ -213,7 +212,18 @@ class TabularPreprocessor:
             if self.target_statistics is True
             or (self.target_statistics == "auto" and self._is_wide(name))
         ]
-        self.value_statistic_columns_ = self._value_statistic_columns(numeric, positions, targets)
+        self.value_statistic_columns_ = (
+            [
+                name
+                for name, (values, _) in zip(
+                    self.numeric_columns, self.value_count_tables_, strict=True
+                )
+                if len(values)
+            ]
+            if self.value_statistics is True
+            or (self.value_statistics == "auto" and len(positions) >= SMALL_TRAINING_ROWS)
+            else []
+        )
         statistics, self.target_statistic_tables_ = None, []
         with_statistics = [*self.target_statistic_columns_, *self.value_statistic_columns_]
         if with_statistics and targets is None:
@@ -493,38 +503,6 @@ class TabularPreprocessor:
     def _target_encoder(self) -> TargetEncoder:
         folds = StratifiedKFold(TARGET_STATISTIC_FOLDS, shuffle=True, random_state=self.seed)
         return TargetEncoder(target_type="binary", cv=folds)
-
-    def _value_statistic_columns(
-        self, numeric: np.ndarray, positions: np.ndarray, targets: np.ndarray | None
-    ) -> list[str]:
-        """The numeric columns whose frequent values get default rates: every column with
-        frequent values (True), or ("auto", from SMALL_TRAINING_ROWS rows) those whose
-        values' rates differ from their neighbourhood's (`frequent_values_stand_out`)."""
-        if (
-            self.value_statistics is False
-            or not self.value_counts
-            or (self.value_statistics == "auto" and len(positions) < SMALL_TRAINING_ROWS)
-        ):
-            return []
-        candidates = [
-            (index, name)
-            for index, (name, (values, _)) in enumerate(
-                zip(self.numeric_columns, self.value_count_tables_, strict=True)
-            )
-            if len(values)
-        ]
-        if self.value_statistics is True or not candidates:
-            return [name for _, name in candidates]
-        if targets is None:
-            raise ValueError("value_statistics 'auto' tests the columns' rates: pass targets=")
-        kept = []
-        for index, name in candidates:
-            column = numeric[positions, index]
-            present = ~np.isnan(column)
-            values = self.value_count_tables_[index][0].astype(column.dtype)
-            if frequent_values_stand_out(column[present], targets[positions][present], values):
-                kept.append(name)
-        return kept
 
     def _is_wide(self, name: str) -> bool:
         return len(self.vocabularies_[name]) >= WIDE_CATEGORICAL_LEVELS

@@ -297,28 +297,12 @@ def test_value_statistics_give_a_frequent_values_default_rate():
     assert statistic[at_price_point].min() > statistic[~at_price_point].max()
 
 
-def test_value_statistics_auto_keeps_the_columns_whose_values_stand_out():
-    """From the small-data boundary, "auto" keeps a column's value rates only where the
-    values' rates differ from their neighbourhood's: the incomes, where every fifth round
-    thousand is riskier, not the loan amounts, whose rate is smooth; and not the heaped
-    incomes of `_heaped_rate`, whose risky value fills a bin of its own."""
-    rng = np.random.default_rng(0)
-    income, amount = (rng.uniform(20, 80, (2, 6000)) * 1000).round()
-    for column in (income, amount):
-        heaped = rng.random(6000) < 1 / 3
-        column[heaped] = (column[heaped] / 1000).round() * 1000
-    rate = np.where(income % 5000 == 0, 0.5, 0.1) + amount / 1e6
-    targets = (rng.random(6000) < rate).astype(np.int64)
-    numeric = np.column_stack([income, amount])
-    categorical = pd.DataFrame({"grade": rng.choice(list("ab"), 6000)})
+def test_value_statistics_start_at_the_small_data_boundary():
+    numeric, categorical, targets = _heaped_rate(6000)
     for rows, expected in ((5119, []), (5120, ["income"])):
         pre = TabularPreprocessor(NUMERIC, CATEGORICAL).fit(
             numeric, categorical, np.arange(rows), targets
         )
         assert pre.value_statistic_columns_ == expected
-    heaped = TabularPreprocessor(NUMERIC, CATEGORICAL).fit(
-        *_heaped_rate(6000)[:2], None, _heaped_rate(6000)[2]
-    )
-    assert heaped.value_statistic_columns_ == []
     with pytest.raises(ConfigurationError, match="value_counts"):
         TabularPreprocessor(NUMERIC, CATEGORICAL, value_counts=False, value_statistics=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from sklearn.tree import DecisionTreeClassifier
 
 from lightning_modules import numeric_embedding
 from lightning_modules.calibration import fit_temperature, mean_probability_logit
@@ -80,6 +81,20 @@ def test_tree_bins_keep_a_step_where_defaults_are_rare():
     encoding.fit_bins(income, default, edges="tree")
     assert encoding.bin_mask[0].tolist() == [1, 1, 0, 0]
     assert encoding.edges[0, 1] == pytest.approx(20, abs=3)
+    # The unscaled threshold finds no split worth it: the feature would be one bin.
+    unscaled = DecisionTreeClassifier(
+        max_leaf_nodes=4,
+        min_samples_leaf=numeric_embedding.TREE_MIN_SAMPLES_LEAF,
+        min_impurity_decrease=numeric_embedding.TREE_MIN_IMPURITY_DECREASE,
+    ).fit(income.numpy(), default.numpy())
+    assert unscaled.get_n_leaves() == 1
+    # From a 20 % rate of either class the threshold is the tuned one, as it was; and on
+    # a few thousand rows a 6.7 % rate keeps it too, since a weaker split is not
+    # significant at the 1 % level there.
+    for rate, rows in ((0.2, 1000), (0.5, 1000), (0.8, 1000), (0.067, 6400)):
+        targets = (torch.arange(rows) < rate * rows).float()
+        threshold = numeric_embedding.tree_min_impurity_decrease(targets)
+        assert threshold == pytest.approx(numeric_embedding.TREE_MIN_IMPURITY_DECREASE)
 
 
 def test_bins_of_a_large_training_set_come_from_a_fixed_sample(monkeypatch):
