@@ -33,7 +33,7 @@ import torch
 from contracts.evaluation import EvaluationOutputs
 from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.atomic import save_torch_atomically
-from lightning_modules.loan_model import LoanDefaultModel
+from lightning_modules.loan_model import BAGGED_FOLDS_KEY, LoanDefaultModel
 from lightning_modules.metrics import binary_report
 
 CHECKPOINT_NAME = "bagged.ckpt"
@@ -105,7 +105,7 @@ def fit_bagged(
     bagged = average(members)
     out_of_fold = bagged.calibrate(torch.cat(logits), torch.cat(targets))
     checkpoint = run_dir / "checkpoints" / CHECKPOINT_NAME
-    save_torch_atomically(_checkpoint(bagged, datamodule), checkpoint)
+    save_torch_atomically(_checkpoint(bagged, datamodule, folds), checkpoint)
     return BaggedFit(bagged, out_of_fold, fold_epochs, checkpoint)
 
 
@@ -170,10 +170,12 @@ def _raw_logits(
         return model.raw_logits(numeric, categorical)
 
 
-def _checkpoint(model: LoanDefaultModel, datamodule: LoanDataModule) -> dict[str, Any]:
+def _checkpoint(model: LoanDefaultModel, datamodule: LoanDataModule, folds: int) -> dict[str, Any]:
     """What Lightning's own checkpoint holds for `test` and `predict`: the weights and
-    buffers, the hyperparameters that rebuild the model, the data module's fitted state."""
+    buffers, the hyperparameters that rebuild the model, the data module's fitted state;
+    and the fold count, so that `validate` knows the validation rows were trained on."""
     return {
+        BAGGED_FOLDS_KEY: folds,
         "pytorch-lightning_version": L.__version__,
         "epoch": 0,
         "global_step": 0,

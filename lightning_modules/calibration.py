@@ -33,23 +33,26 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
     The log-loss is convex in 1/T, so L-BFGS on it finds the global minimum; T is kept in
     [0.05, 20] so a degenerate validation set (all logits equal) cannot produce inf.
     """
-    logits, targets = logits.detach().double().flatten(), targets.detach().double().flatten()
-    if logits.shape != targets.shape or len(logits) == 0:
+    if logits.numel() != targets.numel() or logits.numel() == 0:
         raise ValueError(
             f"need one logit per target, got {tuple(logits.shape)} and {tuple(targets.shape)}"
         )
-    inverse = torch.ones((), dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS(
-        [inverse], lr=1.0, max_iter=100, line_search_fn="strong_wolfe", tolerance_grad=1e-9
-    )
+    # Lightning's `validate` runs the epoch end in inference mode, where nothing can be
+    # differentiated; the fit needs gradients, on copies made outside it.
+    with torch.inference_mode(False), torch.enable_grad():
+        logits, targets = logits.detach().double().flatten(), targets.detach().double().flatten()
+        inverse = torch.ones((), dtype=torch.float64, requires_grad=True)
+        optimizer = torch.optim.LBFGS(
+            [inverse], lr=1.0, max_iter=100, line_search_fn="strong_wolfe", tolerance_grad=1e-9
+        )
 
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits * inverse, targets)
-        loss.backward()
-        return loss
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits * inverse, targets)
+            loss.backward()
+            return loss
 
-    optimizer.step(closure)
+        optimizer.step(closure)
     inverse_value = float(inverse.detach())
     if not math.isfinite(inverse_value) or inverse_value <= 0:
         return 1.0

@@ -38,6 +38,9 @@ MONITOR = "val/roc_auc"
 # (BENCHMARKS.md; docs/model-options.md, "Training budget").
 AUTO_STEPS = 1500
 AUTO_EPOCH_BOUNDS = (8, 16)
+# A bagged fit's checkpoint holds its fold count under this key: its networks trained on
+# the protocol's validation rows, so `validate` must not score them as held out.
+BAGGED_FOLDS_KEY = "bagged_folds"
 RECOMMENDED_NETWORK = NetworkSettings()
 
 
@@ -124,6 +127,7 @@ class LoanDefaultModel(L.LightningModule):
         self.test_predictions = PredictionCollector()
         self._validation_outputs: EvaluationOutputs | None = None
         self._test_outputs: EvaluationOutputs | None = None
+        self._bagged_folds = 0  # set from a bagged fit's checkpoint (BAGGED_FOLDS_KEY)
         if inputs is not None:
             self._build(inputs)
 
@@ -327,9 +331,24 @@ class LoanDefaultModel(L.LightningModule):
         x_num, x_cat, _ = batch
         return torch.sigmoid(self(x_num, x_cat))
 
+    def on_validation_start(self) -> None:
+        """`validate` refuses a bag: each of its validation rows trained all but one of its
+        networks, so the figures would be scores on training rows, and the temperature and
+        threshold refitted on them would be wrong for new applicants."""
+        if self._bagged_folds and self.trainer.state.fn == "validate":
+            raise ConfigurationError(
+                f"{self.trainer.ckpt_path}: a bag of {self._bagged_folds} networks "
+                "(--data.folds), and every validation row trained all but one of them, so "
+                "`validate` would score training rows. Its held-out figures are the "
+                "out-of-fold ones its fit printed and logged as val/* (TensorBoard); `test` "
+                "scores the test rows, which no network saw."
+            )
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Checkpoints from before temperature scaling load with temperature 1, and those
-        from before the score reference without one."""
+        from before the score reference without one. A bagged fit's says so
+        (BAGGED_FOLDS_KEY)."""
+        self._bagged_folds = int(checkpoint.get(BAGGED_FOLDS_KEY, 0))
         state = checkpoint["state_dict"]
         state.setdefault("temperature", torch.tensor(1.0))
         state.setdefault("score_cuts", torch.zeros_like(self.score_cuts))

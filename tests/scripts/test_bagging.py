@@ -102,6 +102,10 @@ def test_bagged_fit_averages_its_folds_into_one_checkpoint_that_test_and_predict
     submission = pd.read_csv(output)
     np.testing.assert_allclose(submission[PROBABILITY_COLUMN], expected, rtol=1e-5, atol=1e-6)
 
+    # `validate` would score rows the bag trained on: refused, with the figures to use.
+    with pytest.raises(ConfigurationError, match="every validation row trained all but one"):
+        run_cli("validate", *data, f"--ckpt_path={bagged_path}")
+
     # A bag resumes from its folds' own checkpoints, not from a named file.
     with pytest.raises(ConfigurationError, match="resumes with --ckpt_path last"):
         run_cli("fit", *data, *FAST_TRAINER, f"--data.folds={FOLDS}", f"--ckpt_path={bagged_path}")

@@ -82,6 +82,22 @@ def test_checkpoint_is_safe_and_self_describing(fitted):
     assert 0 < int(score_counts.sum()) < train_rows and int(score_counts[-1]) == 0
 
 
+def test_validate_rescores_the_saved_epoch(fitted, run_cli, loan_csv):
+    """A single network's checkpoint validates to the figure its epoch was chosen by (a
+    bag's is refused: tests/scripts/test_bagging.py)."""
+    cli, best, _ = fitted
+    validated = run_cli(
+        "validate",
+        f"--config={CONFIGS / 'default.yaml'}",
+        f"--data.path={loan_csv}",
+        f"--ckpt_path={best}",
+    )
+    chosen = float(cli.trainer.checkpoint_callback.best_model_score)
+    assert float(validated.trainer.callback_metrics["val/roc_auc"]) == pytest.approx(
+        chosen, abs=1e-6
+    )
+
+
 def test_test_subcommand_reports_held_out_metrics(fitted, run_cli, loan_csv, tmp_path, capsys):
     _, best, _ = fitted
     cli = run_cli(
