@@ -36,7 +36,7 @@ from benchmarking.baselines import (
     feature_frame,
     unbagged_name,
 )
-from benchmarking.machine import peak_rss_mb
+from benchmarking.machine import git_commit, peak_rss_mb
 from benchmarking.tuned import (
     SearchCost,
     study_folder,
@@ -407,6 +407,7 @@ def execute(spec: RunSpec) -> dict[str, Any]:
         "peak_rss_growth_mb": peak_mb - floor_mb,
         "run_seconds": time.time() - started,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
         "spec": spec.fingerprint(),
     }
     return record

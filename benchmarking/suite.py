@@ -8,7 +8,9 @@ wide categoricals). Each run executes
 in its own process forked from a server that imported the libraries once, so a run's peak
 memory is its own and a crash loses only that run. Before a dataset's runs one such process
 checks its data, so a bad file or config fails that dataset once, with one message. A rerun
-with the same output folder skips runs already finished with the same settings.
+with the same output folder skips runs already finished with the same settings (each
+result records the commit it ran at; `--rerun MODEL` runs a model's again after a code
+change).
 
 Outputs in the folder: `results.csv` (one row per run), `results.json` (runs, summary,
 paired comparison and the machine), `summary.md` (the tables), `runs/<dataset>/` (each
@@ -26,7 +28,7 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -157,6 +159,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="also compare each of our other models with this one, seed by seed (e.g. the "
         "previous default, defined as a --variant)",
     )
+    parser.add_argument(
+        "--rerun",
+        nargs="+",
+        default=[],
+        metavar="MODEL",
+        help="run these models again where a stored result matches their settings (a stored "
+        "run is otherwise reused: its settings record the config and overrides, not the code, "
+        "so after a change to the code rerun what it changes)",
+    )
     parser.add_argument("--threads", type=int, help="threads per run (default: library defaults)")
     parser.add_argument("--timeout", type=float, help="seconds before a run is stopped as failed")
     parser.add_argument(
@@ -189,6 +200,8 @@ def plan(options: argparse.Namespace) -> list[RunSpec]:
             f"({', '.join(bagged_name(name) for name in BASELINES)}), or define a variant "
             "with --variant NAME=ARGS"
         )
+    if stray := [model for model in options.rerun if model not in models]:
+        raise SystemExit(f"--rerun {stray}: not among the models of this run, {models}")
     if options.trials < 1:
         raise SystemExit(f"--trials must be at least 1, got {options.trials}")
     if options.reference is not None and options.reference not in models:
@@ -256,9 +269,15 @@ def is_derived(dataset: str) -> bool:
     return "@" in dataset or dataset in WIDE_STAND_INS
 
 
-def run_all(specs: Sequence[RunSpec], timeout: float | None, console: Console) -> None:
-    """Run every spec without a finished result, one at a time, each in its own process;
-    first check each dataset's data once, and record its runs as failed if that fails."""
+def run_all(
+    specs: Sequence[RunSpec],
+    timeout: float | None,
+    console: Console,
+    rerun: Collection[str] = (),
+) -> None:
+    """Run every spec without a finished result (and every spec of a model in `rerun`),
+    one at a time, each in its own process; first check each dataset's data once, and
+    record its runs as failed if that fails. A reused result names the commit it ran at."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_PRELOAD)
     columns = (
@@ -274,8 +293,11 @@ def run_all(specs: Sequence[RunSpec], timeout: float | None, console: Console) -
             pending = []
             for spec in dataset_specs:
                 previous = read_result(spec)
-                if previous is not None and previous["status"] == "ok":
-                    progress.console.print(f"[dim]{_label(spec)}: finished before, skipped[/dim]")
+                if previous is not None and previous["status"] == "ok" and spec.model not in rerun:
+                    commit = previous.get("git_commit", "an unrecorded commit")
+                    progress.console.print(
+                        f"[dim]{_label(spec)}: finished before (at {commit}), skipped[/dim]"
+                    )
                     progress.advance(task)
                 else:
                     pending.append(spec)
@@ -385,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         **machine_metadata(),
     }
     console.print(f"{len(specs)} runs into {out}")
-    run_all(specs, options.timeout, console)
+    run_all(specs, options.timeout, console, rerun=options.rerun)
     metadata["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     metadata["load_average_after"] = os.getloadavg()
     records = collect(specs)

@@ -15,6 +15,7 @@ from scipy import stats
 
 from benchmarking import runner
 from benchmarking.baselines import BASELINES
+from benchmarking.machine import git_commit
 from benchmarking.scoreboard import METRICS, fit_time_ratios, paired_comparison, summarise
 from benchmarking.suite import (
     MODELS,
@@ -133,6 +134,17 @@ def test_rerun_skips_finished_runs_and_retries_failed_ones(synthetic_run):
     changed = {name for name in before if after[name] != before[name]}
     assert changed == {"broken-seed0.json"}
     assert len(pd.read_csv(out / "results.csv")) == len(MODELS) + len(EXTRA) + 1
+    # A run records the commit it ran at; --rerun runs a model again whatever is stored.
+    record = json.loads((out / "runs" / "default" / "logreg-seed0.json").read_text())
+    assert record["git_commit"] == git_commit()
+    assert main([*SYNTHETIC_ARGS, "--out", str(out), "--rerun", "logreg"]) == 1
+    again = {path.name: path.stat().st_mtime_ns for path in results}
+    assert {name for name in after if again[name] != after[name]} == {
+        "logreg-seed0.json",
+        "broken-seed0.json",
+    }
+    with pytest.raises(SystemExit, match="not among the models"):
+        main([*SYNTHETIC_ARGS, "--out", str(out), "--rerun", "catboost-tuned"])
 
 
 @pytest.mark.slow
