@@ -98,16 +98,19 @@ def open_storage(
     SQLite serves several processes on one machine: the file is put in write-ahead-log
     mode (readers never block the writer) and each connection waits up to
     SQLITE_TIMEOUT_S for a lock instead of failing with "database is locked". Two workers
-    that create a new database at the same moment race on its tables (one gets "table
-    already exists"); the loser retries, by which time the tables are there.
+    that open a new database at the same moment race twice, and the loser retries: both
+    switching it to WAL is a lock deadlock that SQLite answers at once with "database is
+    locked", without waiting; both creating its tables gives one "table already exists".
     """
     engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite:///"):
-        _prepare_sqlite(Path(url.removeprefix("sqlite:///")))
+    sqlite_path = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+    if sqlite_path is not None:
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
     failures = 0
     while True:
         try:
+            if sqlite_path is not None:
+                _prepare_sqlite(sqlite_path)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)  # the heartbeat arguments
                 return RDBStorage(
@@ -117,7 +120,11 @@ def open_storage(
                     grace_period=grace_period,
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
                 )
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
+        except (
+            sqlite3.OperationalError,
+            sqlalchemy.exc.OperationalError,
+            sqlalchemy.exc.IntegrityError,
+        ):
             failures += 1
             if failures == attempts:
                 raise
