@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import re
-import time
 from pathlib import Path
 
 import matplotlib.image
@@ -95,8 +94,7 @@ def test_taiwan_report_from_its_config(real_data_dir, tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.real_data
-def test_give_me_some_credit_report_is_fast(real_data_dir, tmp_path):
-    started = time.perf_counter()
+def test_give_me_some_credit_report_names_its_sentinel_values(real_data_dir, tmp_path):
     report = main(
         [
             f"--config={CONFIGS / 'gmsc.yaml'}",
@@ -104,7 +102,6 @@ def test_give_me_some_credit_report_is_fast(real_data_dir, tmp_path):
             f"--output={tmp_path}",
         ]
     )
-    assert time.perf_counter() - started < 60  # 150,000 rows; about 5 s on 2 free cores
     html = report.read_text()
     assert "96 (5 rows), 98 (264 rows)" in html
     assert len(_images(report)) == FIGURES_WITH_CATEGORICALS - 1  # no categoricals
