@@ -19,6 +19,10 @@ Split = Literal["train", "val", "test"]
 # constant rate with early stopping: the budget lost 0.005 on german's 640 rows, BENCHMARKS.md;
 # below it an ensemble of 8 members, lightning_modules/networks.py).
 SMALL_TRAINING_ROWS = 5_120
+# Where the training split holds fewer rows of its rarer class than this, one network's fit
+# varies most, and the `auto` settings average: the data module bags five networks, and
+# each network is an ensemble of 8 members (lightning_modules/networks.py).
+FEW_TRAINING_CASES = 1_500
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,13 @@ from torch.utils.data import DataLoader
 
 from contracts.choices import check_range
 from contracts.errors import DataValidationError
-from contracts.features import SMALL_TRAINING_ROWS, FeatureSpec, Split, TabularTensors
+from contracts.features import (
+    FEW_TRAINING_CASES,
+    SMALL_TRAINING_ROWS,
+    FeatureSpec,
+    Split,
+    TabularTensors,
+)
 from datamodules import synthetic
 from datamodules.io import ReadOptions, read_table, release_reader_memory, resolve_data_path
 from datamodules.preprocessing import (
@@ -53,7 +59,6 @@ from risk.stability import BinnedDistribution
 # (mean 0.010); on the 5 with 1,830 or more, 0.001-0.005 (mean 0.003) for five times a
 # fit of 6-35 s (docs/experiments/2026-12-03-bagging.md).
 BAGGING_FOLDS = 5
-FEW_TRAINING_CASES = 1_500
 
 
 @dataclass(frozen=True)

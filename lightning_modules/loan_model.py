@@ -189,7 +189,8 @@ class LoanDefaultModel(L.LightningModule):
                 "the network's inputs are unknown: fit with a LoanDataModule, or pass inputs"
             )
         train = datamodule.split_tensors("train")
-        self.settings = self.settings.resolved(len(train))
+        defaulters = int(train.target.sum())
+        self.settings = self.settings.resolved(len(train), min(defaulters, len(train) - defaulters))
         self._build(spec)
         for network in self.networks():
             network.fit_bins(train.numeric, train.target, edges=self.settings.bin_edges)

@@ -12,7 +12,7 @@ from torch import nn
 
 from contracts.choices import check_choice, check_range
 from contracts.errors import ConfigurationError
-from contracts.features import SMALL_TRAINING_ROWS, FeatureSpec
+from contracts.features import FEW_TRAINING_CASES, SMALL_TRAINING_ROWS, FeatureSpec
 from lightning_modules.dropout import ByteMaskDropout
 from lightning_modules.numeric_embedding import (
     BinEdges,
@@ -23,15 +23,19 @@ from lightning_modules.numeric_embedding import (
 )
 
 # `ensemble_size: auto`: a TabM-mini ensemble of this many members below SMALL_TRAINING_ROWS
-# training rows, one network from there. On the robustness suite's 1k and 3k samples and
-# german (5 seeds) it halved the default's mean gap to CatBoost (-0.027 to -0.012); on the
-# larger sets k = 4 gained 0.001-0.004 for 1.8-5.6x the fit time (docs/model-options.md).
+# training rows or FEW_TRAINING_CASES training rows of the rarer class (where the default
+# bags), one network otherwise. On the robustness suite's 1k and 3k samples and german (5
+# seeds) it halved the default's mean gap to CatBoost (-0.027 to -0.012); in the bags of
+# the seven larger sets with few defaulters it gained +0.0037 on average (2 % and 5 %
+# default rates +0.003 to +0.007) for 5-6x their fit time; on sets with many defaulters
+# k = 4 gained 0.001-0.004 for 1.8-5.6x the fit time (docs/model-options.md).
 SMALL_DATA_ENSEMBLE_SIZE = 8
 # `hidden_sizes: auto`: the MLP's blocks below SMALL_TRAINING_ROWS training rows and from
 # there. Below it the 8-member ensemble passes every row through the MLP 8 times, so the
 # width sets a small set's cost: on the 1k and 3k samples and german (5 seeds) 128-wide
 # blocks fitted 22-37 % faster at -0.0005 to +0.006 ROC-AUC; on the larger sets they lost
-# up to 0.003 on the credit_risk family (docs/experiments/2026-12-03-fit-costs.md).
+# up to 0.003 on the credit_risk family, and 0.007 in credit_risk@10k's ensembles (the
+# experiment pages 2026-12-03-fit-costs.md and 2026-12-03-few-defaulters-ensemble.md).
 SMALL_DATA_HIDDEN_SIZES = (128, 128, 128)
 HIDDEN_SIZES = (256, 256, 256)
 
@@ -171,8 +175,8 @@ class NetworkSettings:
         periodic_sigma: initial scale of the periodic embedding's frequencies.
         ensemble_size: k > 1 trains a TabM-mini ensemble of k members in one network (mean of
             the members' losses; predictions are the mean of their probabilities). "auto":
-            8 members below 5,120 training rows, else 1, resolved by `resolved` once the
-            training set is known.
+            8 members below 5,120 training rows or 1,500 of the rarer class, else 1,
+            resolved by `resolved` once the training set is known.
         cross_layers: DCN-v2 cross layers (explicit feature products) before the MLP.
     """
 
@@ -208,13 +212,15 @@ class NetworkSettings:
             check_range("ensemble_size", self.ensemble_size, low=1)
         check_range("cross_layers", self.cross_layers, low=0)
 
-    def resolved(self, training_rows: int) -> NetworkSettings:
-        """These settings with "auto" replaced by what suits a training set of this size;
-        a checkpoint keeps the resolved values, so it rebuilds without the data."""
+    def resolved(self, training_rows: int, training_cases: int) -> NetworkSettings:
+        """These settings with "auto" replaced by what suits a training set of this many
+        rows, `training_cases` of them of its rarer class; a checkpoint keeps the resolved
+        values, so it rebuilds without the data."""
         small = training_rows < SMALL_TRAINING_ROWS
         resolved = self
         if self.ensemble_size == "auto":
-            resolved = replace(resolved, ensemble_size=SMALL_DATA_ENSEMBLE_SIZE if small else 1)
+            ensemble = small or training_cases < FEW_TRAINING_CASES
+            resolved = replace(resolved, ensemble_size=SMALL_DATA_ENSEMBLE_SIZE if ensemble else 1)
         if self.hidden_sizes == "auto":
             sizes = SMALL_DATA_HIDDEN_SIZES if small else HIDDEN_SIZES
             resolved = replace(resolved, hidden_sizes=list(sizes))
@@ -244,7 +250,7 @@ class LoanDefaultNet(nn.Module):
         if automatic:
             raise ConfigurationError(
                 f"'auto' ({', '.join(automatic)}) depends on the training set's size: build "
-                "the network from NetworkSettings.resolved(training_rows), or set a value"
+                "the network from NetworkSettings.resolved(rows, cases), or set a value"
             )
         _check_inputs(inputs)
         self.n_embedded = inputs.n_numeric - inputs.n_missing_indicators

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from contracts.errors import DataValidationError
-from datamodules.loan_datamodule import BAGGING_FOLDS, FEW_TRAINING_CASES, LoanDataModule
+from contracts.features import FEW_TRAINING_CASES
+from datamodules.loan_datamodule import BAGGING_FOLDS, LoanDataModule
 from datamodules.splits import bagging_folds, protocol_split
 
 

@@ -58,20 +58,23 @@ def test_bad_settings_fail_at_construction_naming_the_option(kwargs, message):
         NetworkSettings(**kwargs)
 
 
-def test_auto_ensemble_is_eight_members_on_small_training_sets_and_one_from_5120_rows():
-    assert NetworkSettings().resolved(640).ensemble_size == 8
-    assert NetworkSettings().resolved(5_119).ensemble_size == 8
-    assert NetworkSettings().resolved(5_120).ensemble_size == 1
-    assert NetworkSettings(ensemble_size=3).resolved(640).ensemble_size == 3
+def test_auto_ensemble_is_eight_members_below_5120_rows_or_1500_cases_and_one_otherwise():
+    assert NetworkSettings().resolved(640, 200).ensemble_size == 8
+    assert NetworkSettings().resolved(5_119, 2_000).ensemble_size == 8
+    assert NetworkSettings().resolved(5_120, 2_000).ensemble_size == 1
+    assert NetworkSettings().resolved(20_000, 1_499).ensemble_size == 8
+    assert NetworkSettings().resolved(20_000, 1_500).ensemble_size == 1
+    assert NetworkSettings(ensemble_size=3).resolved(640, 200).ensemble_size == 3
     # Unresolved, the network cannot know its size: building it is an error, not a guess.
     with pytest.raises(ConfigurationError, match=r"'auto' \(ensemble_size\).*resolved"):
         small_net(2, ensemble_size="auto")
 
 
 def test_auto_blocks_are_128_wide_on_small_training_sets_and_256_from_5120_rows():
-    assert NetworkSettings().resolved(5_119).hidden_sizes == [128, 128, 128]
-    assert NetworkSettings().resolved(5_120).hidden_sizes == [256, 256, 256]
-    assert NetworkSettings(hidden_sizes=[64]).resolved(640).hidden_sizes == [64]
+    assert NetworkSettings().resolved(5_119, 2_000).hidden_sizes == [128, 128, 128]
+    assert NetworkSettings().resolved(5_120, 2_000).hidden_sizes == [256, 256, 256]
+    assert NetworkSettings().resolved(20_000, 1_499).hidden_sizes == [256, 256, 256]
+    assert NetworkSettings(hidden_sizes=[64]).resolved(640, 200).hidden_sizes == [64]
     with pytest.raises(ConfigurationError, match=r"'auto' \(hidden_sizes\).*resolved"):
         small_net(2, hidden_sizes="auto")
 

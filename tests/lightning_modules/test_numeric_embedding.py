@@ -6,6 +6,7 @@ import pytest
 import torch
 from sklearn.tree import DecisionTreeClassifier
 
+from datamodules.synthetic import generate_loan_book
 from lightning_modules import numeric_embedding
 from lightning_modules.calibration import fit_temperature, mean_probability_logit
 from lightning_modules.loan_model import LoanDefaultModel, _warmup_cosine, auto_epochs
@@ -319,3 +320,25 @@ def test_fit_with_embeddings_ensemble_and_temperature_round_trips_a_checkpoint(
         logits = restored(x_num, x_cat)
         raw = restored.raw_logits(x_num, x_cat)
     torch.testing.assert_close(logits, raw / state["temperature"])
+
+
+@pytest.mark.slow
+def test_a_large_training_set_with_few_defaulters_gets_the_ensemble_and_keeps_its_width(
+    run_cli, tmp_path
+):
+    """8,000 rows: 5,120 training rows, about 900 of them defaulters (under 1,500)."""
+    path = tmp_path / "few_defaulters.csv"
+    generate_loan_book(8_000, seed=3).frame.to_csv(path, index=False)
+    cli = run_cli(
+        "fit",
+        f"--config={CONFIGS / 'default.yaml'}",
+        f"--data.path={path}",
+        *FAST_TRAINER,
+        "--trainer.max_epochs=1",
+    )
+    train = cli.datamodule.split_tensors("train")
+    assert len(train) == 5_120 and int(train.target.sum()) < 1_500
+    assert cli.model.hparams.net["ensemble_size"] == 8
+    # Width and schedule follow the row count.
+    assert cli.model.hparams.net["hidden_sizes"] == [256, 256, 256]
+    assert cli.model.resolved_lr_schedule() == "cosine"
