@@ -33,6 +33,7 @@ from contracts.features import (
 from datamodules import synthetic
 from datamodules.io import ReadOptions, read_table, release_reader_memory, resolve_data_path
 from datamodules.preprocessing import (
+    WIDE_CATEGORICAL_LEVELS,
     Scaling,
     TabularPreprocessor,
     TargetStatistics,
@@ -57,7 +58,10 @@ from risk.stability import BinnedDistribution
 # varies most where the positives are few, and averaging five cuts that variance: on the
 # 14 scoreboard sets with at most 1,414 training defaulters the bag gained 0.004-0.031
 # (mean 0.010); on the 5 with 1,830 or more, 0.001-0.005 (mean 0.003) for five times a
-# fit of 6-35 s (docs/experiments/2026-12-03-bagging.md).
+# fit of 6-35 s (docs/experiments/2026-12-03-bagging.md). A categorical of at least
+# WIDE_CATEGORICAL_LEVELS training levels bags too: its levels' rates and embeddings vary
+# from fit to fit, and on the two wide-categorical stand-ins the bag gained 0.0088 and
+# 0.0066 for four times a fit of 10-11 s (docs/experiments/2026-12-03-few-defaulters-ensemble.md).
 BAGGING_FOLDS = 5
 
 
@@ -110,7 +114,8 @@ class LoanDataModule(L.LightningDataModule):
             one network per fold, each validated (early-stopped, best epoch chosen) on its
             own fold, and averages them (`lightning_modules/bagging.py`); the test rows
             stay the protocol's. "auto": 5 folds where the training split has fewer than
-            1,500 rows of its rarer class (defaulters, usually), else 1 (`resolved_folds`).
+            1,500 rows of its rarer class (defaulters, usually) or a categorical with at
+            least 20 training levels, else 1 (`resolved_folds`).
         scaling: "quantile" (quantile-to-normal, robust to heavy tails) or "standard".
         min_level_count: categorical levels seen fewer times in training share the
             unknown code.
@@ -243,12 +248,26 @@ class LoanDataModule(L.LightningDataModule):
 
     def resolved_folds(self) -> int:
         """`folds`, where "auto" is BAGGING_FOLDS below FEW_TRAINING_CASES training rows of
-        the rarer class and 1 from there (reads the labelled file)."""
+        the rarer class or where a categorical has a wide categorical's number of training
+        levels, and 1 otherwise (reads the labelled file)."""
         if self.folds != "auto":
             return self.folds
         labelled = self.labelled_table()
-        cases = np.bincount(labelled.targets[labelled.split.train], minlength=2).min()
-        return BAGGING_FOLDS if cases < FEW_TRAINING_CASES else 1
+        train = labelled.split.train
+        cases = np.bincount(labelled.targets[train], minlength=2).min()
+        return BAGGING_FOLDS if cases < FEW_TRAINING_CASES or self._has_wide_categorical() else 1
+
+    def _has_wide_categorical(self) -> bool:
+        """Whether a categorical has at least WIDE_CATEGORICAL_LEVELS levels seen
+        `min_level_count` times in training, as the preprocessing will count them."""
+        labelled = self.labelled_table()
+        assert self.schema is not None  # set by labelled_table()
+        training_rows = labelled.frame.iloc[labelled.split.train]
+        return any(
+            (training_rows[name].value_counts() >= self.min_level_count).sum()
+            >= WIDE_CATEGORICAL_LEVELS
+            for name in self.schema.categorical_columns
+        )
 
     def fold_splits(self) -> list[SplitIndices]:
         """The bagging folds of the labelled rows (`resolved_folds` > 1)."""

@@ -9,6 +9,7 @@ from contracts.errors import DataValidationError
 from contracts.features import FEW_TRAINING_CASES
 from datamodules.loan_datamodule import BAGGING_FOLDS, LoanDataModule
 from datamodules.splits import bagging_folds, protocol_split
+from datamodules.synthetic import generate_loan_book
 
 
 def _targets(rows: int, positives: int, seed: int = 0) -> np.ndarray:
@@ -87,3 +88,15 @@ def test_auto_folds_bag_where_defaulters_are_few_and_a_plain_fit_keeps_the_proto
     small.setup("fit")
     age = small.feature_distributions()["age"]
     assert int(age.counts.sum()) == len(small.labelled_table().split.train)
+
+
+def test_auto_folds_bag_where_a_categorical_has_20_training_levels(tmp_path):
+    """Many defaulters, but a categorical of 40 levels: its levels' rates and embeddings
+    vary from fit to fit, and the bag averages them; 19 levels stay one network."""
+    frame = generate_loan_book(20_000, seed=0).frame
+    path = tmp_path / "branches.csv"
+    for levels, folds in [(40, BAGGING_FOLDS), (19, 1)]:
+        frame["branch"] = [f"b{i % levels}" for i in range(len(frame))]
+        frame.to_csv(path, index=False)
+        data = LoanDataModule(str(path), target="default", id_column="loan_id")
+        assert data.resolved_folds() == folds
