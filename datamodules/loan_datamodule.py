@@ -261,12 +261,11 @@ class LoanDataModule(L.LightningDataModule):
         """Whether a categorical has at least WIDE_CATEGORICAL_LEVELS levels seen
         `min_level_count` times in training, as the preprocessing will count them."""
         labelled = self.labelled_table()
-        assert self.schema is not None  # set by labelled_table()
         training_rows = labelled.frame.iloc[labelled.split.train]
         return any(
             (training_rows[name].value_counts() >= self.min_level_count).sum()
             >= WIDE_CATEGORICAL_LEVELS
-            for name in self.schema.categorical_columns
+            for name in self._require_schema().categorical_columns
         )
 
     def fold_splits(self) -> list[SplitIndices]:
