@@ -248,13 +248,12 @@ class LoanDataModule(L.LightningDataModule):
 
     def resolved_folds(self) -> int:
         """`folds`, where "auto" is BAGGING_FOLDS below FEW_TRAINING_CASES training rows of
-        the rarer class or where a categorical has a wide categorical's number of training
-        levels, and 1 otherwise (reads the labelled file)."""
+        the rarer class or where a categorical has at least WIDE_CATEGORICAL_LEVELS
+        training levels, and 1 otherwise (reads the labelled file)."""
         if self.folds != "auto":
             return self.folds
         labelled = self.labelled_table()
-        train = labelled.split.train
-        cases = np.bincount(labelled.targets[train], minlength=2).min()
+        cases = np.bincount(labelled.targets[labelled.split.train], minlength=2).min()
         return BAGGING_FOLDS if cases < FEW_TRAINING_CASES or self._has_wide_categorical() else 1
 
     def _has_wide_categorical(self) -> bool:
