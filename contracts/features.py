@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 Split = Literal["train", "val", "test"]
@@ -23,6 +24,12 @@ SMALL_TRAINING_ROWS = 5_120
 # varies most, and the `auto` settings average: the data module bags five networks, and
 # each network is an ensemble of 8 members (lightning_modules/networks.py).
 FEW_TRAINING_CASES = 1_500
+
+
+def rarer_class_rows(targets: np.ndarray | torch.Tensor) -> int:
+    """How many of these 0/1 targets belong to the rarer class (the defaulters, usually)."""
+    positives = int(targets.sum())
+    return min(positives, len(targets) - positives)
 
 
 @dataclass(frozen=True)

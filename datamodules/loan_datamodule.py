@@ -29,6 +29,7 @@ from contracts.features import (
     FeatureSpec,
     Split,
     TabularTensors,
+    rarer_class_rows,
 )
 from datamodules import synthetic
 from datamodules.io import ReadOptions, read_table, release_reader_memory, resolve_data_path
@@ -38,6 +39,7 @@ from datamodules.preprocessing import (
     TabularPreprocessor,
     TargetStatistics,
     ValueStatistics,
+    level_vocabulary,
 )
 from datamodules.sampling import check_sample_options, sample_labelled_rows
 from datamodules.schema import (
@@ -253,7 +255,7 @@ class LoanDataModule(L.LightningDataModule):
         if self.folds != "auto":
             return self.folds
         labelled = self.labelled_table()
-        cases = np.bincount(labelled.targets[labelled.split.train], minlength=2).min()
+        cases = rarer_class_rows(labelled.targets[labelled.split.train])
         return BAGGING_FOLDS if cases < FEW_TRAINING_CASES or self._has_wide_categorical() else 1
 
     def _has_wide_categorical(self) -> bool:
@@ -262,7 +264,7 @@ class LoanDataModule(L.LightningDataModule):
         labelled = self.labelled_table()
         training_rows = labelled.frame.iloc[labelled.split.train]
         return any(
-            (training_rows[name].value_counts() >= self.min_level_count).sum()
+            len(level_vocabulary(training_rows[name], self.min_level_count))
             >= WIDE_CATEGORICAL_LEVELS
             for name in self._require_schema().categorical_columns
         )

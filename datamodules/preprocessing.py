@@ -203,7 +203,7 @@ class TabularPreprocessor:
             else []
         )
         self.vocabularies_ = {
-            name: self._vocabulary(categorical[name].iloc[positions])
+            name: level_vocabulary(categorical[name].iloc[positions], self.min_level_count)
             for name in self.categorical_columns
         }
         self.target_statistic_columns_ = [
@@ -577,10 +577,6 @@ class TabularPreprocessor:
                 f"expected {len(self.numeric_columns)} numeric columns, got {numeric.shape[1]}"
             )
 
-    def _vocabulary(self, column: pd.Series) -> list[str]:
-        counts = category_strings(column).value_counts(dropna=True)
-        return sorted(counts.index[counts >= self.min_level_count].tolist())
-
     def _code_block(
         self, categorical: pd.DataFrame, positions: np.ndarray, columns: Sequence[str] | None = None
     ) -> np.ndarray:
@@ -605,6 +601,12 @@ class TabularPreprocessor:
             raise RuntimeError(
                 "TabularPreprocessor is not fitted: call fit() on training rows first"
             )
+
+
+def level_vocabulary(column: pd.Series, min_level_count: int) -> list[str]:
+    """A categorical's levels seen at least `min_level_count` times in `column`, as text."""
+    counts = category_strings(column).value_counts(dropna=True)
+    return sorted(counts.index[counts >= min_level_count].tolist())
 
 
 def _positions(n_rows: int, rows: np.ndarray | None) -> np.ndarray:

@@ -17,7 +17,12 @@ from torchmetrics import MeanMetric
 from contracts.choices import check_choice, check_range
 from contracts.errors import ConfigurationError, NonFiniteTrainingError
 from contracts.evaluation import EvaluationOutputs
-from contracts.features import SMALL_TRAINING_ROWS, FeatureSpec, FittedTabularData
+from contracts.features import (
+    SMALL_TRAINING_ROWS,
+    FeatureSpec,
+    FittedTabularData,
+    rarer_class_rows,
+)
 from lightning_modules.calibration import fit_temperature, mean_probability_logit
 from lightning_modules.metrics import (
     PredictionCollector,
@@ -189,8 +194,7 @@ class LoanDefaultModel(L.LightningModule):
                 "the network's inputs are unknown: fit with a LoanDataModule, or pass inputs"
             )
         train = datamodule.split_tensors("train")
-        defaulters = int(train.target.sum())
-        self.settings = self.settings.resolved(len(train), min(defaulters, len(train) - defaulters))
+        self.settings = self.settings.resolved(len(train), rarer_class_rows(train.target))
         self._build(spec)
         for network in self.networks():
             network.fit_bins(train.numeric, train.target, edges=self.settings.bin_edges)
