@@ -33,6 +33,7 @@ from lightning_modules.metrics import (
 )
 from lightning_modules.networks import LoanDefaultNet, NetworkBag, NetworkSettings
 from lightning_modules.optimizers import AdamW
+from lightning_modules.weight_averaging import WeightMovingAverage
 from risk.attribution import integrated_gradients
 from risk.stability import QUANTILE_LEVELS, BinnedDistribution, numeric_distribution, numeric_labels
 
@@ -74,6 +75,9 @@ class LoanDefaultModel(L.LightningModule):
         threshold_objective: what the validation-chosen decision threshold maximises.
         temperature_scaling: fit one temperature on the validation logits after each
             validation epoch; test and predict use the calibrated probabilities.
+        weight_average_half_life: validation scores, and checkpoints keep, an exponential
+            moving average of the weights with this half-life in epochs
+            (`lightning_modules/weight_averaging.py`); null trains without.
         networks: independent networks whose probabilities are averaged. A bagged fit
             (`--data.folds K`) writes a checkpoint with K, one network per fold
             (`lightning_modules/bagging.py`); set for a plain fit, all of them train on
@@ -92,6 +96,7 @@ class LoanDefaultModel(L.LightningModule):
         class_weighting: ClassWeighting = "none",
         threshold_objective: ThresholdObjective = "accuracy",
         temperature_scaling: bool = True,
+        weight_average_half_life: float | None = 0.5,
         networks: int = 1,
         inputs: FeatureSpec | None = None,
     ) -> None:
@@ -103,6 +108,10 @@ class LoanDefaultModel(L.LightningModule):
         check_choice("class_weighting", class_weighting, ClassWeighting)
         check_choice("threshold_objective", threshold_objective, ThresholdObjective)
         check_range("networks", networks, low=1)
+        if weight_average_half_life is not None:
+            check_range(
+                "weight_average_half_life", weight_average_half_life, low=0.0, low_inclusive=False
+            )
         # `load_from_checkpoint` passes back the plain dicts the hyperparameters hold.
         if isinstance(net, Mapping):
             net = NetworkSettings(**net)
@@ -461,6 +470,10 @@ class LoanDefaultModel(L.LightningModule):
         if not isinstance(datamodule, FittedTabularData):
             return False
         return len(datamodule.split_tensors("train")) < SMALL_TRAINING_ROWS
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        half_life = self.hparams.weight_average_half_life
+        return [] if half_life is None else [WeightMovingAverage(half_life)]
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())

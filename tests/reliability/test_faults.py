@@ -137,10 +137,12 @@ def test_non_finite_validation_outputs_name_the_stage_not_a_metric_internal(tmp_
 @pytest.mark.slow
 def test_last_checkpoint_is_the_last_epoch_even_when_later_epochs_do_not_improve(run_cli, tmp_path):
     """Frozen weights from epoch 1 on (learning rate x 0, no batch norm whose statistics would
-    still move): epochs 1 and 2 score exactly what epoch 0 scored, so none improves, and the
-    best checkpoint stays at epoch 0 while `last.ckpt` must follow every epoch."""
+    still move, no moving average of the weights still approaching them): epochs 1 and 2
+    score exactly what epoch 0 scored, so none improves, and the best checkpoint stays at
+    epoch 0 while `last.ckpt` must follow every epoch."""
     frozen = [
         "--model.net.normalization=none",
+        "--model.weight_average_half_life=null",
         "--trainer.max_epochs=3",
         f"--trainer.callbacks+={LearningRateJump.__module__}.LearningRateJump",
         "--trainer.callbacks.init_args.factor=0.0",
