@@ -4,14 +4,16 @@ checkpoints keep in place of the last step's weights (Polyak averaging).
 A network's weights after one more step of a small batch are a noisy sample around where
 training is heading; the best-epoch choice on the validation ROC-AUC then picks the luckiest
 sample. The average of the last half epoch's steps is a smoother model: measured on the
-single-network sets, +0.0012 ROC-AUC on average, 24 of 25 seeds ahead, for a fit 1-11 % longer
+single-network sets, +0.0012 ROC-AUC on average, 24 of 25 seeds ahead, for a fit 1-11 %
+longer; a tie inside the bags, whose members already average
 (docs/experiments/2026-12-04-weight-averaging.md).
 
-Written here rather than taken from Lightning's `EMAWeightAveraging` for two measured
-reasons: its decay is per step, while our sets run 2 to 400 steps an epoch, so one decay
-would mean a tenth of an epoch on one set and fifty on another; and it either averages
-every buffer or checkpoints the buffers of a copy taken before the fit, while ours hold
-fitted state (bin edges, temperature, decision threshold) that must be the fitted values.
+Written here rather than taken from Lightning's `EMAWeightAveraging`: its decay is per
+step, and our fits run 3 to 200 steps an epoch (its default 0.999, a half-life of 693
+steps, is under four epochs on gmsc and over 200 on a 1k sample's fold); it deep-copies the
+LightningModule, which fails on ours; and it either averages every buffer or checkpoints
+the buffers of a copy taken before the fit, while ours hold fitted state (bin edges,
+temperature, decision threshold) that must stay as fitted.
 """
 
 from __future__ import annotations
