@@ -472,6 +472,8 @@ class LoanDefaultModel(L.LightningModule):
         return len(datamodule.split_tensors("train")) < SMALL_TRAINING_ROWS
 
     def configure_callbacks(self) -> list[L.Callback]:
+        """The weight average is a setting of the model, so that the code's default carries
+        it into every fit (a config's trainer, the benchmark, a tuning trial, a bag's folds)."""
         half_life = self.hparams.weight_average_half_life
         return [] if half_life is None else [WeightMovingAverage(half_life)]
 
