@@ -55,9 +55,8 @@ class WeightMovingAverage(L.Callback):
                 "length (or set model.weight_average_half_life to null)"
             )
         self._decay = 0.5 ** (1.0 / (self.half_life_epochs * max(1, int(steps))))
-        device = next(iter(_parameters(pl_module))).device
-        self._average = _to(self._average, device)
-        self._trained = _to(self._trained, device)
+        self._average = _to(self._average, pl_module.device)
+        self._trained = _to(self._trained, pl_module.device)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_trained(pl_module)
