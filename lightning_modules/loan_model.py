@@ -31,7 +31,7 @@ from lightning_modules.metrics import (
     choose_threshold,
     probability_quality,
 )
-from lightning_modules.networks import LoanDefaultNet, NetworkBag, NetworkSettings
+from lightning_modules.networks import LoanDefaultNet, NetworkBag, NetworkSettings, tree_inputs
 from lightning_modules.optimizers import AdamW
 from lightning_modules.weight_averaging import WeightMovingAverage
 from risk.attribution import integrated_gradients
@@ -206,7 +206,9 @@ class LoanDefaultModel(L.LightningModule):
         self.settings = self.settings.resolved(len(train), rarer_class_rows(train.target))
         self._build(spec)
         for network in self.networks():
-            network.fit_bins(train.numeric, train.target, edges=self.settings.bin_edges)
+            network.fit_to_training_rows(
+                train.numeric, train.categorical, train.target, edges=self.settings.bin_edges
+            )
 
     def _build(self, inputs: FeatureSpec) -> None:
         self.hparams["inputs"] = inputs.to_dict()
@@ -381,29 +383,45 @@ class LoanDefaultModel(L.LightningModule):
         Numbers are attributed as they enter the network; a categorical at its embedding's
         output (codes have no gradient), summed over the embedding's dimensions (and over
         the networks of a bag, each with its own embeddings), so that it gets one
-        contribution.
+        contribution. A tree's leaf is attributed at its one-hot input and moved onto the
+        columns that its path tests (`TreeLeaves.attributions_by_feature`).
 
         Shape: x_num (n, n_numeric), x_cat (n, n_cat), reference_num (1, n_numeric),
         reference_cat (1, n_cat) -> numeric (n, n_numeric), categorical (n, n_cat) and
         gap (n,): the attributions' sum minus the logit difference (completeness).
         """
         embeddings = [network.embeddings for network in self.networks()]
+        trees = [net.tree_leaves for net in self.networks() if net.tree_leaves is not None]
         x_num, reference_num = x_num.to(self.device), reference_num.to(self.device)
-        with torch.no_grad():  # the embeddings are the attributed inputs, not a path step
-            embedded = torch.cat([table(x_cat.to(self.device)) for table in embeddings], 1)
-            reference_embedded = torch.cat(
-                [table(reference_cat.to(self.device)) for table in embeddings], 1
-            )
+        x_cat, reference_cat = x_cat.to(self.device), reference_cat.to(self.device)
+        tree_x, tree_reference = (
+            tree_inputs(x_num, x_cat),
+            tree_inputs(reference_num, reference_cat),
+        )
+        # The embeddings and the trees' one-hot leaves are the attributed inputs, not a path
+        # step: codes have no gradient, and a leaf flips where a path crosses a cut.
+        with torch.no_grad():
+            inputs = [x_num, torch.cat([table(x_cat) for table in embeddings], 1)]
+            references = [
+                reference_num,
+                torch.cat([table(reference_cat) for table in embeddings], 1),
+            ]
+            if trees:
+                inputs.append(torch.cat([tree(tree_x) for tree in trees], 1))
+                references.append(torch.cat([tree(tree_reference) for tree in trees], 1))
         network_widths = [table.output_dim for table in embeddings]
+        leaf_widths = [tree.n_leaves for tree in trees]
 
-        def logit(numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
-            # Each network's embedding lookup returns its part of the interpolated embeddings.
+        def logit(numeric: torch.Tensor, *encoded: torch.Tensor) -> torch.Tensor:
+            # Each network's embedding lookup (and tree) returns its part of the interpolated
+            # embeddings (and leaves).
             codes = torch.zeros(len(numeric), x_cat.shape[1], dtype=torch.long, device=self.device)
+            replaced = list(zip(embeddings, encoded[0].split(network_widths, 1), strict=True))
+            if trees:
+                replaced += zip(trees, encoded[1].split(leaf_widths, 1), strict=True)
             hooks = [
-                table.register_forward_hook(lambda *_, part=part: part)
-                for table, part in zip(
-                    embeddings, categorical.split(network_widths, 1), strict=True
-                )
+                module.register_forward_hook(lambda *_, part=part: part)
+                for module, part in replaced
             ]
             try:
                 return self(numeric, codes)
@@ -414,8 +432,8 @@ class LoanDefaultModel(L.LightningModule):
         was_training = self.training
         self.eval()  # attribute the function predict uses: batch-norm statistics, no dropout
         try:
-            (numeric, categorical), gap = integrated_gradients(
-                logit, (x_num, embedded), (reference_num, reference_embedded)
+            (numeric, categorical, *leaves), gap = integrated_gradients(
+                logit, tuple(inputs), tuple(references)
             )
         finally:
             self.train(was_training)
@@ -424,6 +442,11 @@ class LoanDefaultModel(L.LightningModule):
         for network_part in categorical.split(network_widths, dim=1):
             for column, part in enumerate(network_part.split(column_widths, dim=1)):
                 per_column[:, column] += part.sum(dim=1)
+        if trees:
+            for tree, part in zip(trees, leaves[0].split(leaf_widths, 1), strict=True):
+                by_input = tree.attributions_by_feature(part, tree_x, tree_reference)
+                numeric = numeric + by_input[:, : x_num.shape[1]]
+                per_column += by_input[:, x_num.shape[1] :]
         return numeric, per_column, gap
 
     def on_train_epoch_end(self) -> None:

@@ -16,12 +16,20 @@ def small_net(
     n_missing_indicators: int = 0,
     **settings: Any,
 ) -> LoanDefaultNet:
-    """A `LoanDefaultNet`; `settings` override `NetworkSettings` (raw numerics, one member
-    and blocks of 16 unless given)."""
+    """A `LoanDefaultNet`; `settings` override `NetworkSettings` (raw numerics, one member,
+    blocks of 16 and no tree unless given)."""
     inputs = FeatureSpec(n_numeric, tuple(cardinalities), positive_rate, n_missing_indicators)
     return LoanDefaultNet(
         inputs,
         NetworkSettings(
-            **({"numeric_embedding": "none", "ensemble_size": 1, "hidden_sizes": [16]} | settings)
+            **(
+                {
+                    "numeric_embedding": "none",
+                    "ensemble_size": 1,
+                    "hidden_sizes": [16],
+                    "tree_depth": 0,
+                }
+                | settings
+            )
         ),
     )

@@ -79,6 +79,14 @@ def test_auto_blocks_are_128_wide_on_small_training_sets_and_256_from_5120_rows(
         small_net(2, hidden_sizes="auto")
 
 
+def test_auto_tree_has_depth_3_below_5120_rows_and_none_from_there():
+    assert NetworkSettings().resolved(5_119, 2_000).tree_depth == 3
+    assert NetworkSettings().resolved(5_120, 1_499).tree_depth == 0
+    assert NetworkSettings(tree_depth=0).resolved(640, 200).tree_depth == 0
+    with pytest.raises(ConfigurationError, match=r"'auto' \(tree_depth\).*resolved"):
+        small_net(2, tree_depth="auto")
+
+
 def test_bad_inputs_fail_at_construction():
     with pytest.raises(ConfigurationError, match="codes"):
         small_net(2, (1,))
@@ -87,12 +95,18 @@ def test_bad_inputs_fail_at_construction():
 
 
 def test_a_bag_of_identical_networks_predicts_and_explains_as_one():
-    """A bag averages its networks' probabilities, and a categorical's attribution sums
-    over the networks' own embeddings: two copies of one network change neither."""
+    """A bag averages its networks' probabilities, and a categorical's (and a tree leaf's)
+    attribution sums over the networks' own embeddings (and trees): two copies of one
+    network change neither."""
     torch.manual_seed(0)
     inputs = FeatureSpec(3, (4, 3), positive_rate=0.3)
-    settings = NetworkSettings(hidden_sizes=[8], numeric_embedding="none", ensemble_size=2)
+    settings = NetworkSettings(
+        hidden_sizes=[8], numeric_embedding="none", ensemble_size=2, tree_depth=2
+    )
     single = LoanDefaultModel(net=settings, inputs=inputs).eval()
+    train_num, train_cat = torch.randn(400, 3), torch.randint(0, 3, (400, 2))
+    target = ((train_num[:, 0] > 0) & (train_cat[:, 1] == 2)).float()
+    single.net.fit_to_training_rows(train_num, train_cat, target)
     bag = average([single, single])
     assert bag.hparams["networks"] == 2 and len(bag.networks()) == 2
 

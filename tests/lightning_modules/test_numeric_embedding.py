@@ -10,7 +10,7 @@ from datamodules.synthetic import generate_loan_book
 from lightning_modules import numeric_embedding
 from lightning_modules.calibration import fit_temperature, mean_probability_logit
 from lightning_modules.loan_model import LoanDefaultModel, _warmup_cosine, auto_epochs
-from lightning_modules.networks import CrossLayer
+from lightning_modules.networks import CrossLayer, tree_inputs
 from lightning_modules.numeric_embedding import (
     PeriodicEmbeddings,
     PiecewiseLinearEncoding,
@@ -172,12 +172,14 @@ def test_embedding_network_leaves_missing_indicators_as_they_are():
     )
     assert net.blocks[0][0].in_features == 3 * 6 + 2 + net.embeddings.output_dim
     train = torch.randn(50, 5)
-    net.fit_bins(train)
+    net.fit_to_training_rows(train, torch.zeros(50, 1, dtype=torch.long))
     assert net.numeric_embedding.edges[:, 0].tolist() == train[:, :3].min(dim=0).values.tolist()
     assert net(torch.randn(4, 5), torch.randint(0, 4, (4, 1))).shape == (4, 1)
 
 
-@pytest.mark.parametrize("extra", [{}, {"cross_layers": 2, "ensemble_size": 3}])
+@pytest.mark.parametrize(
+    "extra", [{}, {"cross_layers": 2, "ensemble_size": 3}, {"tree_depth": 2, "ensemble_size": 3}]
+)
 def test_network_on_used_bins_only_equals_the_full_encoding(extra):
     """The first layer multiplies only the used bins; the full (masked) encoding through the
     full weights must give the same logits and the same gradients."""
@@ -194,7 +196,10 @@ def test_network_on_used_bins_only_equals_the_full_encoding(extra):
     )
     train = torch.cat([torch.randn(400, 2), torch.randint(0, 3, (400, 1)).float()], 1)
     target = (train[:, 0] + train[:, 2] > 0.5).float()
-    net.fit_bins(torch.cat([train, torch.zeros(400, 1)], 1), target, edges="tree")
+    codes = torch.randint(0, 5, (400, 1))
+    net.fit_to_training_rows(
+        torch.cat([train, torch.zeros(400, 1)], 1), codes, target, edges="tree"
+    )
     encoding = net.numeric_embedding
     assert 0 < encoding.bin_mask.sum() < encoding.bin_mask.numel() / 2  # most bins unused
     x_num = torch.cat([torch.randn(6, 3) * 3, torch.randint(0, 2, (6, 1)).float()], 1)
@@ -205,9 +210,10 @@ def test_network_on_used_bins_only_equals_the_full_encoding(extra):
     fast_grads = [p.grad.clone() for p in net.parameters()]
     net.zero_grad()
 
-    full = torch.cat(
-        [encoding(x_num[:, :3]).flatten(1), x_num[:, 3:], net.embeddings(x_cat)], dim=1
-    )
+    parts = [encoding(x_num[:, :3]).flatten(1), x_num[:, 3:], net.embeddings(x_cat)]
+    if net.tree_leaves is not None:
+        parts.append(net.tree_leaves(tree_inputs(x_num, x_cat)))
+    full = torch.cat(parts, dim=1)
     x = full
     for layer in net.cross:
         x = layer(full, x)

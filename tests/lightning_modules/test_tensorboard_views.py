@@ -35,7 +35,8 @@ from tests.helpers.tensorboard import VALIDATION_FIGURES, read_events
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """One CLI fit of the default config on 2,000 synthetic rows, then test in the same run,
-    as the benchmark does."""
+    as the benchmark does; and the categorical embeddings at the end of the fit (test then
+    loads the best epoch's)."""
     root = tmp_path_factory.mktemp("tensorboard")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
@@ -49,14 +50,15 @@ def run(tmp_path_factory):
                 "--model.lr_schedule=cosine",  # auto is constant on so few rows
             ]
         )
+        fitted = [table.detach().clone() for table in cli.model.categorical_embedding_weights()]
         cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best")
     run_dir = root / "logs" / "default" / "version_0"
-    return cli, run_dir, read_events(run_dir)
+    return cli, run_dir, read_events(run_dir), fitted
 
 
 @pytest.mark.slow
 def test_every_stage_logs_loss_metrics_and_learning_rate(run):
-    cli, _, events = run
+    cli, _, events, _ = run
     scalars = set(events.Tags()["scalars"])
     report = binary_report(torch.tensor([0.2, 0.8]), torch.tensor([0.0, 1.0]), 0.5)
     for stage in ("val", "test"):
@@ -73,7 +75,7 @@ def test_every_stage_logs_loss_metrics_and_learning_rate(run):
 
 @pytest.mark.slow
 def test_validation_curves_are_images_and_a_native_pr_curve(run):
-    cli, _, events = run
+    cli, _, events, _ = run
     assert set(events.Tags()["images"]) == VALIDATION_FIGURES | {"test/ks_curve"}
     for tag in [*VALIDATION_FIGURES, "test/ks_curve"]:
         (image,) = events.Images(tag)  # 3 epochs, every 5: drawn once, after the last epoch
@@ -86,7 +88,7 @@ def test_validation_curves_are_images_and_a_native_pr_curve(run):
 
 @pytest.mark.slow
 def test_hparams_hold_model_data_and_optimiser_settings_and_every_metric(run):
-    cli, _, events = run
+    cli, _, events, _ = run
     content = events.PluginTagToContent("hparams")
     experiment = plugin_data_pb2.HParamsPluginData.FromString(
         content["_hparams_/experiment"]
@@ -112,7 +114,7 @@ def test_hparams_hold_model_data_and_optimiser_settings_and_every_metric(run):
 
 @pytest.mark.slow
 def test_projector_shows_each_categorical_embedding_with_its_levels(run):
-    cli, run_dir, _ = run
+    cli, run_dir, _, fitted = run
     config = text_format.Parse(
         (run_dir / "projector_config.pbtxt").read_text(), projector_config_pb2.ProjectorConfig()
     )
@@ -120,10 +122,10 @@ def test_projector_shows_each_categorical_embedding_with_its_levels(run):
     columns = list(preprocessor.categorical_columns)
     assert [e.tensor_name.split(":")[0] for e in config.embeddings] == columns
     train_rows = len(cli.datamodule.labelled_table().split.train)
-    for embedding, table in zip(config.embeddings, cli.model.net.embeddings.tables, strict=True):
+    for embedding, weight in zip(config.embeddings, fitted, strict=True):
         column = embedding.tensor_name.split(":")[0]
         tensors = np.loadtxt(run_dir / embedding.tensor_path, delimiter="\t", ndmin=2)
-        np.testing.assert_allclose(tensors, table.weight.detach().numpy(), rtol=1e-6)
+        np.testing.assert_allclose(tensors, weight.numpy(), rtol=1e-6)
         metadata = pd.read_csv(
             run_dir / embedding.metadata_path, sep="\t", keep_default_na=False, dtype=str
         )
@@ -214,7 +216,7 @@ def test_embedding_metadata_counts_rows_and_defaults_per_code():
 
 @pytest.mark.slow
 def test_a_separate_test_run_gets_its_own_hparams_and_test_metrics(run, monkeypatch):
-    _, run_dir, _ = run
+    _, run_dir, _, _ = run
     monkeypatch.chdir(run_dir.parents[2])
     best = next((run_dir / "checkpoints").glob("epoch*.ckpt"))
     cli_main(
