@@ -39,12 +39,14 @@ SMALL_DATA_ENSEMBLE_SIZE = 8
 # experiment pages 2026-12-03-fit-costs.md and 2026-12-03-few-defaulters-ensemble.md).
 SMALL_DATA_HIDDEN_SIZES = (128, 128, 128)
 HIDDEN_SIZES = (256, 256, 256)
-# `tree_depth: auto`: below SMALL_TRAINING_ROWS training rows, the leaf of a decision tree of
-# this depth as extra inputs (lightning_modules/tree_leaves.py); none from there, where the
-# MLP learns such groups from the data itself. On the seven sets below it (5 seeds) it
-# lifted the worst set, credit_risk@1k, by 0.009 and the seven by 0.0016 on average
+# `tree_depth: auto`: wherever `ensemble_size: auto` trains an ensemble (few training rows
+# or few defaulters), the leaf of a decision tree of this depth as extra inputs
+# (lightning_modules/tree_leaves.py); none where one network is fitted. On the seven sets
+# below SMALL_TRAINING_ROWS (5 seeds) it lifted the worst set, credit_risk@1k, by 0.009 and
+# the seven by 0.0016 on average, the seven larger ensemble sets by 0.0013 (credit_risk@10k
+# +0.0049); on the sets fitted as one network it lost (heloc -0.0024, 0 of 5 seeds)
 # (docs/experiments/2026-12-04-tree-leaves.md).
-SMALL_DATA_TREE_DEPTH = 3
+ENSEMBLE_TREE_DEPTH = 3
 
 Normalization = Literal["batchnorm", "layernorm", "none"]
 Activation = Literal["relu", "gelu", "silu"]
@@ -187,7 +189,8 @@ class NetworkSettings:
         cross_layers: DCN-v2 cross layers (explicit feature products) before the MLP.
         tree_depth: d > 0 adds the one-hot leaf of a depth-d decision tree, fitted on the
             training rows' inputs, to the first layer's inputs; 0 adds none. "auto": depth 3
-            below 5,120 training rows, else 0, resolved by `resolved`.
+            where `ensemble_size: auto` trains an ensemble (below 5,120 training rows or
+            1,500 of the rarer class), else 0, resolved by `resolved`.
     """
 
     hidden_sizes: list[int] | Literal["auto"] = "auto"
@@ -230,15 +233,15 @@ class NetworkSettings:
         rows, `training_cases` of them of its rarer class; a checkpoint keeps the resolved
         values, so it rebuilds without the data."""
         small = training_rows < SMALL_TRAINING_ROWS
+        ensemble = small or training_cases < FEW_TRAINING_CASES
         resolved = self
         if self.ensemble_size == "auto":
-            ensemble = small or training_cases < FEW_TRAINING_CASES
             resolved = replace(resolved, ensemble_size=SMALL_DATA_ENSEMBLE_SIZE if ensemble else 1)
         if self.hidden_sizes == "auto":
             sizes = SMALL_DATA_HIDDEN_SIZES if small else HIDDEN_SIZES
             resolved = replace(resolved, hidden_sizes=list(sizes))
         if self.tree_depth == "auto":
-            resolved = replace(resolved, tree_depth=SMALL_DATA_TREE_DEPTH if small else 0)
+            resolved = replace(resolved, tree_depth=ENSEMBLE_TREE_DEPTH if ensemble else 0)
         return resolved
 
 

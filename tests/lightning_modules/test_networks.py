@@ -79,9 +79,10 @@ def test_auto_blocks_are_128_wide_on_small_training_sets_and_256_from_5120_rows(
         small_net(2, hidden_sizes="auto")
 
 
-def test_auto_tree_has_depth_3_below_5120_rows_and_none_from_there():
+def test_auto_tree_has_depth_3_where_the_ensemble_is_on_and_none_elsewhere():
     assert NetworkSettings().resolved(5_119, 2_000).tree_depth == 3
-    assert NetworkSettings().resolved(5_120, 1_499).tree_depth == 0
+    assert NetworkSettings().resolved(20_000, 1_499).tree_depth == 3
+    assert NetworkSettings().resolved(5_120, 1_500).tree_depth == 0
     assert NetworkSettings(tree_depth=0).resolved(640, 200).tree_depth == 0
     with pytest.raises(ConfigurationError, match=r"'auto' \(tree_depth\).*resolved"):
         small_net(2, tree_depth="auto")
