@@ -81,12 +81,19 @@ class TreeLeaves(nn.Module):
 
     def leaf_index(self, x: torch.Tensor) -> torch.Tensor:
         """Shape: x (B, d) -> (B,) leaf in [0, 2 ** depth)."""
+        return self._path(x)[1]
+
+    def _path(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shape: x (B, d) -> the inner nodes on each row's path, root first (B, depth),
+        as heap positions, and the row's leaf (B,)."""
         position = torch.zeros(len(x), dtype=torch.long, device=x.device)
         rows = torch.arange(len(x), device=x.device)
+        nodes = []
         for _ in range(self.depth):
+            nodes.append(position)
             goes_right = x[rows, self.feature[position]] > self.threshold[position]
             position = 2 * position + 1 + goes_right.long()
-        return position - (self.n_leaves - 1)
+        return torch.stack(nodes, dim=1), position - (self.n_leaves - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.one_hot(self.leaf_index(x), self.n_leaves).to(x.dtype)
@@ -116,13 +123,10 @@ class TreeLeaves(nn.Module):
         """Shape: own, other (B, d) -> own's leaf (B,) and (B, d) bool: the features whose
         cuts on own's path send `other` the other way (a node that passes every row left
         cuts nothing)."""
-        rows = torch.arange(len(own), device=own.device)
-        position = torch.zeros(len(own), dtype=torch.long, device=own.device)
-        failed = torch.zeros_like(own, dtype=torch.bool)
-        for _ in range(self.depth):
-            feature, threshold = self.feature[position], self.threshold[position]
-            goes_right = own[rows, feature] > threshold
-            parts = (goes_right != (other[rows, feature] > threshold)) & (threshold < _PASS_LEFT)
-            failed[rows[parts], feature[parts]] = True
-            position = 2 * position + 1 + goes_right.long()
-        return position - (self.n_leaves - 1), failed
+        nodes, leaf = self._path(own)
+        feature, threshold = self.feature[nodes], self.threshold[nodes]
+        parts = (own.gather(1, feature) > threshold) != (other.gather(1, feature) > threshold)
+        parts &= threshold < _PASS_LEFT
+        # Summed, not scattered: a feature cut twice on the path is failed if either cut is.
+        failed = torch.zeros_like(own).scatter_add_(1, feature, parts.to(own.dtype))
+        return leaf, failed > 0
