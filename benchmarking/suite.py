@@ -15,7 +15,8 @@ change).
 Outputs in the folder: `results.csv` (one row per run), `results.json` (runs, summary,
 paired comparison and the machine), `summary.md` (the tables), `runs/<dataset>/` (each
 run's result and log) and `tensorboard/<dataset>/<model>-seed<s>/` (our network's logs and
-checkpoints: `tensorboard --logdir <out>/tensorboard`).
+the model it tested, `--keep-checkpoints` for every checkpoint: `tensorboard --logdir
+<out>/tensorboard`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from rich.progress import (
 )
 
 from benchmarking.baselines import BASELINES, TUNABLE_BASELINES, bagged_name, unbagged_name
+from benchmarking.checkpoint_pruning import prune_checkpoints
 from benchmarking.machine import REPO, machine_metadata
 from benchmarking.runner import RunSpec, data_check_main, read_result, worker_main
 from benchmarking.scoreboard import (
@@ -168,6 +170,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "run is otherwise reused: its settings record the config and overrides, not the code, "
         "so after a change to the code rerun what it changes)",
     )
+    parser.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep every checkpoint of our network's runs; by default a finished run keeps "
+        "only the model it tested (the last-epoch and fold checkpoints only resume a fit)",
+    )
     parser.add_argument("--threads", type=int, help="threads per run (default: library defaults)")
     parser.add_argument("--timeout", type=float, help="seconds before a run is stopped as failed")
     parser.add_argument(
@@ -274,10 +282,12 @@ def run_all(
     timeout: float | None,
     console: Console,
     rerun: Collection[str] = (),
+    keep_checkpoints: bool = False,
 ) -> None:
     """Run every spec without a finished result (and every spec of a model in `rerun`),
     one at a time, each in its own process; first check each dataset's data once, and
-    record its runs as failed if that fails. A reused result names the commit it ran at."""
+    record its runs as failed if that fails. A reused result names the commit it ran at.
+    A finished network run keeps only the model it tested unless `keep_checkpoints`."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_PRELOAD)
     columns = (
@@ -315,7 +325,11 @@ def run_all(
                     _store(_failed(spec, f"not run, the data check failed: {error}"), spec)
                 else:
                     progress.update(task, description=_label(spec))
-                    progress.console.print(_one_line(spec, _run_one(context, spec, timeout)))
+                    record = _run_one(context, spec, timeout)
+                    ours = spec.network_args is not None
+                    if ours and record["status"] == "ok" and not keep_checkpoints:
+                        prune_checkpoints(spec.tensorboard_dir)
+                    progress.console.print(_one_line(spec, record))
                 progress.advance(task)
         progress.update(task, description="benchmark")
 
@@ -407,7 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         **machine_metadata(),
     }
     console.print(f"{len(specs)} runs into {out}")
-    run_all(specs, options.timeout, console, rerun=options.rerun)
+    keep = options.keep_checkpoints
+    run_all(specs, options.timeout, console, rerun=options.rerun, keep_checkpoints=keep)
     metadata["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     metadata["load_average_after"] = os.getloadavg()
     records = collect(specs)

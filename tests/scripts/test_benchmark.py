@@ -119,7 +119,12 @@ def test_network_run_is_scored_as_its_own_test_step_scores_it(synthetic_run):
     run_dir = out / "tensorboard" / "default" / "mlp-seed0"
     assert list(run_dir.glob("events.out.tfevents.*"))
     assert (run_dir / "config.yaml").is_file()
-    assert list((run_dir / "checkpoints").glob("*.ckpt"))
+    # Of the checkpoints only the tested model is kept: the bag's, not its folds' or the
+    # last epochs' (they only resume a fit); a single network's best epoch.
+    assert [path.name for path in run_dir.rglob("*.ckpt")] == ["bagged.ckpt"]
+    assert len(list(run_dir.glob("fold_*/events.out.tfevents.*"))) == 5
+    (single,) = (out / "tensorboard" / "default" / "fast-seed0").rglob("*.ckpt")
+    assert single.parent.name == "checkpoints" and single.name.startswith("epoch")
 
 
 @pytest.mark.slow
@@ -145,6 +150,9 @@ def test_rerun_skips_finished_runs_and_retries_failed_ones(synthetic_run):
     }
     with pytest.raises(SystemExit, match="not among the models"):
         main([*SYNTHETIC_ARGS, "--out", str(out), "--rerun", "catboost-tuned"])
+    assert main([*SYNTHETIC_ARGS, "--out", str(out), "--rerun", "fast", "--keep-checkpoints"]) == 1
+    kept = out / "tensorboard" / "default" / "fast-seed0" / "checkpoints"
+    assert (kept / "last.ckpt").is_file() and len(list(kept.glob("epoch*.ckpt"))) == 1
 
 
 @pytest.mark.slow
