@@ -28,6 +28,7 @@ def small_net(
                     "ensemble_size": 1,
                     "hidden_sizes": [16],
                     "tree_depth": 0,
+                    "n_trees": 1,
                 }
                 | settings
             )

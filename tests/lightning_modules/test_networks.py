@@ -88,6 +88,17 @@ def test_auto_tree_has_depth_3_where_the_ensemble_is_on_and_none_elsewhere():
         small_net(2, tree_depth="auto")
 
 
+def test_auto_trees_are_16_boosted_from_1000_training_rows_where_there_is_a_tree():
+    assert NetworkSettings().resolved(999, 200).n_trees == 1
+    assert NetworkSettings().resolved(1_000, 200).n_trees == 16
+    assert NetworkSettings().resolved(20_000, 1_499).n_trees == 16
+    assert NetworkSettings().resolved(20_000, 1_500).n_trees == 1  # one network, no tree
+    assert NetworkSettings(tree_depth=0).resolved(3_000, 200).n_trees == 1
+    assert NetworkSettings(n_trees=4).resolved(640, 200).n_trees == 4
+    with pytest.raises(ConfigurationError, match=r"'auto' \(n_trees\).*resolved"):
+        small_net(2, n_trees="auto")
+
+
 def test_bad_inputs_fail_at_construction():
     with pytest.raises(ConfigurationError, match="codes"):
         small_net(2, (1,))
@@ -102,7 +113,7 @@ def test_a_bag_of_identical_networks_predicts_and_explains_as_one():
     torch.manual_seed(0)
     inputs = FeatureSpec(3, (4, 3), positive_rate=0.3)
     settings = NetworkSettings(
-        hidden_sizes=[8], numeric_embedding="none", ensemble_size=2, tree_depth=2
+        hidden_sizes=[8], numeric_embedding="none", ensemble_size=2, tree_depth=2, n_trees=3
     )
     single = LoanDefaultModel(net=settings, inputs=inputs).eval()
     train_num, train_cat = torch.randn(400, 3), torch.randint(0, 3, (400, 2))

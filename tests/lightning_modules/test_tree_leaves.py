@@ -46,7 +46,7 @@ def test_leaves_partition_the_rows_as_scikit_learns_tree_does():
     y = torch.where(x[:, 1] > 1.5, 1.0, y)  # a pure group: its leaf stops at depth 1
     tree = TreeLeaves(3)
     tree.fit(x, y)
-    ours = tree.leaf_index(x)
+    ours = tree.leaf_index(x)[:, 0]
     reference = DecisionTreeClassifier(
         max_depth=3,
         min_samples_leaf=TREE_LEAF_MIN_ROWS,
@@ -58,9 +58,22 @@ def test_leaves_partition_the_rows_as_scikit_learns_tree_does():
     assert len(pairs) == len(ours.unique()) == len(theirs.unique()) < 8
 
 
-def test_the_tree_travels_in_the_state_dict():
+def test_boosted_trees_cut_where_the_first_leaves_the_error():
+    """Two additive causes and stumps: a single stump can cut only one of them; the second
+    boosted stump cuts the other, and both trees' leaves reach the network."""
     x, y = renters_with_large_loans()
-    fitted, restored = TreeLeaves(2), TreeLeaves(2)
+    y = ((x[:, 0] > 0.3) | (x[:, 1] > 0.5)).float()
+    stumps = TreeLeaves(1, n_trees=2)
+    stumps.fit(x, y)
+    assert sorted(stumps.feature[:, 0].tolist()) == [0, 1]
+    leaves = stumps(x)
+    assert leaves.shape == (len(x), 4)
+    torch.testing.assert_close(leaves.unflatten(1, (2, 2)).sum(dim=2), torch.ones(len(x), 2))
+
+
+def test_the_trees_travel_in_the_state_dict():
+    x, y = renters_with_large_loans()
+    fitted, restored = TreeLeaves(2, n_trees=3), TreeLeaves(2, n_trees=3)
     fitted.fit(x, y)
     restored.load_state_dict(fitted.state_dict())
     assert torch.equal(restored(x), fitted(x))
@@ -74,10 +87,10 @@ def test_a_leaf_attribution_moves_onto_the_cuts_the_reference_fails():
     tree.fit(x, y)
     reference = torch.tensor([[0.1, 0.0, 3.0]])  # a renter with a small loan
     rows = torch.tensor([[0.5, 0.0, 3.0], [0.5, 0.0, 0.0]])  # a large loan; not renting too
-    leaf = tree.leaf_index(rows)
-    assert leaf[0] != leaf[1] != tree.leaf_index(reference)[0]
+    leaf = tree.leaf_index(rows)[:, 0]
+    assert leaf[0] != leaf[1] != tree.leaf_index(reference)[0, 0]
     leaf_attributions = torch.zeros(2, 4)
-    leaf_attributions[:, tree.leaf_index(reference)] = -0.5
+    leaf_attributions[:, tree.leaf_index(reference)[0]] = -0.5
     leaf_attributions[torch.arange(2), leaf] = 2.0
     by_feature = tree.attributions_by_feature(leaf_attributions, rows, reference)
     # Renting like the reference, the first row is in its leaf by the loan's share alone.
@@ -94,13 +107,13 @@ def test_reason_codes_with_a_tree_still_add_up_to_the_logit():
     x, y = renters_with_large_loans()
     inputs = FeatureSpec(2, (5,), positive_rate=float(y.mean()))
     settings = NetworkSettings(
-        hidden_sizes=[16], ensemble_size=2, tree_depth=2, numeric_embedding="none"
+        hidden_sizes=[16], ensemble_size=2, tree_depth=2, n_trees=3, numeric_embedding="none"
     )
     model = LoanDefaultModel(net=settings, inputs=inputs).eval()
     x_num, x_cat = x[:, :2], x[:, 2:].long()
     model.net.fit_to_training_rows(x_num, x_cat, y, edges="tree")
-    with torch.no_grad():  # a leaf weight large enough that missing it would show
-        model.net.blocks[0][0].weight[:, -4:] = 3.0 * torch.randn(16, 4)
+    with torch.no_grad():  # leaf weights large enough that missing one would show
+        model.net.blocks[0][0].weight[:, -12:] = 3.0 * torch.randn(16, 12)
     reference_num, reference_cat = torch.tensor([[0.1, 0.0]]), torch.tensor([[3]])
     numeric, categorical, gap = model.input_attributions(
         x_num[:64], x_cat[:64], reference_num, reference_cat
