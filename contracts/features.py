@@ -25,6 +25,16 @@ SMALL_TRAINING_ROWS = 5_120
 # each network is an ensemble of 8 members (lightning_modules/networks.py).
 FEW_TRAINING_CASES = 1_500
 
+# A categorical of at least this many training levels is wide. `target_statistics: auto`
+# gives it an out-of-fold default rate (on columns of 2-10 levels, every public set's, rates
+# did not pay: credit_risk@1k -0.004, taiwan@3k -0.003, german +0.001; on the robustness
+# suite's stand-ins of 56 to 4,295 levels they did, +0.002 and +0.008,
+# docs/experiments/2026-12-03-target-statistics.md), `folds: auto` bags and `tree_depth:
+# auto` puts trees on (lightning_modules/networks.py).
+WIDE_CATEGORICAL_LEVELS = 20
+# Codes 0 and 1 of every categorical stand for missing and unknown (datamodules/preprocessing.py).
+RESERVED_CODES = 2
+
 
 def rarer_class_rows(targets: np.ndarray | torch.Tensor) -> int:
     """How many of these 0/1 targets belong to the rarer class (the defaulters, usually)."""
@@ -45,6 +55,13 @@ class FeatureSpec:
     cardinalities: tuple[int, ...]
     positive_rate: float
     n_missing_indicators: int = 0
+
+    @property
+    def has_wide_categorical(self) -> bool:
+        """Whether a categorical has at least WIDE_CATEGORICAL_LEVELS levels."""
+        return any(
+            codes - RESERVED_CODES >= WIDE_CATEGORICAL_LEVELS for codes in self.cardinalities
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, as checkpoint hyperparameters must be to load with `weights_only`."""

@@ -26,6 +26,7 @@ from contracts.errors import DataValidationError
 from contracts.features import (
     FEW_TRAINING_CASES,
     SMALL_TRAINING_ROWS,
+    WIDE_CATEGORICAL_LEVELS,
     FeatureSpec,
     Split,
     TabularTensors,
@@ -34,7 +35,6 @@ from contracts.features import (
 from datamodules import synthetic
 from datamodules.io import ReadOptions, read_table, release_reader_memory, resolve_data_path
 from datamodules.preprocessing import (
-    WIDE_CATEGORICAL_LEVELS,
     Scaling,
     TabularPreprocessor,
     TargetStatistics,

@@ -22,7 +22,7 @@ from sklearn.preprocessing import QuantileTransformer, StandardScaler, TargetEnc
 
 from contracts.choices import check_choice, check_range
 from contracts.errors import ConfigurationError, DataValidationError
-from contracts.features import SMALL_TRAINING_ROWS
+from contracts.features import RESERVED_CODES, SMALL_TRAINING_ROWS, WIDE_CATEGORICAL_LEVELS
 from risk.stability import BinnedDistribution, numeric_distribution, numeric_labels
 
 Scaling = Literal["standard", "quantile"]
@@ -31,7 +31,7 @@ ValueStatistics = Literal["auto", True, False]
 
 MISSING_CODE = 0
 UNKNOWN_CODE = 1
-FIRST_LEVEL_CODE = 2
+FIRST_LEVEL_CODE = RESERVED_CODES
 RESERVED_CODE_LABELS = ("<missing>", "<unknown>")  # what codes 0 and 1 stand for
 # `transform` encodes this many rows at a time, so its float64 features and the scaler's
 # temporaries stay one chunk in size (measured at 1M rows: the peak while encoding the
@@ -40,12 +40,6 @@ ENCODE_CHUNK_ROWS = 65_536
 # Folds of the cross-fitting that gives each training row target statistics computed
 # without its own target (scikit-learn's `TargetEncoder` default).
 TARGET_STATISTIC_FOLDS = 5
-# `target_statistics: auto`: the categoricals with at least this many training levels get
-# one. On columns of 2-10 levels (every public set's) they did not pay: credit_risk@1k
-# -0.004, taiwan@3k -0.003, german +0.001; on columns of 56 to 4,295 levels (the
-# robustness suite's stand-ins) they did, +0.002 and +0.008
-# (docs/experiments/2026-12-03-target-statistics.md).
-WIDE_CATEGORICAL_LEVELS = 20
 # `value_statistics: auto`: where the preprocessing is fitted on at least SMALL_TRAINING_ROWS
 # rows. From there the default rate of each frequent exact value gained +0.004 to +0.010
 # on the credit_risk family and heloc, and lost up to 0.006 (inside the seeds' noise) on

@@ -203,7 +203,9 @@ class LoanDefaultModel(L.LightningModule):
                 "the network's inputs are unknown: fit with a LoanDataModule, or pass inputs"
             )
         train = datamodule.split_tensors("train")
-        self.settings = self.settings.resolved(len(train), rarer_class_rows(train.target))
+        self.settings = self.settings.resolved(
+            len(train), rarer_class_rows(train.target), spec.has_wide_categorical
+        )
         self._build(spec)
         for network in self.networks():
             network.fit_to_training_rows(

@@ -40,12 +40,15 @@ SMALL_DATA_ENSEMBLE_SIZE = 8
 SMALL_DATA_HIDDEN_SIZES = (128, 128, 128)
 HIDDEN_SIZES = (256, 256, 256)
 # `tree_depth: auto`: wherever `ensemble_size: auto` trains an ensemble (few training rows
-# or few defaulters), the leaf of a decision tree of this depth as extra inputs
-# (lightning_modules/tree_leaves.py); none where one network is fitted. On the seven sets
-# below SMALL_TRAINING_ROWS (5 seeds) it lifted the worst set, credit_risk@1k, by 0.009 and
-# the seven by 0.0016 on average, the seven larger ensemble sets by 0.0013 (credit_risk@10k
-# +0.0049); on the sets fitted as one network it lost (heloc -0.0024, 0 of 5 seeds)
-# (docs/experiments/2026-12-04-tree-leaves.md).
+# or few defaulters) or a categorical is wide (WIDE_CATEGORICAL_LEVELS), the leaves of
+# decision trees of this depth as extra inputs (lightning_modules/tree_leaves.py); none
+# elsewhere. On the seven sets below SMALL_TRAINING_ROWS (5 seeds) one tree lifted the worst
+# set, credit_risk@1k, by 0.009 and the seven by 0.0016 on average, the seven larger
+# ensemble sets by 0.0013 (docs/experiments/2026-12-04-tree-leaves.md). On the wide
+# stand-ins, where a tree cuts on the levels' out-of-fold rates as CatBoost's combinations
+# do, 16 boosted trees gained +0.0055 (credit_risk_wide, 5 of 5 seeds) and +0.0020; on the
+# other sets fitted as one network they lost (heloc -0.0019, taiwan -0.0015)
+# (docs/experiments/2026-12-04-boosted-tree-leaves.md).
 ENSEMBLE_TREE_DEPTH = 3
 # `n_trees: auto`: where the ensemble's tree is on and the training split has at least
 # BOOSTED_TREES_MIN_ROWS rows, the leaves of this many boosted trees instead of one tree's.
@@ -200,7 +203,8 @@ class NetworkSettings:
         tree_depth: d > 0 adds the one-hot leaves of depth-d decision trees, fitted on the
             training rows' inputs, to the first layer's inputs; 0 adds none. "auto": depth 3
             where `ensemble_size: auto` trains an ensemble (below 5,120 training rows or
-            1,500 of the rarer class), else 0, resolved by `resolved`.
+            1,500 of the rarer class) or a categorical has 20 or more levels, else 0,
+            resolved by `resolved`.
         n_trees: how many trees give their leaves: 1 is a classification tree, more are
             the trees of gradient boosting (lightning_modules/tree_leaves.py). "auto": 16
             where there is a tree and at least 1,000 training rows, else 1.
@@ -244,10 +248,13 @@ class NetworkSettings:
         if self.n_trees != "auto":
             check_range("n_trees", self.n_trees, low=1)
 
-    def resolved(self, training_rows: int, training_cases: int) -> NetworkSettings:
+    def resolved(
+        self, training_rows: int, training_cases: int, wide_categorical: bool = False
+    ) -> NetworkSettings:
         """These settings with "auto" replaced by what suits a training set of this many
-        rows, `training_cases` of them of its rarer class; a checkpoint keeps the resolved
-        values, so it rebuilds without the data."""
+        rows, `training_cases` of them of its rarer class, with or without a wide
+        categorical; a checkpoint keeps the resolved values, so it rebuilds without the
+        data."""
         small = training_rows < SMALL_TRAINING_ROWS
         ensemble = small or training_cases < FEW_TRAINING_CASES
         resolved = self
@@ -257,7 +264,8 @@ class NetworkSettings:
             sizes = SMALL_DATA_HIDDEN_SIZES if small else HIDDEN_SIZES
             resolved = replace(resolved, hidden_sizes=list(sizes))
         if self.tree_depth == "auto":
-            resolved = replace(resolved, tree_depth=ENSEMBLE_TREE_DEPTH if ensemble else 0)
+            trees = ensemble or wide_categorical
+            resolved = replace(resolved, tree_depth=ENSEMBLE_TREE_DEPTH if trees else 0)
         if self.n_trees == "auto":
             boosted = resolved.tree_depth > 0 and training_rows >= BOOSTED_TREES_MIN_ROWS
             resolved = replace(resolved, n_trees=ENSEMBLE_BOOSTED_TREES if boosted else 1)

@@ -92,7 +92,8 @@ def test_auto_folds_bag_where_defaulters_are_few_and_a_plain_fit_keeps_the_proto
 
 def test_auto_folds_bag_where_a_categorical_has_20_training_levels(tmp_path):
     """Many defaulters, but a categorical of 40 levels: its levels' rates and embeddings
-    vary from fit to fit, and the bag averages them; 19 levels stay one network."""
+    vary from fit to fit, and the bag averages them; 19 levels stay one network. The
+    network's inputs agree on which categorical is wide (where its trees go on)."""
     frame = generate_loan_book(20_000, seed=0).frame
     path = tmp_path / "branches.csv"
     for levels, folds in [(40, BAGGING_FOLDS), (19, 1)]:
@@ -100,3 +101,5 @@ def test_auto_folds_bag_where_a_categorical_has_20_training_levels(tmp_path):
         frame.to_csv(path, index=False)
         data = LoanDataModule(str(path), target="default", id_column="loan_id")
         assert data.resolved_folds() == folds
+        data.setup("fit")
+        assert data.feature_spec.has_wide_categorical == (folds == BAGGING_FOLDS)

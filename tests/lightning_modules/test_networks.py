@@ -79,10 +79,12 @@ def test_auto_blocks_are_128_wide_on_small_training_sets_and_256_from_5120_rows(
         small_net(2, hidden_sizes="auto")
 
 
-def test_auto_tree_has_depth_3_where_the_ensemble_is_on_and_none_elsewhere():
+def test_auto_tree_has_depth_3_where_the_ensemble_is_on_or_a_categorical_is_wide():
     assert NetworkSettings().resolved(5_119, 2_000).tree_depth == 3
     assert NetworkSettings().resolved(20_000, 1_499).tree_depth == 3
     assert NetworkSettings().resolved(5_120, 1_500).tree_depth == 0
+    wide = NetworkSettings().resolved(20_000, 5_000, wide_categorical=True)
+    assert (wide.tree_depth, wide.n_trees, wide.ensemble_size) == (3, 16, 1)
     assert NetworkSettings(tree_depth=0).resolved(640, 200).tree_depth == 0
     with pytest.raises(ConfigurationError, match=r"'auto' \(tree_depth\).*resolved"):
         small_net(2, tree_depth="auto")
