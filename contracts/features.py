@@ -36,6 +36,12 @@ WIDE_CATEGORICAL_LEVELS = 20
 RESERVED_CODES = 2
 
 
+def is_wide(levels: int) -> bool:
+    """Whether a categorical of this many training levels is wide (WIDE_CATEGORICAL_LEVELS):
+    the one test behind the rates, the bag and the trees, so that they agree."""
+    return levels >= WIDE_CATEGORICAL_LEVELS
+
+
 def rarer_class_rows(targets: np.ndarray | torch.Tensor) -> int:
     """How many of these 0/1 targets belong to the rarer class (the defaulters, usually)."""
     positives = int(targets.sum())
@@ -59,9 +65,7 @@ class FeatureSpec:
     @property
     def has_wide_categorical(self) -> bool:
         """Whether a categorical has at least WIDE_CATEGORICAL_LEVELS levels."""
-        return any(
-            codes - RESERVED_CODES >= WIDE_CATEGORICAL_LEVELS for codes in self.cardinalities
-        )
+        return any(is_wide(codes - RESERVED_CODES) for codes in self.cardinalities)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, as checkpoint hyperparameters must be to load with `weights_only`."""

@@ -26,10 +26,10 @@ from contracts.errors import DataValidationError
 from contracts.features import (
     FEW_TRAINING_CASES,
     SMALL_TRAINING_ROWS,
-    WIDE_CATEGORICAL_LEVELS,
     FeatureSpec,
     Split,
     TabularTensors,
+    is_wide,
     rarer_class_rows,
 )
 from datamodules import synthetic
@@ -264,8 +264,7 @@ class LoanDataModule(L.LightningDataModule):
         labelled = self.labelled_table()
         training_rows = labelled.frame.iloc[labelled.split.train]
         return any(
-            len(level_vocabulary(training_rows[name], self.min_level_count))
-            >= WIDE_CATEGORICAL_LEVELS
+            is_wide(len(level_vocabulary(training_rows[name], self.min_level_count)))
             for name in self._require_schema().categorical_columns
         )
 

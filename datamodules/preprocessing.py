@@ -22,7 +22,7 @@ from sklearn.preprocessing import QuantileTransformer, StandardScaler, TargetEnc
 
 from contracts.choices import check_choice, check_range
 from contracts.errors import ConfigurationError, DataValidationError
-from contracts.features import RESERVED_CODES, SMALL_TRAINING_ROWS, WIDE_CATEGORICAL_LEVELS
+from contracts.features import RESERVED_CODES, SMALL_TRAINING_ROWS, is_wide
 from risk.stability import BinnedDistribution, numeric_distribution, numeric_labels
 
 Scaling = Literal["standard", "quantile"]
@@ -499,7 +499,7 @@ class TabularPreprocessor:
         return TargetEncoder(target_type="binary", cv=folds)
 
     def _is_wide(self, name: str) -> bool:
-        return len(self.vocabularies_[name]) >= WIDE_CATEGORICAL_LEVELS
+        return is_wide(len(self.vocabularies_[name]))
 
     def _statistic_codes(
         self, numeric: np.ndarray, categorical: pd.DataFrame, positions: np.ndarray

@@ -49,7 +49,7 @@ HIDDEN_SIZES = (256, 256, 256)
 # do, 16 boosted trees gained +0.0053 (credit_risk_wide, 5 of 5 seeds) and +0.0017; on the
 # other sets fitted as one network they lost (heloc -0.0019, taiwan -0.0015)
 # (docs/experiments/2026-12-04-boosted-tree-leaves.md).
-ENSEMBLE_TREE_DEPTH = 3
+AUTO_TREE_DEPTH = 3
 # `n_trees: auto`: wherever the tree is on and the training split has at least
 # BOOSTED_TREES_MIN_ROWS rows, the leaves of this many boosted trees instead of one tree's.
 # On the 3k samples (1,920 training rows) 16 trees gained +0.0027 on average, on the 10k
@@ -58,7 +58,7 @@ ENSEMBLE_TREE_DEPTH = 3
 # lost 0.004 on average (gmsc@1k -0.011, taiwan@1k -0.006): later trees fit the residuals
 # of a few hundred rows. The threshold lies between the sizes measured, not
 # located more precisely (docs/experiments/2026-12-04-boosted-tree-leaves.md).
-ENSEMBLE_BOOSTED_TREES = 16
+AUTO_BOOSTED_TREES = 16
 BOOSTED_TREES_MIN_ROWS = 1_000
 
 Normalization = Literal["batchnorm", "layernorm", "none"]
@@ -265,10 +265,10 @@ class NetworkSettings:
             resolved = replace(resolved, hidden_sizes=list(sizes))
         if self.tree_depth == "auto":
             trees = ensemble or wide_categorical
-            resolved = replace(resolved, tree_depth=ENSEMBLE_TREE_DEPTH if trees else 0)
+            resolved = replace(resolved, tree_depth=AUTO_TREE_DEPTH if trees else 0)
         if self.n_trees == "auto":
             boosted = resolved.tree_depth > 0 and training_rows >= BOOSTED_TREES_MIN_ROWS
-            resolved = replace(resolved, n_trees=ENSEMBLE_BOOSTED_TREES if boosted else 1)
+            resolved = replace(resolved, n_trees=AUTO_BOOSTED_TREES if boosted else 1)
         return resolved
 
 

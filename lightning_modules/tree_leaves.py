@@ -72,13 +72,13 @@ class TreeLeaves(nn.Module):
         per-feature bins need, which shrinks with the default rate, so rare defaults alone
         do not flatten the trees.
         """
+        decrease = tree_min_impurity_decrease(y)
         x, y = x.detach().cpu().numpy(), y.detach().cpu().numpy()
         settings = {
             "max_depth": self.depth,
             "min_samples_leaf": TREE_LEAF_MIN_ROWS,
             "random_state": 0,
         }
-        decrease = tree_min_impurity_decrease(torch.from_numpy(y))
         if self.n_trees == 1:
             tree = DecisionTreeClassifier(min_impurity_decrease=decrease, **settings)
             trees = [tree.fit(x, y).tree_]
@@ -151,11 +151,9 @@ class TreeLeaves(nn.Module):
         nodes, leaf = self._path(own)
         trees = torch.arange(self.n_trees, device=own.device)[:, None]
         feature, threshold = self.feature[trees, nodes], self.threshold[trees, nodes]
-        rows = feature.flatten(1)
-        parts = (own.gather(1, rows) > threshold.flatten(1)) != (
-            other.gather(1, rows) > threshold.flatten(1)
-        )
-        parts &= threshold.flatten(1) < _PASS_LEFT
+        columns, cuts = feature.flatten(1), threshold.flatten(1)
+        parts = (own.gather(1, columns) > cuts) != (other.gather(1, columns) > cuts)
+        parts &= cuts < _PASS_LEFT
         # Summed, not scattered: a feature cut twice on a path is failed if either cut is.
         failed = own.new_zeros(len(own), self.n_trees, own.shape[1])
         failed.scatter_add_(2, feature, parts.unflatten(1, feature.shape[1:]).to(own.dtype))
