@@ -17,7 +17,7 @@ def small_net(
     **settings: Any,
 ) -> LoanDefaultNet:
     """A `LoanDefaultNet`; `settings` override `NetworkSettings` (raw numerics, one member,
-    blocks of 16 and no tree unless given)."""
+    blocks of 16, ReLU and no tree unless given)."""
     inputs = FeatureSpec(n_numeric, tuple(cardinalities), positive_rate, n_missing_indicators)
     return LoanDefaultNet(
         inputs,
@@ -29,6 +29,7 @@ def small_net(
                     "hidden_sizes": [16],
                     "tree_depth": 0,
                     "n_trees": 1,
+                    "activation": "relu",
                 }
                 | settings
             )

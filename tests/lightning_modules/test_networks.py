@@ -90,6 +90,17 @@ def test_auto_tree_has_depth_3_where_the_ensemble_is_on_or_a_categorical_is_wide
         small_net(2, tree_depth="auto")
 
 
+def test_auto_activation_is_silu_in_a_single_network_without_trees_and_relu_elsewhere():
+    assert NetworkSettings().resolved(5_120, 1_500).activation == "silu"
+    assert NetworkSettings().resolved(5_119, 2_000).activation == "relu"
+    assert NetworkSettings().resolved(20_000, 1_499).activation == "relu"
+    wide = NetworkSettings().resolved(20_000, 5_000, wide_categorical=True)
+    assert wide.activation == "relu"
+    assert NetworkSettings(activation="gelu").resolved(20_000, 5_000).activation == "gelu"
+    with pytest.raises(ConfigurationError, match=r"'auto' \(activation\).*resolved"):
+        small_net(2, activation="auto")
+
+
 def test_auto_trees_are_16_boosted_from_1000_training_rows_where_there_is_a_tree():
     assert NetworkSettings().resolved(999, 200).n_trees == 1
     assert NetworkSettings().resolved(1_000, 200).n_trees == 16
@@ -115,7 +126,12 @@ def test_a_bag_of_identical_networks_predicts_and_explains_as_one():
     torch.manual_seed(0)
     inputs = FeatureSpec(3, (4, 3), positive_rate=0.3)
     settings = NetworkSettings(
-        hidden_sizes=[8], numeric_embedding="none", ensemble_size=2, tree_depth=2, n_trees=3
+        hidden_sizes=[8],
+        numeric_embedding="none",
+        ensemble_size=2,
+        tree_depth=2,
+        n_trees=3,
+        activation="relu",
     )
     single = LoanDefaultModel(net=settings, inputs=inputs).eval()
     train_num, train_cat = torch.randn(400, 3), torch.randint(0, 3, (400, 2))

@@ -107,7 +107,12 @@ def test_reason_codes_with_a_tree_still_add_up_to_the_logit():
     x, y = renters_with_large_loans()
     inputs = FeatureSpec(2, (5,), positive_rate=float(y.mean()))
     settings = NetworkSettings(
-        hidden_sizes=[16], ensemble_size=2, tree_depth=2, n_trees=3, numeric_embedding="none"
+        hidden_sizes=[16],
+        ensemble_size=2,
+        tree_depth=2,
+        n_trees=3,
+        numeric_embedding="none",
+        activation="relu",
     )
     model = LoanDefaultModel(net=settings, inputs=inputs).eval()
     x_num, x_cat = x[:, :2], x[:, 2:].long()
