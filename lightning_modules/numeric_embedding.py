@@ -18,13 +18,16 @@ All map (B, n_features) -> (B, n_features, d); the network flattens the result.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from sklearn.tree import DecisionTreeClassifier
 from torch import nn
 
 from contracts.choices import check_choice
+
+if TYPE_CHECKING:
+    from sklearn.tree._tree import Tree  # a fitted estimator's `tree_`
 
 NumericEmbeddingKind = Literal["none", "periodic", "piecewise", "periodic_piecewise"]
 BinEdges = Literal["quantile", "tree"]
@@ -96,12 +99,15 @@ class PiecewiseLinearEncoding(nn.Module):
     range stay ordered.
     """
 
-    def __init__(self, n_features: int, *, n_bins: int = 48) -> None:
+    def __init__(self, n_features: int, *, n_bins: int = 48, cut_min_chi2: float = 0.0) -> None:
         super().__init__()
         _check_positive(n_features=n_features, n_bins=n_bins)
         if n_bins < 2:
             raise ValueError(f"n_bins must be >= 2, got {n_bins}")
+        if cut_min_chi2 < 0:
+            raise ValueError(f"cut_min_chi2 must be >= 0, got {cut_min_chi2}")
         self.d_embedding = n_bins
+        self.cut_min_chi2 = cut_min_chi2
         edges = torch.arange(n_bins + 1, dtype=torch.float32).repeat(n_features, 1)
         self.register_buffer("edges", edges)
         self.register_buffer("bin_mask", torch.ones(n_features, n_bins))
@@ -146,7 +152,7 @@ class PiecewiseLinearEncoding(nn.Module):
         candidates = (
             _quantile_edges(column, n_bins)
             if edges == "quantile"
-            else _tree_edges(column, y, n_bins)
+            else _tree_edges(column, y, n_bins, self.cut_min_chi2)
         )
         # Sorted and deduplicated as float32, the dtype the edges are stored in: two float64
         # edges that round to the same float32 value would make a zero-width bin.
@@ -216,10 +222,14 @@ class PeriodicAndPiecewise(nn.Module):
     Shape: x (B, n_features) -> (B, n_features, d_periodic + n_bins).
     """
 
-    def __init__(self, n_features: int, *, n_bins: int, sigma: float) -> None:
+    def __init__(
+        self, n_features: int, *, n_bins: int, sigma: float, cut_min_chi2: float = 0.0
+    ) -> None:
         super().__init__()
         self.periodic = PeriodicEmbeddings(n_features, sigma=sigma)
-        self.piecewise = PiecewiseLinearEncoding(n_features, n_bins=n_bins)
+        self.piecewise = PiecewiseLinearEncoding(
+            n_features, n_bins=n_bins, cut_min_chi2=cut_min_chi2
+        )
         self.d_embedding = self.periodic.d_embedding + self.piecewise.d_embedding
 
     def fit_bins(
@@ -232,7 +242,12 @@ class PeriodicAndPiecewise(nn.Module):
 
 
 def build_numeric_embedding(
-    kind: NumericEmbeddingKind, n_features: int, *, n_bins: int, sigma: float
+    kind: NumericEmbeddingKind,
+    n_features: int,
+    *,
+    n_bins: int,
+    sigma: float,
+    cut_min_chi2: float = 0.0,
 ) -> PeriodicEmbeddings | PiecewiseLinearEncoding | PeriodicAndPiecewise | None:
     """The embedding module a network option names, or None for raw scalars."""
     check_choice("numeric_embedding", kind, NumericEmbeddingKind)
@@ -241,8 +256,10 @@ def build_numeric_embedding(
     if kind == "periodic":
         return PeriodicEmbeddings(n_features, sigma=sigma)
     if kind == "periodic_piecewise":
-        return PeriodicAndPiecewise(n_features, n_bins=n_bins, sigma=sigma)
-    return PiecewiseLinearEncoding(n_features, n_bins=n_bins)
+        return PeriodicAndPiecewise(
+            n_features, n_bins=n_bins, sigma=sigma, cut_min_chi2=cut_min_chi2
+        )
+    return PiecewiseLinearEncoding(n_features, n_bins=n_bins, cut_min_chi2=cut_min_chi2)
 
 
 def _quantile_edges(column: torch.Tensor, n_bins: int) -> torch.Tensor:
@@ -250,11 +267,17 @@ def _quantile_edges(column: torch.Tensor, n_bins: int) -> torch.Tensor:
     return torch.quantile(column, levels)
 
 
-def _tree_edges(column: torch.Tensor, y: torch.Tensor, n_bins: int) -> torch.Tensor:
+def _tree_edges(
+    column: torch.Tensor, y: torch.Tensor, n_bins: int, cut_min_chi2: float = 0.0
+) -> torch.Tensor:
     """The feature's range cut at the thresholds of a tree fitted on it alone.
 
     A decision tree puts its cuts where the default rate changes most, e.g. at a lender's
-    policy cut-off (income 20,000, loan share 30 %), which quantile bins blur.
+    policy cut-off (income 20,000, loan share 30 %), which quantile bins blur. With
+    `cut_min_chi2` > 0 the feature keeps its cuts only if the tree's first one is that
+    significant, and is otherwise one bin, a linear input: on a few hundred rows a column
+    of pure noise passes the impurity threshold with cuts of its own, which the network
+    then fits.
     """
     tree = DecisionTreeClassifier(
         max_leaf_nodes=n_bins,
@@ -262,9 +285,23 @@ def _tree_edges(column: torch.Tensor, y: torch.Tensor, n_bins: int) -> torch.Ten
         min_impurity_decrease=tree_min_impurity_decrease(y),
         random_state=0,
     ).fit(column.numpy()[:, None], y.numpy())
+    if cut_min_chi2 > 0 and _root_cut_chi2(tree.tree_) < cut_min_chi2:
+        return torch.stack([column.min(), column.max()])
     is_split = tree.tree_.children_left != tree.tree_.children_right
     thresholds = torch.from_numpy(tree.tree_.threshold[is_split])
     return torch.cat([column.min()[None], thresholds, column.max()[None]])
+
+
+def _root_cut_chi2(nodes: Tree) -> float:
+    """Pearson's chi-square of the 2 x 2 table (side of the root cut x class), 0 without a
+    cut: n (1 - G_children / G_root), with G the Gini impurities, is exactly that
+    statistic for a binary target."""
+    left, right = int(nodes.children_left[0]), int(nodes.children_right[0])
+    if left == right:
+        return 0.0
+    rows, impurity = nodes.weighted_n_node_samples, nodes.impurity
+    children = (rows[left] * impurity[left] + rows[right] * impurity[right]) / rows[0]
+    return float(rows[0] * (1 - children / max(impurity[0], 1e-12)))
 
 
 def tree_min_impurity_decrease(y: torch.Tensor) -> float:

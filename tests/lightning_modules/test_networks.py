@@ -51,6 +51,7 @@ def test_output_bias_starts_at_the_training_log_odds():
         ({"activation": "tanh"}, r"activation must be one of \['relu', 'gelu', 'silu'\]"),
         ({"numeric_embedding": "spline"}, "numeric_embedding must be one of"),
         ({"n_bins": 1}, "n_bins"),
+        ({"cut_min_chi2": -1.0}, "cut_min_chi2"),
     ],
 )
 def test_bad_settings_fail_at_construction_naming_the_option(kwargs, message):

@@ -98,6 +98,49 @@ def test_tree_bins_keep_a_step_where_defaults_are_rare():
         assert threshold == pytest.approx(numeric_embedding.TREE_MIN_IMPURITY_DECREASE)
 
 
+def test_a_noise_column_stays_one_linear_bin_under_the_significance_floor():
+    """On 640 rows a column independent of the target still gets cuts that pass the
+    impurity threshold; with `cut_min_chi2` it is one bin, while a real step keeps its."""
+    generator = torch.Generator().manual_seed(0)
+    rows = 640
+    step = torch.rand(rows, generator=generator) * 100
+    default = torch.bernoulli(torch.where(step < 30, 0.45, 0.1), generator=generator)
+    noise = torch.randn(rows, 6, generator=generator)
+    columns = torch.cat([step[:, None], noise], dim=1)
+    plain = PiecewiseLinearEncoding(7, n_bins=16)
+    plain.fit_bins(columns, default, edges="tree")
+    floored = PiecewiseLinearEncoding(7, n_bins=16, cut_min_chi2=10.83)
+    floored.fit_bins(columns, default, edges="tree")
+    assert plain.bin_mask[1:].sum(dim=1).max() > 1  # noise cut without the floor
+    assert floored.bin_mask[1:].sum(dim=1).tolist() == [1.0] * 6
+    assert floored.bin_mask[0].tolist() == plain.bin_mask[0].tolist()
+    # One bin spans the column's training range, open on both sides: a linear input.
+    assert floored.edges[1, :2].tolist() == [noise[:, 0].min().item(), noise[:, 0].max().item()]
+    assert floored(columns[:4])[:, 1, 0].tolist() == pytest.approx(
+        ((noise[:4, 0] - noise[:, 0].min()) / (noise[:, 0].max() - noise[:, 0].min())).tolist()
+    )
+    with pytest.raises(ValueError, match="cut_min_chi2"):
+        PiecewiseLinearEncoding(1, cut_min_chi2=-1.0)
+
+
+def test_root_cut_chi2_is_pearsons_statistic_of_the_cut():
+    generator = torch.Generator().manual_seed(1)
+    x = torch.rand(500, 1, generator=generator)
+    y = torch.bernoulli(0.2 + 0.2 * (x[:, 0] > 0.6), generator=generator)
+    tree = DecisionTreeClassifier(max_depth=1, min_samples_leaf=64).fit(x.numpy(), y.numpy())
+    right = x[:, 0] > float(tree.tree_.threshold[0])
+    table = torch.tensor(
+        [
+            [((~right) & (y == c)).sum().item() for c in (0, 1)],
+            [(right & (y == c)).sum().item() for c in (0, 1)],
+        ],
+        dtype=torch.float64,
+    )
+    expected = table.sum(1, keepdim=True) * table.sum(0, keepdim=True) / table.sum()
+    pearson = ((table - expected) ** 2 / expected).sum().item()
+    assert numeric_embedding._root_cut_chi2(tree.tree_) == pytest.approx(pearson)
+
+
 def test_bins_of_a_large_training_set_come_from_a_fixed_sample(monkeypatch):
     """Above the row cap the trees see a sample: the same one every time, found without
     touching the random stream that training draws from."""
