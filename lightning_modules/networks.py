@@ -211,8 +211,8 @@ class NetworkSettings:
             first cut's chi-square (side x class) reaches this, and is one linear bin
             otherwise; 0 keeps every cut. 10.83 (the 0.1 % level) undid most of what 35
             uninformative columns cost the small samples (credit_risk@1k +0.028, 5 of 5
-            seeds) and moved 12 sets without them by -0.0001 on average; the rare-default
-            and 10k bags are not yet measured, so it is off by default
+            seeds) and moved the 21 clean sets of the scoreboard by about -0.0002 on
+            average; off by default while the suite has no set with such columns
             (docs/experiments/2026-12-04-bag-width-and-small-set-seeds.md).
         periodic_sigma: initial scale of the periodic embedding's frequencies.
         ensemble_size: k > 1 trains a TabM-mini ensemble of k members in one network (mean of
