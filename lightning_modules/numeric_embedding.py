@@ -268,7 +268,7 @@ def _quantile_edges(column: torch.Tensor, n_bins: int) -> torch.Tensor:
 
 
 def _tree_edges(
-    column: torch.Tensor, y: torch.Tensor, n_bins: int, cut_min_chi2: float = 0.0
+    column: torch.Tensor, y: torch.Tensor, n_bins: int, cut_min_chi2: float
 ) -> torch.Tensor:
     """The feature's range cut at the thresholds of a tree fitted on it alone.
 
@@ -301,7 +301,7 @@ def _root_cut_chi2(nodes: Tree) -> float:
         return 0.0
     rows, impurity = nodes.weighted_n_node_samples, nodes.impurity
     children = (rows[left] * impurity[left] + rows[right] * impurity[right]) / rows[0]
-    return float(rows[0] * (1 - children / max(impurity[0], 1e-12)))
+    return float(rows[0] * (1 - children / impurity[0]))  # a node with a cut has impurity > 0
 
 
 def tree_min_impurity_decrease(y: torch.Tensor) -> float:
