@@ -62,17 +62,22 @@ from benchmarking.scoreboard import (
 )
 from benchmarking.tuned import DEFAULT_TRIALS, TUNED_SUFFIX, tuned_name, untuned_name
 from datamodules.loan_datamodule import BAGGING_FOLDS
+from datamodules.noise import SUITE_NOISE_COLUMNS
 from lightning_modules.atomic import write_csv_atomically, write_text_atomically
 
 DATASETS = ("taiwan", "credit_risk", "heloc", "gmsc", "german")
 # The robustness suite: the public stand-in for credit data nobody here has tuned on.
 # `DATASET@3k` is a stratified sample of 3,000 rows, `DATASET@5pct` the dataset with its
-# defaulters down-sampled to a 5 % default rate (`datamodules/sampling.py`).
+# defaulters down-sampled to a 5 % default rate (`datamodules/sampling.py`), `@noise` adds
+# 35 uninformative columns.
 SAMPLE_SIZES = ("1k", "3k", "10k")
 # No public set here has a categorical of more than 10 levels; these configs read ordered
 # columns with 56 to 4,295 values as categoricals (configs/*_wide.yaml), where CatBoost's
 # statistics of levels matter most.
 WIDE_STAND_INS = ("credit_risk_wide", "taiwan_wide")
+# Every column of the public sets is a known risk factor; real files carry columns with
+# no signal too, which cost a network most where rows are few (`datamodules/noise.py`).
+NOISY_SAMPLES = ("credit_risk@1k@noise", "taiwan@3k@noise")
 ROBUSTNESS = (
     *(f"{name}@{size}" for name in ("taiwan", "credit_risk", "gmsc") for size in SAMPLE_SIZES),
     "taiwan@5pct",
@@ -81,6 +86,7 @@ ROBUSTNESS = (
     "credit_risk@2pct",
     "gmsc@2pct",
     *WIDE_STAND_INS,
+    *NOISY_SAMPLES,
 )
 SUITES = {"protocol": DATASETS, "robustness": ROBUSTNESS}
 # Our network's named variants: the default, `fast` (one plain MLP, one config away) and
@@ -260,7 +266,8 @@ def derived_dataset(name: str) -> tuple[str, tuple[str, ...]]:
 
     `taiwan` is configs/taiwan.yaml as is; `taiwan@3k` (or `taiwan@3000`) a stratified
     sample of 3,000 of its rows; `taiwan@5pct` its defaulters down-sampled to a 5 % default
-    rate; `taiwan@3k@5pct` both. A sample is drawn per seed, before the protocol split.
+    rate; `taiwan@3k@5pct` both; `taiwan@3k@noise` the sample with 35 uninformative columns
+    appended. A sample and its noise are drawn per seed, before the protocol split.
     """
     base, *modifiers = name.split("@")
     overrides: dict[str, str] = {}
@@ -505,9 +512,12 @@ def _modifier_override(name: str, modifier: str) -> tuple[str, str]:
         return "sample_rows", str(count)
     if rate := _RATE_MODIFIER.fullmatch(modifier):
         return "sample_positive_rate", f"{float(rate['percent']) / 100:g}"
+    if modifier == "noise":
+        return "noise_columns", str(SUITE_NOISE_COLUMNS)
     raise SystemExit(
         f"dataset {name!r}: unknown modifier {modifier!r}; use @ROWS (e.g. @3k or @500) for a "
-        "stratified sample, @PERCENTpct (e.g. @5pct) for a default rate"
+        "stratified sample, @PERCENTpct (e.g. @5pct) for a default rate, @noise for "
+        f"{SUITE_NOISE_COLUMNS} uninformative columns"
     )
 
 

@@ -34,6 +34,7 @@ from contracts.features import (
 )
 from datamodules import synthetic
 from datamodules.io import ReadOptions, read_table, release_reader_memory, resolve_data_path
+from datamodules.noise import append_noise_columns, noise_column_names
 from datamodules.preprocessing import (
     Scaling,
     TabularPreprocessor,
@@ -111,6 +112,9 @@ class LoanDataModule(L.LightningDataModule):
             rows, drawn before the split: `sample_rows` rows (stratified by default) and/or
             a default rate of `sample_positive_rate` (`datamodules/sampling.py`). The
             benchmark's robustness suite derives smaller and rarer-default datasets so.
+        noise_columns: append this many columns drawn independently of everything
+            (numeric and categorical, `datamodules/noise.py`), after the sample: a placebo
+            check of how much uninformative columns cost a model.
         folds: 1 splits the protocol's way (train, validation, test). K > 1 bags: the
             non-test rows go in K stratified folds (`datamodules/splits.py`), `fit` trains
             one network per fold, each validated (early-stopped, best epoch chosen) on its
@@ -156,6 +160,7 @@ class LoanDataModule(L.LightningDataModule):
         seed: int = 0,
         sample_rows: int | None = None,
         sample_positive_rate: float | None = None,
+        noise_columns: int = 0,
         test_size: float = 0.2,
         val_size: float = 0.2,
         folds: int | Literal["auto"] = "auto",
@@ -187,6 +192,8 @@ class LoanDataModule(L.LightningDataModule):
         check_sample_options(sample_rows, sample_positive_rate)
         self.sample_rows = sample_rows
         self.sample_positive_rate = sample_positive_rate
+        check_range("noise_columns", noise_columns, low=0)
+        self.noise_columns = noise_columns
         self.test_size = test_size
         self.val_size = val_size
         if folds != "auto":
@@ -395,6 +402,7 @@ class LoanDataModule(L.LightningDataModule):
             seed=self.seed,
             source=self.source,
         )
+        frame = append_noise_columns(frame, self.noise_columns, seed=self.seed, source=self.source)
         if self.schema is None:
             self.schema = build_schema(
                 frame,
@@ -403,7 +411,7 @@ class LoanDataModule(L.LightningDataModule):
                 positive_label=self.positive_label,
                 id_column=self.id_column,
                 drop_columns=self.drop_columns,
-                categorical_columns=self.categorical_columns,
+                categorical_columns=self._configured_categoricals(),
                 max_inferred_levels=self.max_inferred_levels,
             )
         schema = self.schema
@@ -538,7 +546,14 @@ class LoanDataModule(L.LightningDataModule):
                 "predict needs an unlabelled file: pass --data.predict_path <file>."
             )
         path = resolve_data_path(self.predict_path, self.data_dir)
-        return read_table(path, self.predict_read_options)
+        frame = read_table(path, self.predict_read_options)
+        return append_noise_columns(frame, self.noise_columns, seed=self.seed, source=str(path))
+
+    def _configured_categoricals(self) -> list[str] | None:
+        """The configured categoricals and the noise's (None: infer them all)."""
+        if self.categorical_columns is None:
+            return None
+        return [*self.categorical_columns, *noise_column_names(self.noise_columns)[1]]
 
     def _encode_predict_file(self) -> PredictInputs:
         frame = self._require_predict_frame()

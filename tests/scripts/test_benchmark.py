@@ -20,7 +20,6 @@ from benchmarking.scoreboard import METRICS, fit_time_ratios, paired_comparison,
 from benchmarking.suite import (
     MODELS,
     ROBUSTNESS,
-    WIDE_STAND_INS,
     derived_dataset,
     is_derived,
     main,
@@ -206,12 +205,16 @@ def test_every_robustness_dataset_names_a_config_and_its_sample():
     for name in ROBUSTNESS:
         base, overrides = derived_dataset(name)
         assert (CONFIGS / f"{base}.yaml").is_file(), name
-        assert len(overrides) == (name not in WIDE_STAND_INS), name
+        assert len(overrides) == name.count("@"), name
         assert is_derived(name), name
     assert derived_dataset("gmsc@2pct") == ("gmsc", ("--data.sample_positive_rate=0.02",))
     assert derived_dataset("taiwan@3k@5pct") == (
         "taiwan",
         ("--data.sample_rows=3000", "--data.sample_positive_rate=0.05"),
+    )
+    assert derived_dataset("credit_risk@1k@noise") == (
+        "credit_risk",
+        ("--data.sample_rows=1000", "--data.noise_columns=35"),
     )
     assert derived_dataset("taiwan") == ("taiwan", ())
     with pytest.raises(SystemExit, match="unknown modifier '3x'"):
