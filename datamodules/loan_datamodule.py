@@ -550,10 +550,11 @@ class LoanDataModule(L.LightningDataModule):
         return append_noise_columns(frame, self.noise_columns, seed=self.seed, source=str(path))
 
     def _configured_categoricals(self) -> list[str] | None:
-        """The configured categoricals and the noise's (None: infer them all)."""
+        """The configured categoricals and the noise's not dropped (None: infer them all)."""
         if self.categorical_columns is None:
             return None
-        return [*self.categorical_columns, *noise_column_names(self.noise_columns)[1]]
+        noise = noise_column_names(self.noise_columns)[1]
+        return [*self.categorical_columns, *(n for n in noise if n not in self.drop_columns)]
 
     def _encode_predict_file(self) -> PredictInputs:
         frame = self._require_predict_frame()

@@ -100,3 +100,18 @@ def test_a_model_trained_with_noise_columns_predicts_a_file_without_them(run_cli
     submission = pd.read_csv(output)
     assert submission["loan_id"].tolist() == applicants["loan_id"].tolist()
     assert submission[PROBABILITY_COLUMN].between(0, 1, inclusive="neither").all()
+
+
+def test_dropping_a_categorical_noise_column_leaves_the_others_categorical():
+    """So that the numeric and the categorical noise can be measured apart."""
+    datamodule = LoanDataModule(
+        None,
+        target="default",
+        synthetic_rows=500,
+        categorical_columns=["employment_status", "home_ownership", "loan_purpose", "region"],
+        noise_columns=14,
+        drop_columns=["noise_06"],
+    )
+    datamodule.labelled_table()
+    assert datamodule.schema.categorical_columns[-1:] == ("noise_13",)
+    assert "noise_06" not in datamodule.schema.feature_columns

@@ -100,7 +100,8 @@ def test_tree_bins_keep_a_step_where_defaults_are_rare():
 
 def test_a_noise_column_stays_one_linear_bin_under_the_significance_floor():
     """On 640 rows a column independent of the target still gets cuts that pass the
-    impurity threshold; with `cut_min_chi2` it is one bin, while a real step keeps its."""
+    impurity threshold; with `cut_min_chi2` (the default) it is one bin, while a real step
+    keeps its."""
     generator = torch.Generator().manual_seed(0)
     rows = 640
     step = torch.rand(rows, generator=generator) * 100
@@ -121,6 +122,10 @@ def test_a_noise_column_stays_one_linear_bin_under_the_significance_floor():
     )
     with pytest.raises(ValueError, match="cut_min_chi2"):
         PiecewiseLinearEncoding(1, cut_min_chi2=-1.0)
+    # The network's default applies the floor.
+    network = small_net(7, numeric_embedding="piecewise", n_bins=16)
+    network.fit_to_training_rows(columns, torch.zeros(rows, 0).long(), default, edges="tree")
+    assert network.numeric_embedding.bin_mask.tolist() == floored.bin_mask.tolist()
 
 
 def test_root_cut_chi2_is_pearsons_statistic_of_the_cut():
