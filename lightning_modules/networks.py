@@ -98,6 +98,10 @@ def embedding_dim(cardinality: int, max_dim: int) -> int:
 class CategoricalEmbeddings(nn.Module):
     """One embedding table per categorical column, outputs concatenated.
 
+    A column can be narrowed to its first dimension after construction (`keep_first_dims`):
+    its other outputs are multiplied by 0, so the tables keep their shapes and a checkpoint
+    loads before any data is seen.
+
     Shape: x_cat (B, n_cat) int32 or int64 -> (B, sum of embedding dims).
     """
 
@@ -108,11 +112,45 @@ class CategoricalEmbeddings(nn.Module):
             for cardinality in cardinalities
         )
         self.output_dim = sum(table.embedding_dim for table in self.tables)
+        self.register_buffer("output_mask", torch.ones(self.output_dim))
+
+    def keep_first_dims(self, columns: torch.Tensor) -> None:
+        """One number a level for the `columns` (bool, n_cat): enough for any main effect,
+        without the room to fit each level's noise in several directions."""
+        widths = torch.tensor([table.embedding_dim for table in self.tables])
+        first = torch.zeros(self.output_dim, dtype=torch.bool)
+        first[torch.cumsum(widths, 0) - widths] = True
+        narrowed = torch.repeat_interleave(columns.cpu(), widths)
+        self.output_mask.copy_((~narrowed | first).float())
 
     def forward(self, x_cat: torch.Tensor) -> torch.Tensor:
         if not self.tables:
             return x_cat.new_zeros((x_cat.shape[0], 0), dtype=torch.float32)
-        return torch.cat([table(x_cat[:, i]) for i, table in enumerate(self.tables)], dim=1)
+        embedded = [table(x_cat[:, i]) for i, table in enumerate(self.tables)]
+        return torch.cat(embedded, dim=1) * self.output_mask
+
+
+def levels_chi2_p_values(x_cat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per categorical column of x_cat (n, n_cat), the p-value of Pearson's chi-square test
+    of its levels against the 0/1 targets y (n,): levels x class, df = levels seen - 1. A
+    column with one level seen gets 1."""
+    positives = y.double()
+    rate = positives.mean().item()
+    p_values = []
+    for codes in x_cat.long().T:
+        rows = torch.bincount(codes).double()
+        cases = torch.bincount(codes, weights=positives, minlength=len(rows))
+        seen = rows > 0
+        levels = int(seen.sum())
+        if levels < 2 or rate in (0.0, 1.0):
+            p_values.append(1.0)
+            continue
+        expected = rows[seen] * rate
+        statistic = ((cases[seen] - expected) ** 2 / (expected * (1 - rate))).sum().item()
+        # The chi-square survival function: the regularised upper incomplete gamma.
+        degrees = torch.tensor((levels - 1) / 2, dtype=torch.float64)
+        p_values.append(torch.special.gammaincc(degrees, torch.tensor(statistic / 2)).item())
+    return torch.tensor(p_values)
 
 
 def mlp_block(
@@ -220,6 +258,9 @@ class NetworkSettings:
         cut_min_chi2: with tree bins, a numeric column keeps its tree's cuts only if the
             first cut's chi-square (side x class) reaches this, and is one linear bin
             otherwise (`CUT_MIN_CHI2`: the 0.1 % level); 0 keeps every cut.
+        scalar_embedding_above_p: a categorical whose levels' chi-square test against the
+            target (on the training rows) has a p-value above this gets one embedding
+            dimension instead of fastai's size; 1 keeps every size.
         periodic_sigma: initial scale of the periodic embedding's frequencies.
         ensemble_size: k > 1 trains a TabM-mini ensemble of k members in one network (mean of
             the members' losses; predictions are the mean of their probabilities). "auto":
@@ -245,6 +286,7 @@ class NetworkSettings:
     n_bins: int = 48
     bin_edges: BinEdges = "tree"
     cut_min_chi2: float = CUT_MIN_CHI2
+    scalar_embedding_above_p: float = 1.0
     periodic_sigma: float = 0.1
     ensemble_size: int | Literal["auto"] = "auto"
     cross_layers: int = 0
@@ -268,6 +310,13 @@ class NetworkSettings:
         check_range("categorical_embedding_max_dim", self.categorical_embedding_max_dim, low=1)
         check_range("n_bins", self.n_bins, low=2)
         check_range("cut_min_chi2", self.cut_min_chi2, low=0.0)
+        check_range(
+            "scalar_embedding_above_p",
+            self.scalar_embedding_above_p,
+            low=0.0,
+            high=1.0,
+            low_inclusive=False,
+        )
         check_range("periodic_sigma", self.periodic_sigma, low=0.0, low_inclusive=False)
         if self.ensemble_size != "auto":
             check_range("ensemble_size", self.ensemble_size, low=1)
@@ -348,6 +397,7 @@ class LoanDefaultNet(nn.Module):
         self.embeddings = CategoricalEmbeddings(
             list(inputs.cardinalities), max_dim=settings.categorical_embedding_max_dim
         )
+        self.scalar_embedding_above_p = settings.scalar_embedding_above_p
         self.tree_leaves = (
             TreeLeaves(settings.tree_depth, settings.n_trees) if settings.tree_depth else None
         )
@@ -393,6 +443,11 @@ class LoanDefaultNet(nn.Module):
             if y is None:
                 raise ValueError("the tree whose leaves are inputs needs the training targets")
             self.tree_leaves.fit(tree_inputs(x_num, x_cat), y)
+        if self.scalar_embedding_above_p < 1 and x_cat.shape[1]:
+            if y is None:
+                raise ValueError("testing the categoricals' levels needs the training targets")
+            p_values = levels_chi2_p_values(x_cat.detach().cpu(), y.detach().cpu())
+            self.embeddings.keep_first_dims(p_values > self.scalar_embedding_above_p)
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         x, active = self._first_layer_inputs(x_num, x_cat)

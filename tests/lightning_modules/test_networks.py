@@ -1,11 +1,18 @@
+import pandas as pd
 import pytest
 import torch
+from scipy.stats import chi2_contingency
 
 from contracts.errors import ConfigurationError
 from contracts.features import FeatureSpec
 from lightning_modules.bagging import average
 from lightning_modules.loan_model import LoanDefaultModel
-from lightning_modules.networks import CategoricalEmbeddings, NetworkSettings, embedding_dim
+from lightning_modules.networks import (
+    CategoricalEmbeddings,
+    NetworkSettings,
+    embedding_dim,
+    levels_chi2_p_values,
+)
 from tests.helpers.networks import small_net
 
 
@@ -17,6 +24,42 @@ def test_embeddings_concatenate_one_table_per_column():
     embeddings = CategoricalEmbeddings([3, 9], max_dim=16)
     out = embeddings(torch.tensor([[0, 8], [2, 1]]))
     assert out.shape == (2, embedding_dim(3, 16) + embedding_dim(9, 16))
+
+
+def test_the_levels_test_is_pearsons_chi_square_of_levels_by_class():
+    generator = torch.Generator().manual_seed(0)
+    y = torch.bernoulli(torch.full((640,), 0.22), generator=generator)
+    noise = torch.randint(0, 30, (640,), generator=generator)
+    signal = torch.where(y > 0, torch.randint(0, 3, (640,)), torch.randint(0, 5, (640,)))
+    constant = torch.zeros(640, dtype=torch.long)
+    p_values = levels_chi2_p_values(torch.stack([noise, signal, constant], 1), y)
+    for column, p_value in zip((noise, signal), p_values, strict=False):
+        table = pd.crosstab(column.numpy(), y.numpy()).to_numpy()
+        expected = chi2_contingency(table, correction=False).pvalue
+        assert p_value.item() == pytest.approx(expected, rel=1e-6)
+    assert p_values[0] > 0.1 and p_values[1] < 1e-10 and p_values[2] == 1.0
+
+
+def test_a_categorical_without_signal_keeps_one_embedding_dimension_in_the_checkpoint():
+    generator = torch.Generator().manual_seed(0)
+    y = torch.bernoulli(torch.full((640,), 0.22), generator=generator)
+    signal = torch.where(y > 0, torch.randint(0, 3, (640,)), torch.randint(0, 8, (640,)))
+    x_cat = torch.stack([torch.randint(0, 30, (640,), generator=generator), signal], 1)
+    net = small_net(1, (30, 8), scalar_embedding_above_p=0.001)
+    net.fit_to_training_rows(torch.randn(640, 1), x_cat, y)
+    noise_width, signal_width = embedding_dim(30, 16), embedding_dim(8, 16)
+    out = net.embeddings(x_cat[:5])
+    assert (out[:, 1:noise_width] == 0).all() and (out[:, 0] != 0).all()
+    assert (out[:, noise_width:] != 0).all()  # the real one keeps all its dimensions
+    # The narrowing is part of the state: a network rebuilt from it embeds the same way.
+    rebuilt = small_net(1, (30, 8), scalar_embedding_above_p=0.001)
+    rebuilt.load_state_dict(net.state_dict())
+    assert torch.equal(rebuilt.embeddings(x_cat[:5]), out)
+    assert signal_width > 1
+    # Off (the default), every column keeps fastai's size.
+    plain = small_net(1, (30, 8))
+    plain.fit_to_training_rows(torch.randn(640, 1), x_cat, y)
+    assert (plain.embeddings(x_cat[:5]) != 0).all()
 
 
 @pytest.mark.parametrize("normalization", ["batchnorm", "layernorm", "none"])
@@ -52,6 +95,7 @@ def test_output_bias_starts_at_the_training_log_odds():
         ({"numeric_embedding": "spline"}, "numeric_embedding must be one of"),
         ({"n_bins": 1}, "n_bins"),
         ({"cut_min_chi2": -1.0}, "cut_min_chi2"),
+        ({"scalar_embedding_above_p": 0.0}, "scalar_embedding_above_p"),
     ],
 )
 def test_bad_settings_fail_at_construction_naming_the_option(kwargs, message):
