@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from itertools import pairwise
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -122,6 +122,13 @@ class CategoricalEmbeddings(nn.Module):
         first[torch.cumsum(widths, 0) - widths] = True
         narrowed = torch.repeat_interleave(columns.cpu(), widths)
         self.output_mask.copy_((~narrowed | first).float())
+
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
+        # A checkpoint written before the mask existed embeds every column at full size.
+        state_dict.setdefault(f"{prefix}output_mask", torch.ones(self.output_dim))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x_cat: torch.Tensor) -> torch.Tensor:
         if not self.tables:

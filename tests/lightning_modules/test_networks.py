@@ -56,6 +56,10 @@ def test_a_categorical_without_signal_keeps_one_embedding_dimension_in_the_check
     rebuilt.load_state_dict(net.state_dict())
     assert torch.equal(rebuilt.embeddings(x_cat[:5]), out)
     assert signal_width > 1
+    # A checkpoint from before the narrowing existed loads at full size.
+    older = {k: v for k, v in net.state_dict().items() if not k.endswith("output_mask")}
+    rebuilt.load_state_dict(older)
+    assert (rebuilt.embeddings(x_cat[:5]) != 0).all()
     # Off (the default), every column keeps fastai's size.
     plain = small_net(1, (30, 8))
     plain.fit_to_training_rows(torch.randn(640, 1), x_cat, y)
