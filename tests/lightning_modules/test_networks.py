@@ -45,14 +45,14 @@ def test_a_categorical_without_signal_keeps_one_embedding_dimension_in_the_check
     y = torch.bernoulli(torch.full((640,), 0.22), generator=generator)
     signal = torch.where(y > 0, torch.randint(0, 3, (640,)), torch.randint(0, 8, (640,)))
     x_cat = torch.stack([torch.randint(0, 30, (640,), generator=generator), signal], 1)
-    net = small_net(1, (30, 8), scalar_embedding_above_p=0.001)
+    net = small_net(1, (30, 8))  # the default narrows above p = 0.1
     net.fit_to_training_rows(torch.randn(640, 1), x_cat, y)
     noise_width, signal_width = embedding_dim(30, 16), embedding_dim(8, 16)
     out = net.embeddings(x_cat[:5])
     assert (out[:, 1:noise_width] == 0).all() and (out[:, 0] != 0).all()
     assert (out[:, noise_width:] != 0).all()  # the real one keeps all its dimensions
     # The narrowing is part of the state: a network rebuilt from it embeds the same way.
-    rebuilt = small_net(1, (30, 8), scalar_embedding_above_p=0.001)
+    rebuilt = small_net(1, (30, 8))
     rebuilt.load_state_dict(net.state_dict())
     assert torch.equal(rebuilt.embeddings(x_cat[:5]), out)
     assert signal_width > 1
@@ -60,8 +60,8 @@ def test_a_categorical_without_signal_keeps_one_embedding_dimension_in_the_check
     older = {k: v for k, v in net.state_dict().items() if not k.endswith("output_mask")}
     rebuilt.load_state_dict(older)
     assert (rebuilt.embeddings(x_cat[:5]) != 0).all()
-    # Off (the default), every column keeps fastai's size.
-    plain = small_net(1, (30, 8))
+    # Off, every column keeps fastai's size.
+    plain = small_net(1, (30, 8), scalar_embedding_above_p=1.0)
     plain.fit_to_training_rows(torch.randn(640, 1), x_cat, y)
     assert (plain.embeddings(x_cat[:5]) != 0).all()
 

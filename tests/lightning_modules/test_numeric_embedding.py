@@ -220,7 +220,7 @@ def test_embedding_network_leaves_missing_indicators_as_they_are():
     )
     assert net.blocks[0][0].in_features == 3 * 6 + 2 + net.embeddings.output_dim
     train = torch.randn(50, 5)
-    net.fit_to_training_rows(train, torch.zeros(50, 1, dtype=torch.long))
+    net.fit_to_training_rows(train, torch.zeros(50, 1, dtype=torch.long), torch.rand(50) < 0.3)
     assert net.numeric_embedding.edges[:, 0].tolist() == train[:, :3].min(dim=0).values.tolist()
     assert net(torch.randn(4, 5), torch.randint(0, 4, (4, 1))).shape == (4, 1)
 
