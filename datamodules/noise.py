@@ -32,7 +32,7 @@ _STREAM = 0x6E6F697365
 
 def noise_column_names(count: int) -> tuple[list[str], list[str]]:
     """The numeric and the categorical names among `count` noise columns."""
-    names = [f"{PREFIX}{index:02d}" for index in range(count)]
+    names = _names(count)
     categorical = [name for index, name in enumerate(names) if _is_categorical(index)]
     return [name for name in names if name not in categorical], categorical
 
@@ -44,7 +44,7 @@ def append_noise_columns(
     count and seed)."""
     if count == 0:
         return frame
-    names = [f"{PREFIX}{index:02d}" for index in range(count)]
+    names = _names(count)
     if clashes := [name for name in names if name in frame.columns]:
         raise DataValidationError(
             f"{source}: --data.noise_columns would add columns {clashes}, which the file "
@@ -54,6 +54,10 @@ def append_noise_columns(
     rows = len(frame)
     columns = {name: _draw(index, rows, rng) for index, name in enumerate(names)}
     return pd.concat([frame, pd.DataFrame(columns, index=frame.index)], axis=1)
+
+
+def _names(count: int) -> list[str]:
+    return [f"{PREFIX}{index:02d}" for index in range(count)]
 
 
 def _is_categorical(index: int) -> bool:
