@@ -137,6 +137,7 @@ class Outcome:
     """Predicted probabilities on validation and test, and what the fit cost.
 
     passes: epochs for the network, boosting rounds run or solver iterations for a baseline.
+    folds: how many models were fitted on folds and averaged (1: one model).
     search: what a tuned model's search cost before its refit (None if not tuned).
     """
 
@@ -147,6 +148,7 @@ class Outcome:
     fit_seconds: float
     train_rows: int
     passes: int
+    folds: int = 1
     lightning_test: dict[str, float] = field(default_factory=dict)
     search: SearchCost | None = None
 
@@ -231,6 +233,7 @@ def _run_bagged_network(cli: LoanCLI) -> Outcome:
         fit_seconds=fit_seconds,
         train_rows=len(datamodule.fold_splits()[0].train),
         passes=sum(bagged.fold_epochs),
+        folds=len(bagged.fold_epochs),
         lightning_test={name: float(value) for name, value in logged.items()},
     )
 
@@ -321,6 +324,7 @@ def run_bagged_baseline(spec: RunSpec) -> Outcome:
         fit_seconds=fit_seconds,
         train_rows=len(folds[0].train),
         passes=bag.iterations,
+        folds=len(folds),
     )
 
 
@@ -387,6 +391,7 @@ def execute(spec: RunSpec) -> dict[str, Any]:
             "fit_seconds": outcome.fit_seconds,
             "train_rows": outcome.train_rows,
             "passes": outcome.passes,
+            "folds": outcome.folds,
             "train_rows_per_second": outcome.passes * outcome.train_rows / outcome.fit_seconds,
         }
         if outcome.search is not None:

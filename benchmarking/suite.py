@@ -30,6 +30,7 @@ import re
 import shlex
 import sys
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,7 @@ DEFAULT_OUT = Path("benchmark_results")
 _PRELOAD = ["benchmarking.runner", "lightgbm", "xgboost", "catboost"]
 _ROWS_MODIFIER = re.compile(r"(?P<count>\d+)(?P<thousands>k?)")
 _RATE_MODIFIER = re.compile(r"(?P<percent>\d+(\.\d+)?)pct")
+_FOLDS_OVERRIDE = re.compile(r"--data\.folds=(?P<folds>\d+)")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -330,6 +332,12 @@ def run_all(
             for spec in pending:
                 if error:
                     _store(_failed(spec, f"not run, the data check failed: {error}"), spec)
+                elif (record := repeated_run(spec, dataset_specs)) is not None:
+                    _store(record, spec)
+                    progress.console.print(
+                        f"[dim]{_label(spec)}: the same run as {record['same_run_as']} "
+                        f"(which bagged {record['folds']} folds), copied[/dim]"
+                    )
                 else:
                     progress.update(task, description=_label(spec))
                     record = _run_one(context, spec, timeout)
@@ -339,6 +347,35 @@ def run_all(
                     progress.console.print(_one_line(spec, record))
                 progress.advance(task)
         progress.update(task, description="benchmark")
+
+
+def repeated_run(spec: RunSpec, dataset_specs: Sequence[RunSpec]) -> dict[str, Any] | None:
+    """The stored result of another network run of the plan that `spec` would repeat,
+    recorded as `spec`'s; None if there is none.
+
+    A variant that differs from another only by pinning `--data.folds=K` (`bagged`) is
+    that run wherever its `folds: auto` resolved to K: the same rows, folds and networks
+    (measured: records identical but for the clock). The default bags on most of the
+    robustness suite, so copying its run halves the network's cost of a scoreboard there.
+    """
+    if spec.network_args is None or spec.trials is not None:
+        return None
+    pins = [arg for arg in spec.network_args if _FOLDS_OVERRIDE.fullmatch(arg)]
+    if len(pins) != 1:
+        return None
+    folds = int(_FOLDS_OVERRIDE.fullmatch(pins[0])["folds"])
+    unpinned = replace(spec, network_args=tuple(arg for arg in spec.network_args if arg != pins[0]))
+    for other in dataset_specs:
+        if other.model == spec.model or replace(other, model=spec.model) != unpinned:
+            continue
+        record = read_result(other)
+        if record is not None and record["status"] == "ok" and record.get("folds") == folds:
+            return record | {
+                "model": spec.model,
+                "spec": spec.fingerprint(),
+                "same_run_as": other.model,
+            }
+    return None
 
 
 def collect(specs: Sequence[RunSpec]) -> list[dict[str, Any]]:

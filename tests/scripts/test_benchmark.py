@@ -23,6 +23,7 @@ from benchmarking.suite import (
     derived_dataset,
     is_derived,
     main,
+    repeated_run,
 )
 from lightning_modules.metrics import binary_report
 from tests.conftest import CONFIGS
@@ -41,15 +42,16 @@ SYNTHETIC_ARGS = [
     *MODELS,
     "fast",
     "lightgbm-bagged",
+    "bagged",
     "broken",
 ]
-EXTRA = ["fast", "lightgbm-bagged"]
+EXTRA = ["fast", "lightgbm-bagged", "bagged"]
 
 
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     """One quick benchmark of every model on 3,000 synthetic rows (where the default bags),
-    `fast` and bagged LightGBM, plus a variant that fails."""
+    `fast`, bagged LightGBM and `bagged`, plus a variant that fails."""
     out = tmp_path_factory.mktemp("benchmark")
     return out, main([*SYNTHETIC_ARGS, "--out", str(out)])
 
@@ -83,6 +85,13 @@ def test_quick_benchmark_writes_one_row_per_run_and_records_the_failure(syntheti
     # networks: three epochs on each fold. `fast` is one network.
     passes = ok.set_index("model")["passes"]
     assert passes["mlp"] == 15 and passes["fast"] == 3
+    folds = ok.set_index("model")["folds"]
+    assert (folds["mlp"], folds["lightgbm-bagged"], folds["fast"], folds["lightgbm"]) == (
+        5,
+        5,
+        1,
+        1,
+    )
     broken = runs[runs["model"] == "broken"].iloc[0]
     assert broken["status"] == "failed" and "dropout" in broken["error"]
 
@@ -91,7 +100,7 @@ def test_quick_benchmark_writes_one_row_per_run_and_records_the_failure(syntheti
     assert len(report["runs"]) == len(report["summary"]) == len(MODELS) + len(EXTRA) + 1
     paired, *others = report["paired"]
     assert paired["model"] == "mlp" and paired["best_baseline"] in [*BASELINES, "lightgbm-bagged"]
-    assert [other["model"] for other in others] == ["fast"]
+    assert [other["model"] for other in others] == ["fast", "bagged"]
     assert paired["ci_low"] is None  # one seed: no interval
     against = report["paired_reference"][0]  # --reference logreg: mlp against it, seed by seed
     assert (against["model"], against["best_baseline"]) == ("mlp", "logreg")
@@ -124,6 +133,61 @@ def test_network_run_is_scored_as_its_own_test_step_scores_it(synthetic_run):
     assert len(list(run_dir.glob("fold_*/events.out.tfevents.*"))) == 5
     (single,) = (out / "tensorboard" / "default" / "fast-seed0").rglob("*.ckpt")
     assert single.parent.name == "checkpoints" and single.name.startswith("epoch")
+
+
+@pytest.mark.slow
+def test_bagged_is_the_defaults_own_run_where_the_default_bags(synthetic_run):
+    out, _ = synthetic_run
+    mlp, bagged = (
+        json.loads((out / "runs" / "default" / f"{model}-seed0.json").read_text())
+        for model in ("mlp", "bagged")
+    )
+
+    assert bagged["same_run_as"] == "mlp" and "same_run_as" not in mlp
+    assert bagged["spec"]["network_args"] == ["--data.folds=5", "--trainer.max_epochs=3"]
+    assert {key: value for key, value in bagged.items() if key not in ("same_run_as", "model")} == {
+        key: value for key, value in mlp.items() if key != "model"
+    } | {"spec": bagged["spec"]}
+    assert not (out / "tensorboard" / "default" / "bagged-seed0").exists()  # not trained again
+
+
+def test_a_variant_pinning_the_folds_repeats_a_run_only_where_it_resolved_them(tmp_path):
+    def spec(model: str, network_args: tuple[str, ...]) -> runner.RunSpec:
+        config = str(CONFIGS / "default.yaml")
+        return runner.RunSpec("d", model, 0, config, str(tmp_path), network_args=network_args)
+
+    mlp, bagged, three = (
+        spec("mlp", ()),
+        spec("bagged", ("--data.folds=5",)),
+        spec("b3", ("--data.folds=3",)),
+    )
+    wider = spec("wider", ("--model.net.dropout=0.1", "--data.folds=5"))
+    plan = [mlp, bagged, three, wider]
+    assert repeated_run(bagged, plan) is None  # nothing stored yet
+
+    def store(folds: int) -> None:
+        mlp.result_path.parent.mkdir(parents=True, exist_ok=True)
+        record = {
+            "model": "mlp",
+            "status": "ok",
+            "roc_auc": 0.8,
+            "folds": folds,
+            "spec": mlp.fingerprint(),
+        }
+        mlp.result_path.write_text(json.dumps(record))
+
+    store(folds=1)  # the default fitted one network: `bagged` must run
+    assert repeated_run(bagged, plan) is None
+    store(folds=5)
+    copied = repeated_run(bagged, plan)
+    assert copied is not None and copied["roc_auc"] == 0.8
+    assert (copied["model"], copied["same_run_as"], copied["spec"]) == (
+        "bagged",
+        "mlp",
+        bagged.fingerprint(),
+    )
+    assert repeated_run(three, plan) is None  # another fold count
+    assert repeated_run(wider, plan) is None  # another network
 
 
 @pytest.mark.slow
