@@ -360,13 +360,14 @@ def repeated_run(spec: RunSpec, dataset_specs: Sequence[RunSpec]) -> dict[str, A
     """
     if spec.network_args is None or spec.trials is not None:
         return None
-    pins = [arg for arg in spec.network_args if _FOLDS_OVERRIDE.fullmatch(arg)]
+    pins = [pin for arg in spec.network_args if (pin := _FOLDS_OVERRIDE.fullmatch(arg))]
     if len(pins) != 1:
         return None
-    folds = int(_FOLDS_OVERRIDE.fullmatch(pins[0])["folds"])
-    unpinned = replace(spec, network_args=tuple(arg for arg in spec.network_args if arg != pins[0]))
+    (pin,) = pins
+    folds = int(pin["folds"])
+    unpinned = replace(spec, network_args=tuple(a for a in spec.network_args if a != pin.string))
     for other in dataset_specs:
-        if other.model == spec.model or replace(other, model=spec.model) != unpinned:
+        if replace(other, model=spec.model) != unpinned:  # `spec` itself keeps its pin
             continue
         record = read_result(other)
         if record is not None and record["status"] == "ok" and record.get("folds") == folds:

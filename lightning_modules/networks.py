@@ -453,7 +453,8 @@ class LoanDefaultNet(nn.Module):
     ) -> None:
         """Fit what the training rows set, before training: the piecewise-linear bins on the
         numeric block x_num (n, n_numeric), cut where a tree on the targets `y` cuts when
-        `edges` is "tree", and the tree whose leaves are inputs (x_cat (n, n_cat) codes).
+        `edges` is "tree", the tree whose leaves are inputs (x_cat (n, n_cat) codes), and
+        which categoricals' embeddings keep one dimension (their levels' test against `y`).
         Embeddings without bins (none, periodic) have no bins to fit."""
         if isinstance(self.numeric_embedding, PiecewiseLinearEncoding | PeriodicAndPiecewise):
             self.numeric_embedding.fit_bins(x_num[:, : self.n_embedded], y, edges=edges)
