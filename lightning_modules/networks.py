@@ -107,29 +107,41 @@ def embedding_dim(cardinality: int, max_dim: int) -> int:
 class CategoricalEmbeddings(nn.Module):
     """One embedding table per categorical column, outputs concatenated.
 
-    A column can be narrowed to its first dimension after construction (`keep_first_dims`):
-    its other outputs are multiplied by 0, so the tables keep their shapes and a checkpoint
-    loads before any data is seen.
+    `fit` narrows a column whose levels fail a chi-square test against the target to its
+    first dimension: its other outputs are multiplied by 0, so the tables keep their shapes
+    and a checkpoint loads before any data is seen.
 
     Shape: x_cat (B, n_cat) int32 or int64 -> (B, sum of embedding dims).
     """
 
-    def __init__(self, cardinalities: list[int], *, max_dim: int) -> None:
+    def __init__(
+        self,
+        cardinalities: list[int],
+        *,
+        max_dim: int,
+        scalar_above_p: float = SCALAR_EMBEDDING_ABOVE_P,
+    ) -> None:
         super().__init__()
         self.tables = nn.ModuleList(
             nn.Embedding(cardinality, embedding_dim(cardinality, max_dim))
             for cardinality in cardinalities
         )
+        self.scalar_above_p = scalar_above_p
         self.output_dim = sum(table.embedding_dim for table in self.tables)
         self.register_buffer("output_mask", torch.ones(self.output_dim))
 
-    def keep_first_dims(self, columns: torch.Tensor) -> None:
-        """One number a level for the `columns` (bool, n_cat): enough for any main effect,
-        without the room to fit each level's noise in several directions."""
+    def fit(self, x_cat: torch.Tensor, y: torch.Tensor) -> None:
+        """Test each column's levels against the training rows' 0/1 targets `y`; a column
+        with a p-value above `scalar_above_p` keeps one number a level: enough for any main
+        effect, without the room to fit each level's noise in several directions."""
+        if not self.tables:
+            return
+        p_values = levels_chi2_p_values(x_cat.detach().cpu(), y.detach().cpu())
+        narrowed_columns = p_values > self.scalar_above_p
         widths = torch.tensor([table.embedding_dim for table in self.tables])
         first = torch.zeros(self.output_dim, dtype=torch.bool)
         first[torch.cumsum(widths, 0) - widths] = True
-        narrowed = torch.repeat_interleave(columns.cpu(), widths)
+        narrowed = torch.repeat_interleave(narrowed_columns, widths)
         self.output_mask.copy_((~narrowed | first).float())
 
     def _load_from_state_dict(
@@ -413,9 +425,10 @@ class LoanDefaultNet(nn.Module):
             else self.n_embedded * self.numeric_embedding.d_embedding + inputs.n_missing_indicators
         )
         self.embeddings = CategoricalEmbeddings(
-            list(inputs.cardinalities), max_dim=settings.categorical_embedding_max_dim
+            list(inputs.cardinalities),
+            max_dim=settings.categorical_embedding_max_dim,
+            scalar_above_p=settings.scalar_embedding_above_p,
         )
-        self.scalar_embedding_above_p = settings.scalar_embedding_above_p
         self.tree_leaves = (
             TreeLeaves(settings.tree_depth, settings.n_trees) if settings.tree_depth else None
         )
@@ -462,11 +475,10 @@ class LoanDefaultNet(nn.Module):
             if y is None:
                 raise ValueError("the tree whose leaves are inputs needs the training targets")
             self.tree_leaves.fit(tree_inputs(x_num, x_cat), y)
-        if self.scalar_embedding_above_p < 1 and x_cat.shape[1]:
+        if self.embeddings.scalar_above_p < 1 and x_cat.shape[1]:
             if y is None:
                 raise ValueError("testing the categoricals' levels needs the training targets")
-            p_values = levels_chi2_p_values(x_cat.detach().cpu(), y.detach().cpu())
-            self.embeddings.keep_first_dims(p_values > self.scalar_embedding_above_p)
+            self.embeddings.fit(x_cat, y)
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         x, active = self._first_layer_inputs(x_num, x_cat)
