@@ -115,6 +115,91 @@ def paired_comparison(
     return pd.DataFrame(rows)
 
 
+def worst_cases(
+    runs: pd.DataFrame, models: Sequence[str], baselines: Sequence[str], metric: str = HEADLINE
+) -> pd.DataFrame:
+    """Every model, ours and each baseline alike, against the best of the baselines other
+    than itself on each dataset (`paired_comparison`), summed up over all datasets: the
+    mean difference, the datasets it is ahead or level on, those it trails beyond the noise
+    (interval below zero), and its worst dataset.
+
+    Why the baselines too: "at least the best baseline on every set" is a test a baseline
+    can be held to as well, and how far the strongest baseline misses it says how much of
+    a network's worst case is the sets' own volatility rather than the network.
+    """
+    rows: list[dict[str, Any]] = []
+    for model in models:
+        others = [baseline for baseline in baselines if baseline != model]
+        paired = paired_comparison(runs, ours=[model], baselines=others, metric=metric)
+        if paired.empty:
+            continue
+        worst = paired.loc[paired["mean_difference"].idxmin()]
+        rows.append(
+            {
+                "model": model,
+                "metric": metric,
+                "datasets": len(paired),
+                "mean_difference": float(paired["mean_difference"].mean()),
+                "ahead_or_level": int((paired["mean_difference"] >= 0).sum()),
+                "behind_beyond_noise": int((paired["ci_high"] < 0).sum()),
+                "worst_dataset": worst["dataset"],
+                "worst_against": worst["best_baseline"],
+                "worst_difference": float(worst["mean_difference"]),
+                "worst_ci_low": float(worst["ci_low"]),
+                "worst_ci_high": float(worst["ci_high"]),
+                "worst_seeds_won": int(worst["seeds_won"]),
+                "worst_seeds": int(worst["seeds"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+WORST_CASES_TITLE = f"Every model against the best other baseline ({HEADLINE}, all datasets)"
+_WORST_CASE_HEADER = [
+    "model",
+    "datasets",
+    "mean difference",
+    "ahead or level",
+    "behind beyond the noise",
+    "worst dataset",
+    "against",
+    "difference",
+    f"{CONFIDENCE:.0%} interval",
+    "seeds won",
+]
+
+
+def worst_cases_markdown(cases: pd.DataFrame) -> str:
+    """The worst-case table, one row per model, over every dataset of the run."""
+    rows = [_worst_case_cells(row) for row in cases.to_dict("records")]
+    return f"## {WORST_CASES_TITLE}\n\n" + _markdown(_WORST_CASE_HEADER, rows) + "\n"
+
+
+def worst_cases_table(cases: pd.DataFrame) -> Table:
+    """The terminal view of `worst_cases_markdown`."""
+    table = Table(title=WORST_CASES_TITLE)
+    for header in _WORST_CASE_HEADER:
+        table.add_column(header)
+    for row in cases.to_dict("records"):
+        table.add_row(*_worst_case_cells(row))
+    return table
+
+
+def _worst_case_cells(row: dict[str, Any]) -> list[str]:
+    return [
+        row["model"],
+        str(row["datasets"]),
+        f"{row['mean_difference']:+.4f}",
+        str(row["ahead_or_level"]),
+        str(row["behind_beyond_noise"]),
+        row["worst_dataset"],
+        row["worst_against"],
+        f"{row['worst_difference']:+.4f}",
+        _interval(row["worst_ci_low"], row["worst_ci_high"]),
+        f"{row['worst_seeds_won']}/{row['worst_seeds']}",
+    ]
+
+
 def fit_time_ratios(
     runs: pd.DataFrame, ours: Sequence[str], reference: str = "lightgbm"
 ) -> pd.DataFrame:
@@ -312,11 +397,7 @@ _PAIRED_HEADER = [
 
 def _paired_cells(record: dict[str, Any]) -> list[str]:
     reference = record.get("best_baseline", record.get("default"))
-    interval = (
-        "n/a (one seed)"
-        if np.isnan(record["ci_low"])
-        else f"[{record['ci_low']:+.4f}, {record['ci_high']:+.4f}]"
-    )
+    interval = _interval(record["ci_low"], record["ci_high"])
     return [
         record["dataset"],
         record["model"],
@@ -327,6 +408,10 @@ def _paired_cells(record: dict[str, Any]) -> list[str]:
         interval,
         f"{record['seeds_won']}/{record['seeds']}",
     ]
+
+
+def _interval(low: float, high: float) -> str:
+    return "n/a (one seed)" if np.isnan(low) else f"[{low:+.4f}, {high:+.4f}]"
 
 
 def _seeds(row: dict[str, Any]) -> str:

@@ -60,6 +60,9 @@ from benchmarking.scoreboard import (
     summarise,
     tuning_gains,
     tuning_markdown,
+    worst_cases,
+    worst_cases_markdown,
+    worst_cases_table,
 )
 from benchmarking.tuned import DEFAULT_TRIALS, TUNED_SUFFIX, tuned_name, untuned_name
 from datamodules.loan_datamodule import BAGGING_FOLDS
@@ -411,6 +414,7 @@ def write_outputs(
     ]
     ours = [model for model in models if model not in baselines]
     paired = paired_comparison(runs, ours=ours, baselines=baselines)
+    cases = worst_cases(runs, models=[*ours, *baselines], baselines=baselines)
     ratios = fit_time_ratios(runs, ours=ours)
     gains = tuning_gains(
         runs, [(model, untuned) for model in models if (untuned := untuned_name(model)) in models]
@@ -426,6 +430,7 @@ def write_outputs(
         "runs": records,
         "summary": summary.to_dict("records"),
         "paired": paired.to_dict("records"),
+        "worst_cases": cases.to_dict("records"),
         "fit_time_ratios": ratios.to_dict("records"),
         "paired_reference": against.to_dict("records"),
         "tuning_gains": gains.to_dict("records"),
@@ -441,12 +446,15 @@ def write_outputs(
         + (f"\n{tuning_markdown(_of(gains, names))}" if not gains.empty else "")
         for title, names in sections
     ]
+    overall = f"{worst_cases_markdown(cases)}\n" if not cases.empty else ""
     write_text_atomically(
-        _markdown_header(metadata, records) + "\n".join(tables), out / "summary.md"
+        _markdown_header(metadata, records) + overall + "\n".join(tables), out / "summary.md"
     )
     for title, names in sections:
         for table in rich_tables(_of(summary, names), _of(paired, names), title=title):
             console.print(table)
+    if not cases.empty:
+        console.print(worst_cases_table(cases))
     console.print(f"results: {out / 'results.csv'}, {out / 'results.json'}, {out / 'summary.md'}")
     return summary, paired
 

@@ -16,7 +16,14 @@ from scipy import stats
 from benchmarking import runner
 from benchmarking.baselines import BASELINES
 from benchmarking.machine import git_commit
-from benchmarking.scoreboard import METRICS, fit_time_ratios, paired_comparison, summarise
+from benchmarking.scoreboard import (
+    METRICS,
+    fit_time_ratios,
+    paired_comparison,
+    summarise,
+    worst_cases,
+    worst_cases_markdown,
+)
 from benchmarking.suite import (
     MODELS,
     ROBUSTNESS,
@@ -106,6 +113,11 @@ def test_quick_benchmark_writes_one_row_per_run_and_records_the_failure(syntheti
     assert (against["model"], against["best_baseline"]) == ("mlp", "logreg")
     mlp, logreg = (ok.set_index("model").loc[name, "roc_auc"] for name in ("mlp", "logreg"))
     assert against["mean_difference"] == pytest.approx(mlp - logreg)
+    # Every model, baselines too, against the best of the baselines other than itself.
+    cases = {case["model"]: case for case in report["worst_cases"]}
+    assert set(cases) == set(ok["model"])
+    assert cases["mlp"]["worst_against"] == paired["best_baseline"]
+    assert cases[paired["best_baseline"]]["worst_against"] != paired["best_baseline"]
 
     summary = (out / "summary.md").read_text()
     # Every metric of the report is a column, the headline first.
@@ -114,6 +126,7 @@ def test_quick_benchmark_writes_one_row_per_run_and_records_the_failure(syntheti
     assert "| default | broken | 0 (1 failed) |" in summary
     assert "roc_auc of our model minus `logreg`" in summary
     assert "### Fit time against LightGBM" in summary
+    assert "## Every model against the best other baseline" in summary
 
 
 @pytest.mark.slow
@@ -316,6 +329,43 @@ def test_paired_comparison_against_the_best_baseline_over_shared_seeds():
     assert row["seeds"] == 4 and row["seeds_won"] == 3
     assert row["mean_difference"] == pytest.approx(np.mean(np.subtract(mine, best)))
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((interval.low, interval.high))
+
+
+def test_every_model_is_held_to_the_best_of_the_other_baselines_over_all_datasets():
+    """Ours against every baseline, each baseline against the others only (never itself or
+    our models): the worst dataset, the mean, and the datasets behind beyond the noise."""
+    aucs = {
+        ("a", "mlp"): [0.80, 0.81, 0.80],
+        ("a", "catboost"): [0.82, 0.83, 0.83],  # ahead of mlp on every seed
+        ("a", "lightgbm"): [0.79, 0.80, 0.78],
+        ("b", "mlp"): [0.90, 0.91, 0.90],
+        ("b", "catboost"): [0.88, 0.90, 0.87],
+        ("b", "lightgbm"): [0.92, 0.95, 0.89],  # ahead of catboost by 0.037, noisily
+    }
+    runs = pd.concat(
+        [
+            _runs([(model, seed, auc, "ok") for seed, auc in enumerate(values)]).assign(
+                dataset=dataset
+            )
+            for (dataset, model), values in aucs.items()
+        ]
+    )
+    cases = worst_cases(
+        runs, models=["mlp", "catboost", "lightgbm"], baselines=["catboost", "lightgbm"]
+    )
+    by_model = cases.set_index("model").to_dict("index")
+
+    mlp = by_model["mlp"]
+    assert (mlp["worst_dataset"], mlp["worst_against"]) == ("a", "catboost")
+    assert mlp["worst_difference"] == pytest.approx(-0.0233, abs=1e-4)
+    assert mlp["behind_beyond_noise"] == 1 and mlp["ahead_or_level"] == 0  # b: noisy
+    catboost = by_model["catboost"]  # against lightgbm alone
+    assert (catboost["worst_dataset"], catboost["worst_against"]) == ("b", "lightgbm")
+    assert catboost["worst_difference"] == pytest.approx(-0.0367, abs=1e-4)
+    assert catboost["ahead_or_level"] == 1 and catboost["behind_beyond_noise"] == 0
+    assert catboost["mean_difference"] == pytest.approx(0.0, abs=1e-9)  # +0.0367 on a
+    assert by_model["lightgbm"]["worst_against"] == "catboost"
+    assert "| mlp | 2 | -0.0200 | 0 | 1 | a | catboost | -0.0233 |" in worst_cases_markdown(cases)
 
 
 def test_fit_time_ratio_against_lightgbm_over_shared_seeds():
