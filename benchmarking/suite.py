@@ -76,9 +76,15 @@ DATASETS = ("taiwan", "credit_risk", "heloc", "gmsc", "german")
 # 35 uninformative columns.
 SAMPLE_SIZES = ("1k", "3k", "10k")
 # No public set here has a categorical of more than 10 levels; these configs read ordered
-# columns with 56 to 4,295 values as categoricals (configs/*_wide.yaml), where CatBoost's
-# statistics of levels matter most.
-WIDE_STAND_INS = ("credit_risk_wide", "taiwan_wide")
+# columns with 56 to 7,943 values as categoricals, where CatBoost's statistics of levels
+# matter most: two of them (configs/*_wide.yaml), or nearly every column
+# (configs/*_categorical.yaml), as in credit files of many coded fields.
+WIDE_STAND_INS = (
+    "credit_risk_wide",
+    "taiwan_wide",
+    "credit_risk_categorical",
+    "taiwan_categorical",
+)
 # Every column of the public sets is a known risk factor; real files carry columns with
 # no signal too, which cost a network most where rows are few (`datamodules/noise.py`).
 NOISY_SAMPLES = ("credit_risk@1k@noise", "taiwan@3k@noise")
