@@ -130,12 +130,14 @@ class CategoricalEmbeddings(nn.Module):
         self.output_dim = sum(table.embedding_dim for table in self.tables)
         self.register_buffer("output_mask", torch.ones(self.output_dim))
 
-    def fit(self, x_cat: torch.Tensor, y: torch.Tensor) -> None:
+    def fit(self, x_cat: torch.Tensor, y: torch.Tensor | None) -> None:
         """Test each column's levels against the training rows' 0/1 targets `y`; a column
         with a p-value above `scalar_above_p` keeps one number a level: enough for any main
         effect, without the room to fit each level's noise in several directions."""
-        if not self.tables:
+        if not self.tables or self.scalar_above_p >= 1:
             return
+        if y is None:
+            raise ValueError("testing the categoricals' levels needs the training targets")
         p_values = levels_chi2_p_values(x_cat.detach().cpu(), y.detach().cpu())
         narrowed_columns = p_values > self.scalar_above_p
         widths = torch.tensor([table.embedding_dim for table in self.tables])
@@ -475,10 +477,7 @@ class LoanDefaultNet(nn.Module):
             if y is None:
                 raise ValueError("the tree whose leaves are inputs needs the training targets")
             self.tree_leaves.fit(tree_inputs(x_num, x_cat), y)
-        if self.embeddings.scalar_above_p < 1 and x_cat.shape[1]:
-            if y is None:
-                raise ValueError("testing the categoricals' levels needs the training targets")
-            self.embeddings.fit(x_cat, y)
+        self.embeddings.fit(x_cat, y)
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         x, active = self._first_layer_inputs(x_num, x_cat)
