@@ -138,6 +138,11 @@ class LoanDataModule(L.LightningDataModule):
             for training rows like the target statistics. "auto": from 5,120 training rows
             (+0.002 on average there, up to +0.010 on credit_risk; on 800 rows it lost
             0.013); needs `value_counts`.
+        pair_statistics: add, per pair of categoricals that interact, the default rate of
+            their joint level, out of fold for training rows. A pair joins where a
+            likelihood-ratio test over all pairs finds its rate adds to its two columns'
+            (at most 32 pairs; `datamodules/interactions.py`): CatBoost's combinations of
+            categoricals, as network inputs.
         coerce_numeric: treat unparseable text in numeric columns as missing (counted).
         predict_path: unlabelled file for `predict`; predict_read_options: its parsing
             (default: the same as `read_options`).
@@ -170,6 +175,7 @@ class LoanDataModule(L.LightningDataModule):
         min_value_count: int = 20,
         target_statistics: TargetStatistics = "auto",
         value_statistics: ValueStatistics = "auto",
+        pair_statistics: bool = True,
         coerce_numeric: bool = False,
         batch_size: int | Literal["auto"] = "auto",
         eval_batch_size: int = 8192,
@@ -205,6 +211,7 @@ class LoanDataModule(L.LightningDataModule):
         self.min_value_count = min_value_count
         self.target_statistics = target_statistics
         self.value_statistics = value_statistics
+        self.pair_statistics = pair_statistics
         self.coerce_numeric = coerce_numeric
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -485,6 +492,7 @@ class LoanDataModule(L.LightningDataModule):
             min_value_count=self.min_value_count,
             target_statistics=self.target_statistics,
             value_statistics=self.value_statistics,
+            pair_statistics=self.pair_statistics,
             seed=self.seed,
         ).fit(labelled.numeric, labelled.frame, train, labelled.targets)
         self.positive_rate = float(labelled.targets[train].mean())
@@ -495,6 +503,8 @@ class LoanDataModule(L.LightningDataModule):
         values = len(self.preprocessor.value_statistic_columns_)
         counts += f", +{levels} level rates" if levels else ""
         counts += f", +{values} value rates" if values else ""
+        pairs = self.preprocessor.pair_statistic_columns_
+        counts += f", +{len(pairs)} pair rates" if pairs else ""
         parts = (
             f"{self.resolved_folds()} folds of {len(train)}"
             if bagging
@@ -535,9 +545,9 @@ class LoanDataModule(L.LightningDataModule):
         encoded = self._fitted_preprocessor().reference_applicant()
         return torch.from_numpy(encoded.numeric), torch.from_numpy(encoded.categorical)
 
-    def numeric_input_owners(self) -> list[str]:
-        """The user column behind each input of the numeric block (value, value count,
-        missing indicator)."""
+    def numeric_input_owners(self) -> list[tuple[str, ...]]:
+        """The user columns behind each input of the numeric block (value, value count,
+        missing indicator: one; a pair's rate: two)."""
         return self._fitted_preprocessor().numeric_input_owners()
 
     def _read_predict_file(self) -> pd.DataFrame:

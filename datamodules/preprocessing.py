@@ -1,7 +1,8 @@
 """The fitted preprocessor: median imputation with missing indicators, scaling, category codes,
-out-of-fold target statistics (the default rate of a wide categorical's level or of a
-numeric column's frequent value), and each column's training distribution on fixed bins,
-which `predict` compares new files with.
+out-of-fold target statistics (the default rate of a wide categorical's level, of a
+numeric column's frequent value, or of the joint level of two categoricals that interact),
+and each column's training distribution on fixed bins, which `predict` compares new files
+with.
 
 scikit-learn does the fitting (`StandardScaler`, `QuantileTransformer`); what it learns is
 then kept as plain tensors and lists, never pickled estimators, so a checkpoint loads
@@ -23,6 +24,7 @@ from sklearn.preprocessing import QuantileTransformer, StandardScaler, TargetEnc
 from contracts.choices import check_choice, check_range
 from contracts.errors import ConfigurationError, DataValidationError
 from contracts.features import RESERVED_CODES, SMALL_TRAINING_ROWS, is_wide
+from datamodules.interactions import pair_keys, significant_pairs
 from risk.stability import BinnedDistribution, numeric_distribution, numeric_labels
 
 Scaling = Literal["standard", "quantile"]
@@ -85,7 +87,11 @@ class TabularPreprocessor:
     the row's level, shrunk towards the overall rate (scikit-learn's `TargetEncoder`,
     empirical-Bayes smoothing); with `value_statistics`, the same for each numeric
     column's values seen at least `min_value_count` times (the others share one rate),
-    on by "auto" from `SMALL_TRAINING_ROWS` training rows; all scaled as chosen; then one
+    on by "auto" from `SMALL_TRAINING_ROWS` training rows; with `pair_statistics`, the same
+    for the joint level of each pair of categoricals whose rate adds to its two columns'
+    (`datamodules/interactions.py`: a likelihood-ratio test over all pairs, at most
+    `MAX_PAIRS`; joint levels unseen in training share the overall rate); all scaled as
+    chosen; then one
     0/1 indicator per column that had missing values in training (missingness is often
     informative in credit data). Categorical block: code 0 = missing, 1 = unknown or seen
     fewer than `min_level_count` times, 2.. = training levels in sorted order.
@@ -121,6 +127,7 @@ class TabularPreprocessor:
         min_value_count: int = 20,
         target_statistics: TargetStatistics = "auto",
         value_statistics: ValueStatistics = "auto",
+        pair_statistics: bool = True,
         quantile_subsample: int = 1_000_000,
         seed: int = 0,
     ) -> None:
@@ -141,6 +148,7 @@ class TabularPreprocessor:
         self.min_value_count = min_value_count
         self.target_statistics = target_statistics
         self.value_statistics = value_statistics
+        self.pair_statistics = pair_statistics
         self.quantile_subsample = quantile_subsample
         self.seed = seed
 
@@ -158,6 +166,7 @@ class TabularPreprocessor:
     def _n_real_features(self) -> int:
         """The scaled columns: numeric values, their value counts, target statistics."""
         n_statistics = len(self.target_statistic_columns_) + len(self.value_statistic_columns_)
+        n_statistics += len(self.pair_statistic_columns_)
         return len(self.numeric_columns) * (1 + self.value_counts) + n_statistics
 
     @property
@@ -218,8 +227,12 @@ class TabularPreprocessor:
             or (self.value_statistics == "auto" and len(positions) >= SMALL_TRAINING_ROWS)
             else []
         )
+        self.pair_statistic_columns_, self.pair_keys_ = self._interacting_pairs(
+            categorical, positions, targets
+        )
         statistics, self.target_statistic_tables_ = None, []
         with_statistics = [*self.target_statistic_columns_, *self.value_statistic_columns_]
+        with_statistics += [" x ".join(pair) for pair in self.pair_statistic_columns_]
         if with_statistics and targets is None:
             raise ValueError(
                 f"target statistics of {with_statistics} need the training targets: pass targets="
@@ -233,6 +246,7 @@ class TabularPreprocessor:
                 1 + len(self.value_count_tables_[self.numeric_columns.index(name)][0])
                 for name in self.value_statistic_columns_
             ]
+            sizes += [1 + len(keys) for keys in self.pair_keys_]
             self.target_statistic_tables_ = [
                 _code_table(size, categories, encodings, encoder.target_mean_)
                 for size, categories, encodings in zip(
@@ -284,8 +298,8 @@ class TabularPreprocessor:
         from the other folds' rows (`TARGET_STATISTIC_FOLDS`, stratified, shuffled with
         `seed`); the same every call, so a resumed fit sees what the first saw.
 
-        Shape: (len(rows), n_statistics) float64: the wide categoricals', then the numeric
-        columns' value statistics.
+        Shape: (len(rows), n_statistics) float64: the wide categoricals', the numeric
+        columns' value statistics, then the pairs'.
         """
         self._check_fitted()
         positions = np.asarray(rows)
@@ -337,13 +351,23 @@ class TabularPreprocessor:
         levels = {name: [self._most_frequent_level(name)] for name in self.categorical_columns}
         return self.transform(self.medians_[None, :], pd.DataFrame(levels, dtype=object))
 
-    def numeric_input_owners(self) -> list[str]:
-        """The user column behind each input of the numeric block: the value, its value
-        count and its missing indicator all belong to the same column."""
+    def numeric_input_owners(self) -> list[tuple[str, ...]]:
+        """The user columns behind each input of the numeric block: the value, its value
+        count and its missing indicator all belong to the same column; a pair's rate
+        belongs to both of its columns."""
         self._check_fitted()
         counts = list(self.numeric_columns) if self.value_counts else []
-        statistics = [*self.target_statistic_columns_, *self.value_statistic_columns_]
-        return [*self.numeric_columns, *counts, *statistics, *self.indicator_columns_]
+        single = [
+            *self.numeric_columns,
+            *counts,
+            *self.target_statistic_columns_,
+            *self.value_statistic_columns_,
+        ]
+        return [
+            *((name,) for name in single),
+            *self.pair_statistic_columns_,
+            *((name,) for name in self.indicator_columns_),
+        ]
 
     def count_unknown(self, categorical: pd.DataFrame) -> dict[str, int]:
         """Per column, how many present values fall outside the kept vocabulary (unseen or rare)."""
@@ -367,6 +391,9 @@ class TabularPreprocessor:
             "target_statistic_columns": list(self.target_statistic_columns_),
             "value_statistics": self.value_statistics,
             "value_statistic_columns": list(self.value_statistic_columns_),
+            "pair_statistics": self.pair_statistics,
+            "pair_statistic_columns": [list(pair) for pair in self.pair_statistic_columns_],
+            "pair_keys": [torch.from_numpy(keys) for keys in self.pair_keys_],
             "target_statistic_tables": [
                 torch.from_numpy(table) for table in self.target_statistic_tables_
             ],
@@ -412,7 +439,12 @@ class TabularPreprocessor:
             # Checkpoints from before target statistics existed have none.
             target_statistics=state.get("target_statistics", False),
             value_statistics=state.get("value_statistics", False),
+            pair_statistics=state.get("pair_statistics", False),
         )
+        self.pair_statistic_columns_ = [
+            (first, second) for first, second in state.get("pair_statistic_columns", [])
+        ]
+        self.pair_keys_ = [keys.numpy() for keys in state.get("pair_keys", [])]
         self.value_statistic_columns_ = list(state.get("value_statistic_columns", []))
         self.target_statistic_columns_ = list(state.get("target_statistic_columns", []))
         self.target_statistic_tables_ = [
@@ -501,12 +533,32 @@ class TabularPreprocessor:
     def _is_wide(self, name: str) -> bool:
         return is_wide(len(self.vocabularies_[name]))
 
+    def _interacting_pairs(
+        self, categorical: pd.DataFrame, positions: np.ndarray, targets: np.ndarray | None
+    ) -> tuple[list[tuple[str, str]], list[np.ndarray]]:
+        """The pairs of categoricals whose joint level gets a default rate, and each pair's
+        joint levels seen in training (sorted keys; `_statistic_codes` numbers them)."""
+        if not self.pair_statistics or len(self.categorical_columns) < 2:
+            return [], []
+        if targets is None:
+            raise ValueError(
+                "pair_statistics tests the pairs of categoricals against the training "
+                "targets: pass targets=, or pair_statistics=False"
+            )
+        codes = self._code_block(categorical, positions)
+        cardinalities = self.cardinalities
+        found = significant_pairs(codes, cardinalities, targets[positions], self._target_encoder)
+        keys = [np.unique(pair_keys(codes[:, a], codes[:, b], cardinalities[b])) for a, b in found]
+        names = self.categorical_columns
+        return [(names[a], names[b]) for a, b in found], keys
+
     def _statistic_codes(
         self, numeric: np.ndarray, categorical: pd.DataFrame, positions: np.ndarray
     ) -> np.ndarray:
-        """What the target statistics are of: the wide categoricals' level codes, then each
+        """What the target statistics are of: the wide categoricals' level codes, each
         numeric column's frequent-value code (1 + the value's place in its value-count
-        table, 0 for any other value).
+        table, 0 for any other value), then each pair's joint-level code (1 + its place
+        among the joint levels training had, 0 for any other).
 
         Shape: (len(positions), n_statistics) int64.
         """
@@ -515,7 +567,18 @@ class TabularPreprocessor:
             _value_code(numeric[positions, index], self.value_count_tables_[index][0])
             for index in map(self.numeric_columns.index, self.value_statistic_columns_)
         ]
-        return np.column_stack([levels.astype(np.int64), *values]) if values else levels
+        cardinalities = dict(zip(self.categorical_columns, self.cardinalities, strict=True))
+        pairs = [
+            _value_code(
+                pair_keys(
+                    *self._code_block(categorical, positions, pair).T, cardinalities[pair[1]]
+                ),
+                keys,
+            )
+            for pair, keys in zip(self.pair_statistic_columns_, self.pair_keys_, strict=True)
+        ]
+        extra = [*values, *pairs]
+        return np.column_stack([levels.astype(np.int64), *extra]) if extra else levels
 
     def _table_statistics(self, codes: np.ndarray) -> np.ndarray:
         """The fitted target statistic of each row's code. Shape: codes (n, k) -> (n, k)."""
@@ -633,7 +696,8 @@ def _code_table(
 
 
 def _value_code(column: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """1 + each value's place among a column's frequent training `values`, 0 if not one."""
+    """1 + each value's place among sorted training `values` (a column's frequent values, a
+    pair's joint levels), 0 if not one."""
     values = values.astype(column.dtype, copy=False)
     position = np.searchsorted(values, column).clip(max=len(values) - 1)
     return np.where(values[position] == column, position + 1, 0).astype(np.int64)

@@ -5,9 +5,10 @@ between the model's logit for an applicant and for a reference applicant to the 
 along the straight path between them; the attributions add up to that difference
 (completeness), so each column's share is a part of the logit. The encoded inputs of one
 user column (a number's scaled value, its value count and its missing indicator; a
-categorical's embedding dimensions) are summed into one contribution per column, and the
-columns with the largest positive contributions are the applicant's reasons, in the
-adverse-action sense: they moved the risk up, relative to the reference.
+categorical's embedding dimensions) are summed into one contribution per column (the rate
+of a pair of categoricals is halved between them), and the columns with the largest
+positive contributions are the applicant's reasons, in the adverse-action sense: they
+moved the risk up, relative to the reference.
 """
 
 from __future__ import annotations
@@ -60,16 +61,21 @@ def integrated_gradients(
 
 
 def column_contributions(
-    attributions: torch.Tensor, owners: Sequence[str], columns: Sequence[str]
+    attributions: torch.Tensor, owners: Sequence[Sequence[str]], columns: Sequence[str]
 ) -> torch.Tensor:
-    """Sum the attributions of the encoded inputs that belong to the same user column.
+    """Sum the attributions of the encoded inputs that belong to the same user column; an
+    input of several columns (a pair's joint default rate) is shared equally among them,
+    so that the contributions still add up to the logit difference.
 
-    Shape: attributions (n, d), owners (d,) the user column of each encoded input ->
+    Shape: attributions (n, d), owners (d,) the user columns of each encoded input ->
     (n, len(columns)), in the order of `columns`.
     """
-    index = torch.tensor([list(columns).index(owner) for owner in owners], dtype=torch.long)
-    grouped = attributions.new_zeros(len(attributions), len(columns))
-    return grouped.index_add_(1, index.to(attributions.device), attributions)
+    position = {name: index for index, name in enumerate(columns)}
+    shares = attributions.new_zeros(attributions.shape[1], len(columns))
+    for row, names in enumerate(owners):
+        for name in names:
+            shares[row, position[name]] = 1.0 / len(names)
+    return attributions @ shares
 
 
 def top_reasons(contributions: np.ndarray, columns: Sequence[str], k: int) -> pd.DataFrame:

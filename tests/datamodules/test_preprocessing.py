@@ -181,7 +181,7 @@ def test_reference_applicant_is_the_medians_and_most_frequent_levels(train):
     np.testing.assert_array_equal(reference.numeric, by_hand.numeric)
     assert reference.categorical.tolist() == [[FIRST_LEVEL_CODE + 1]]  # "B"
     assert reference.numeric[0, -1] == 0.0  # present, so its missing indicator is off
-    assert pre.numeric_input_owners() == ["income", "age", "age"]
+    assert pre.numeric_input_owners() == [("income",), ("age",), ("age",)]
 
 
 def test_value_counts_saved_in_float64_still_match_float32_columns():
@@ -212,7 +212,7 @@ def test_target_statistics_rank_levels_by_their_default_rate():
     numeric, categorical, targets, true_rate = _levels_with_rates()
     pre = _standard(target_statistics=True).fit(numeric, categorical, targets=targets)
     assert pre.n_numeric_features == 3
-    assert pre.numeric_input_owners() == ["income", "age", "grade"]
+    assert pre.numeric_input_owners() == [("income",), ("age",), ("grade",)]
     statistic = pre.transform(numeric, categorical).numeric[:, 2]
     assert np.corrcoef(statistic, true_rate)[0, 1] > 0.9
 
@@ -267,7 +267,7 @@ def test_auto_target_statistics_only_for_wide_categoricals():
     categorical["term"] = np.where(np.arange(len(targets)) % 3, "36", "60")
     pre = TabularPreprocessor(NUMERIC, ("grade", "term")).fit(numeric, categorical, targets=targets)
     assert pre.target_statistic_columns_ == ["grade"]
-    assert pre.numeric_input_owners()[-1] == "grade"
+    assert pre.numeric_input_owners()[-1] == ("grade",)
     narrow = TabularPreprocessor(NUMERIC, ("term",)).fit(numeric, categorical)
     assert narrow.target_statistic_columns_ == [] and narrow.n_numeric_features == 4
 
@@ -291,7 +291,7 @@ def test_value_statistics_give_a_frequent_values_default_rate():
     )
     assert pre.value_statistic_columns_ == ["income"]
     owners = pre.numeric_input_owners()
-    assert owners == ["income", "age", "income", "age", "income"]
+    assert owners == [("income",), ("age",), ("income",), ("age",), ("income",)]
     statistic = pre.transform(numeric, categorical, np.arange(5000, 6000)).numeric[:, 4]
     at_price_point = numeric[5000:, 0] == 3000.0
     assert statistic[at_price_point].min() > statistic[~at_price_point].max()

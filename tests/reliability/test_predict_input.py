@@ -190,7 +190,7 @@ def test_gaps_in_columns_complete_in_training_are_imputed_and_counted(
     # training never had.
     owners = preprocessor.numeric_input_owners()
     age_value = preprocessor.numeric_columns.index("age")
-    age_derived = [i for i, owner in enumerate(owners) if owner == "age" and i != age_value]
+    age_derived = [i for i, owner in enumerate(owners) if owner == ("age",) and i != age_value]
     assert len(age_derived) == 2
     others = [i for i in range(encoded.shape[1]) if i not in age_derived]
     torch.testing.assert_close(encoded[:, others], encoded_by_hand[:, others])

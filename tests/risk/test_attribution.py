@@ -31,8 +31,18 @@ def test_integrated_gradients_of_a_linear_model_are_weight_times_distance():
 
 def test_contributions_are_grouped_by_user_column():
     attributions = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
-    grouped = column_contributions(attributions, ["b", "a", "b", "b"], ["a", "b"])
+    grouped = column_contributions(attributions, [("b",), ("a",), ("b",), ("b",)], ["a", "b"])
     assert grouped.tolist() == [[2.0, 8.0]]
+
+
+def test_an_input_of_two_columns_is_shared_between_them_and_nothing_is_lost():
+    """A pair's joint default rate belongs to both of its columns: half of its attribution
+    goes to each, so the columns' contributions still add up to the inputs'."""
+    attributions = torch.tensor([[1.0, 4.0, 3.0], [-2.0, 0.5, 1.0]])
+    owners = [("term",), ("grade", "term"), ("income",)]
+    grouped = column_contributions(attributions, owners, ["income", "grade", "term"])
+    assert grouped.tolist() == [[3.0, 2.0, 3.0], [1.0, 0.25, -1.75]]
+    torch.testing.assert_close(grouped.sum(1), attributions.sum(1))
 
 
 def test_reasons_are_the_largest_positive_contributions():
