@@ -258,8 +258,8 @@ def test_reason_codes_are_faithful_and_add_up_to_the_logit(trained, tmp_path, mo
     def moved_to_reference(column: int) -> torch.Tensor:
         num, cat = x_num.clone(), x_cat.clone()
         name = schema.feature_columns[column]
-        index = [i for i, owner in enumerate(owners) if owner == name]
-        num[:, index] = ref_num[:, index]  # a categorical's target statistic, if any
+        index = [i for i, owner in enumerate(owners) if name in owner]
+        num[:, index] = ref_num[:, index]  # a categorical's target statistic, pair rates
         if name in schema.categorical_columns:
             position = schema.categorical_columns.index(name)
             cat[:, position] = ref_cat[0, position]
