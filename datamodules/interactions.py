@@ -21,6 +21,7 @@ from itertools import combinations
 import numpy as np
 from scipy.stats import chi2
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 from sklearn.preprocessing import TargetEncoder
 
 # The family-wise level of the pairs' test: each of n candidate pairs is tested at
@@ -68,8 +69,7 @@ def significant_pairs(
     critical = chi2.isf(PAIR_TEST_LEVEL / len(candidates), df=1)
     gains = []
     for index, (a, b) in enumerate(candidates):
-        base = own[:, [a, b]]
-        gain, coefficient = _deviance_gain(base, joint[:, [index]], targets)
+        gain, coefficient = _deviance_gain(own[:, [a, b]], joint[:, [index]], targets)
         if gain > critical and coefficient > 0:
             gains.append((gain, index))
     gains.sort(key=lambda found: -found[0])
@@ -79,12 +79,10 @@ def significant_pairs(
 def _deviance_gain(base: np.ndarray, extra: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
     """How much the deviance of a logistic regression on `base` falls when `extra` joins it,
     and the coefficient `extra` gets."""
-    without = _fitted(base, targets)
-    with_extra = _fitted(np.column_stack([base, extra]), targets)
-    gain = _deviance(without, base, targets) - _deviance(
-        with_extra, np.column_stack([base, extra]), targets
-    )
-    return gain, float(with_extra.coef_[0, -1])
+    extended = np.column_stack([base, extra])
+    model = _fitted(extended, targets)
+    gain = _deviance(_fitted(base, targets), base, targets) - _deviance(model, extended, targets)
+    return gain, float(model.coef_[0, -1])
 
 
 def _fitted(features: np.ndarray, targets: np.ndarray) -> LogisticRegression:
@@ -92,7 +90,4 @@ def _fitted(features: np.ndarray, targets: np.ndarray) -> LogisticRegression:
 
 
 def _deviance(model: LogisticRegression, features: np.ndarray, targets: np.ndarray) -> float:
-    probability = np.clip(model.predict_proba(features)[:, 1], 1e-12, 1 - 1e-12)
-    return float(
-        -2 * np.sum(targets * np.log(probability) + (1 - targets) * np.log1p(-probability))
-    )
+    return 2 * log_loss(targets, model.predict_proba(features)[:, 1], normalize=False)
