@@ -283,3 +283,48 @@ def test_reason_codes_are_faithful_and_add_up_to_the_logit(trained, tmp_path, mo
     )
     by_probability = submission.sort_values(PROBABILITY_COLUMN)
     assert (np.diff(by_probability["points"]) <= 0).all()
+
+
+def test_a_pairs_rate_travels_to_predict_and_its_reasons_are_its_columns(tmp_path, monkeypatch):
+    """A file whose risk lies only in the pair of two categoricals: `fit` keeps that pair's
+    rate, the checkpoint carries it (loaded with `weights_only`), `predict` encodes new
+    rows with it, and where the pair raises an applicant's risk the top reason is one of
+    its two columns, never the noise column beside them."""
+    rng = np.random.default_rng(0)
+    n_rows, n_train = 4000, 3800
+    first, second = rng.integers(0, 6, n_rows), rng.integers(0, 6, n_rows)
+    risky = (first + second) % 2 == 0
+    frame = pd.DataFrame(
+        {
+            "loan_id": np.arange(n_rows),
+            "grade": [f"g{level}" for level in first],
+            "purpose": [f"p{level}" for level in second],
+            "noise": rng.normal(size=n_rows),
+            "default": (rng.random(n_rows) < np.where(risky, 0.5, 0.05)).astype(int),
+        }
+    )
+    train_csv, applicants = tmp_path / "train.csv", tmp_path / "applicants.csv"
+    frame.iloc[:n_train].to_csv(train_csv, index=False)
+    frame.iloc[n_train:].drop(columns=["default"]).to_csv(applicants, index=False)
+    monkeypatch.chdir(tmp_path)
+    common = [f"--config={CONFIGS / 'default.yaml'}", f"--data.path={train_csv}"]
+    fitted = cli_main(["fit", *common, *FAST_TRAINER, "--trainer.max_epochs=3"])
+    assert fitted.datamodule.preprocessor.pair_statistic_columns_ == [("grade", "purpose")]
+    checkpoint = tmp_path / "logs" / "default" / "version_0" / "checkpoints" / "last.ckpt"
+    output = tmp_path / "predictions.csv"
+    cli = cli_main(
+        [
+            "predict",
+            *common,
+            f"--data.predict_path={applicants}",
+            f"--ckpt_path={checkpoint}",
+            f"--submission.output_path={output}",
+            "--submission.reason_codes=1",
+        ]
+    )
+    assert cli.datamodule.numeric_input_owners()[-1] == ("grade", "purpose")
+    submission = pd.read_csv(output)
+    new_risky = risky[n_train:]
+    probability = _probabilities(submission)
+    assert probability[new_risky].mean() > 2 * probability[~new_risky].mean()
+    assert set(submission["reason_1"][new_risky]) <= {"grade", "purpose"}
