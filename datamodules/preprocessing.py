@@ -567,18 +567,24 @@ class TabularPreprocessor:
             _value_code(numeric[positions, index], self.value_count_tables_[index][0])
             for index in map(self.numeric_columns.index, self.value_statistic_columns_)
         ]
-        cardinalities = dict(zip(self.categorical_columns, self.cardinalities, strict=True))
-        pairs = [
+        extra = [*values, *self._pair_codes(categorical, positions)]
+        return np.column_stack([levels.astype(np.int64), *extra]) if extra else levels
+
+    def _pair_codes(self, categorical: pd.DataFrame, positions: np.ndarray) -> list[np.ndarray]:
+        """Each pair's joint-level code (1 + its place among the joint levels training had,
+        0 for any other). Every categorical is coded once, not once per pair it is in."""
+        if not self.pair_statistic_columns_:
+            return []
+        codes = self._code_block(categorical, positions)
+        column = {name: index for index, name in enumerate(self.categorical_columns)}
+        cardinalities = self.cardinalities
+        return [
             _value_code(
-                pair_keys(
-                    *self._code_block(categorical, positions, pair).T, cardinalities[pair[1]]
-                ),
+                pair_keys(codes[:, column[a]], codes[:, column[b]], cardinalities[column[b]]),
                 keys,
             )
-            for pair, keys in zip(self.pair_statistic_columns_, self.pair_keys_, strict=True)
+            for (a, b), keys in zip(self.pair_statistic_columns_, self.pair_keys_, strict=True)
         ]
-        extra = [*values, *pairs]
-        return np.column_stack([levels.astype(np.int64), *extra]) if extra else levels
 
     def _table_statistics(self, codes: np.ndarray) -> np.ndarray:
         """The fitted target statistic of each row's code. Shape: codes (n, k) -> (n, k)."""
