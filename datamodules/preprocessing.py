@@ -91,10 +91,10 @@ class TabularPreprocessor:
     for the joint level of each pair of categoricals whose rate adds to its two columns'
     (`datamodules/interactions.py`: a likelihood-ratio test over all pairs, at most
     `MAX_PAIRS`; joint levels unseen in training share the overall rate); all scaled as
-    chosen; then one
-    0/1 indicator per column that had missing values in training (missingness is often
-    informative in credit data). Categorical block: code 0 = missing, 1 = unknown or seen
-    fewer than `min_level_count` times, 2.. = training levels in sorted order.
+    chosen; then one 0/1 indicator per column that had missing values in training
+    (missingness is often informative in credit data). Categorical block: code 0 =
+    missing, 1 = unknown or seen fewer than `min_level_count` times, 2.. = training levels
+    in sorted order.
 
     Why target statistics: a network must learn a level's risk from the rows that carry it,
     through an embedding; CatBoost's lead on data with many or wide categoricals comes from
