@@ -227,8 +227,9 @@ class TabularPreprocessor:
             or (self.value_statistics == "auto" and len(positions) >= SMALL_TRAINING_ROWS)
             else []
         )
+        level_codes = self._code_block(categorical, positions)
         self.pair_statistic_columns_, self.pair_keys_ = self._interacting_pairs(
-            categorical, positions, targets
+            level_codes, targets, positions
         )
         statistics, self.target_statistic_tables_ = None, []
         with_statistics = [*self.target_statistic_columns_, *self.value_statistic_columns_]
@@ -239,8 +240,8 @@ class TabularPreprocessor:
             )
         if with_statistics:
             encoder = self._target_encoder()
-            codes = self._statistic_codes(numeric, categorical, positions)
-            statistics = encoder.fit_transform(codes, targets[positions])
+            statistic_codes = self._statistic_codes(numeric, level_codes, positions)
+            statistics = encoder.fit_transform(statistic_codes, targets[positions])
             sizes = [len(self.code_labels()[name]) for name in self.target_statistic_columns_]
             sizes += [
                 1 + len(self.value_count_tables_[self.numeric_columns.index(name)][0])
@@ -254,7 +255,7 @@ class TabularPreprocessor:
                 )
             ]
         self._scaler = self._fitted_scaler(numeric, positions, statistics)
-        self.distributions_ = self._training_distributions(numeric, categorical, positions)
+        self.distributions_ = self._training_distributions(numeric, level_codes, positions)
         return self
 
     def transform(
@@ -283,7 +284,7 @@ class TabularPreprocessor:
             statistics = None
             if self.target_statistic_tables_:
                 statistics = self._table_statistics(
-                    self._statistic_codes(numeric, categorical, chunk)
+                    self._statistic_codes(numeric, codes[rows_out], chunk)
                 )
                 if out_of_fold is not None:
                     given = out_of_fold[rows_out]
@@ -303,7 +304,7 @@ class TabularPreprocessor:
         """
         self._check_fitted()
         positions = np.asarray(rows)
-        codes = self._statistic_codes(numeric, categorical, positions)
+        codes = self._statistic_codes(numeric, self._code_block(categorical, positions), positions)
         return self._target_encoder().fit_transform(codes, targets[positions])
 
     def code_labels(self) -> dict[str, list[str]]:
@@ -477,8 +478,9 @@ class TabularPreprocessor:
         return self
 
     def _training_distributions(
-        self, numeric: np.ndarray, categorical: pd.DataFrame, positions: np.ndarray
+        self, numeric: np.ndarray, codes: np.ndarray, positions: np.ndarray
     ) -> dict[str, BinnedDistribution]:
+        """Shape: codes (len(positions), n_cat), the rows' categorical block."""
         numeric_part = {
             name: numeric_distribution(column)
             for name, column in zip(self.numeric_columns, _columns(numeric, positions), strict=True)
@@ -486,14 +488,11 @@ class TabularPreprocessor:
         labels = self.code_labels()
         return numeric_part | {
             name: BinnedDistribution(
-                np.bincount(
-                    self._codes(categorical[name].iloc[positions], name),
-                    minlength=len(labels[name]),
-                ),
+                np.bincount(codes[:, index], minlength=len(labels[name])),
                 tuple(labels[name]),
                 missing_bin=MISSING_CODE,
             )
-            for name in self.categorical_columns
+            for index, name in enumerate(self.categorical_columns)
         }
 
     def _restored_distribution(
@@ -534,10 +533,11 @@ class TabularPreprocessor:
         return is_wide(len(self.vocabularies_[name]))
 
     def _interacting_pairs(
-        self, categorical: pd.DataFrame, positions: np.ndarray, targets: np.ndarray | None
+        self, codes: np.ndarray, targets: np.ndarray | None, positions: np.ndarray
     ) -> tuple[list[tuple[str, str]], list[np.ndarray]]:
         """The pairs of categoricals whose joint level gets a default rate, and each pair's
-        joint levels seen in training (sorted keys; `_statistic_codes` numbers them)."""
+        joint levels seen in training (sorted keys; `_statistic_codes` numbers them).
+        `codes`: the training rows' categorical block."""
         if not self.pair_statistics or len(self.categorical_columns) < 2:
             return [], []
         if targets is None:
@@ -545,7 +545,6 @@ class TabularPreprocessor:
                 "pair_statistics tests the pairs of categoricals against the training "
                 "targets: pass targets=, or pair_statistics=False"
             )
-        codes = self._code_block(categorical, positions)
         cardinalities = self.cardinalities
         found = significant_pairs(codes, cardinalities, targets[positions], self._target_encoder)
         keys = [np.unique(pair_keys(codes[:, a], codes[:, b], cardinalities[b])) for a, b in found]
@@ -553,38 +552,31 @@ class TabularPreprocessor:
         return [(names[a], names[b]) for a, b in found], keys
 
     def _statistic_codes(
-        self, numeric: np.ndarray, categorical: pd.DataFrame, positions: np.ndarray
+        self, numeric: np.ndarray, codes: np.ndarray, positions: np.ndarray
     ) -> np.ndarray:
         """What the target statistics are of: the wide categoricals' level codes, each
         numeric column's frequent-value code (1 + the value's place in its value-count
         table, 0 for any other value), then each pair's joint-level code (1 + its place
-        among the joint levels training had, 0 for any other).
+        among the joint levels training had, 0 for any other). `codes` is the rows'
+        categorical block, coded once by the caller.
 
-        Shape: (len(positions), n_statistics) int64.
+        Shape: codes (len(positions), n_cat) -> (len(positions), n_statistics) int64.
         """
-        levels = self._code_block(categorical, positions, self.target_statistic_columns_)
+        column = {name: index for index, name in enumerate(self.categorical_columns)}
+        levels = codes[:, [column[name] for name in self.target_statistic_columns_]]
         values = [
             _value_code(numeric[positions, index], self.value_count_tables_[index][0])
             for index in map(self.numeric_columns.index, self.value_statistic_columns_)
         ]
-        extra = [*values, *self._pair_codes(categorical, positions)]
-        return np.column_stack([levels.astype(np.int64), *extra]) if extra else levels
-
-    def _pair_codes(self, categorical: pd.DataFrame, positions: np.ndarray) -> list[np.ndarray]:
-        """Each pair's joint-level code (1 + its place among the joint levels training had,
-        0 for any other). Every categorical is coded once, not once per pair it is in."""
-        if not self.pair_statistic_columns_:
-            return []
-        codes = self._code_block(categorical, positions)
-        column = {name: index for index, name in enumerate(self.categorical_columns)}
         cardinalities = self.cardinalities
-        return [
+        pairs = [
             _value_code(
                 pair_keys(codes[:, column[a]], codes[:, column[b]], cardinalities[column[b]]),
                 keys,
             )
             for (a, b), keys in zip(self.pair_statistic_columns_, self.pair_keys_, strict=True)
         ]
+        return np.column_stack([levels.astype(np.int64), *values, *pairs])
 
     def _table_statistics(self, codes: np.ndarray) -> np.ndarray:
         """The fitted target statistic of each row's code. Shape: codes (n, k) -> (n, k)."""

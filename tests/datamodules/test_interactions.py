@@ -74,7 +74,8 @@ def test_the_pairs_rate_is_an_input_that_travels_in_a_safe_checkpoint(tmp_path):
     encoded = restored.transform(rows, new).numeric
     np.testing.assert_array_equal(encoded, pre.transform(rows, new).numeric)
     # A joint level training never had (an unseen a, a missing a) gets the overall rate.
-    statistics = pre._table_statistics(pre._statistic_codes(rows, new, np.arange(4)))[:, 0]
+    new_codes = pre._code_block(new, np.arange(4))
+    statistics = pre._table_statistics(pre._statistic_codes(rows, new_codes, np.arange(4)))[:, 0]
     assert statistics[2] == statistics[3] == pytest.approx(targets.mean())
     assert statistics[0] > targets.mean() > statistics[1]
 
