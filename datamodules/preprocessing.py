@@ -224,7 +224,11 @@ class TabularPreprocessor:
                 if len(values)
             ]
             if self.value_statistics is True
-            or (self.value_statistics == "auto" and len(positions) >= SMALL_TRAINING_ROWS)
+            or (
+                self.value_statistics == "auto"
+                and self.value_counts
+                and len(positions) >= SMALL_TRAINING_ROWS
+            )
             else []
         )
         level_codes = self._code_block(categorical, positions)

@@ -306,3 +306,6 @@ def test_value_statistics_start_at_the_small_data_boundary():
         assert pre.value_statistic_columns_ == expected
     with pytest.raises(ConfigurationError, match="value_counts"):
         TabularPreprocessor(NUMERIC, CATEGORICAL, value_counts=False, value_statistics=True)
+    # Without value counts there are no values to rate: "auto" adds none at any size.
+    without_counts = TabularPreprocessor(NUMERIC, CATEGORICAL, value_counts=False)
+    assert without_counts.fit(numeric, categorical, targets=targets).value_statistic_columns_ == []
