@@ -143,6 +143,8 @@ class LoanDataModule(L.LightningDataModule):
             likelihood-ratio test over all pairs finds its rate adds to its two columns'
             (at most 32 pairs; `datamodules/interactions.py`): CatBoost's combinations of
             categoricals, as network inputs.
+        triple_statistics: the same for triples of categoricals that hold such a pair, where
+            the triple's rate adds to its columns' and pairs' (at most 16).
         coerce_numeric: treat unparseable text in numeric columns as missing (counted).
         predict_path: unlabelled file for `predict`; predict_read_options: its parsing
             (default: the same as `read_options`).
@@ -176,6 +178,7 @@ class LoanDataModule(L.LightningDataModule):
         target_statistics: TargetStatistics = "auto",
         value_statistics: ValueStatistics = "auto",
         pair_statistics: bool = True,
+        triple_statistics: bool = True,
         coerce_numeric: bool = False,
         batch_size: int | Literal["auto"] = "auto",
         eval_batch_size: int = 8192,
@@ -212,6 +215,7 @@ class LoanDataModule(L.LightningDataModule):
         self.target_statistics = target_statistics
         self.value_statistics = value_statistics
         self.pair_statistics = pair_statistics
+        self.triple_statistics = triple_statistics
         self.coerce_numeric = coerce_numeric
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -493,6 +497,7 @@ class LoanDataModule(L.LightningDataModule):
             target_statistics=self.target_statistics,
             value_statistics=self.value_statistics,
             pair_statistics=self.pair_statistics,
+            triple_statistics=self.triple_statistics,
             seed=self.seed,
         ).fit(labelled.numeric, labelled.frame, train, labelled.targets)
         self.positive_rate = float(labelled.targets[train].mean())
@@ -503,8 +508,11 @@ class LoanDataModule(L.LightningDataModule):
         values = len(self.preprocessor.value_statistic_columns_)
         counts += f", +{levels} level rates" if levels else ""
         counts += f", +{values} value rates" if values else ""
-        pairs = self.preprocessor.pair_statistic_columns_
-        counts += f", +{len(pairs)} pair rates" if pairs else ""
+        combinations = self.preprocessor.combination_columns_
+        pairs = sum(len(names) == 2 for names in combinations)
+        triples = len(combinations) - pairs
+        counts += f", +{pairs} pair rates" if pairs else ""
+        counts += f", +{triples} triple rates" if triples else ""
         parts = (
             f"{self.resolved_folds()} folds of {len(train)}"
             if bagging

@@ -1,6 +1,7 @@
 """The fitted preprocessor: median imputation with missing indicators, scaling, category codes,
 out-of-fold target statistics (the default rate of a wide categorical's level, of a
-numeric column's frequent value, or of the joint level of two categoricals that interact),
+numeric column's frequent value, or of the joint level of two or three categoricals that
+interact),
 and each column's training distribution on fixed bins, which `predict` compares new files
 with.
 
@@ -24,7 +25,7 @@ from sklearn.preprocessing import QuantileTransformer, StandardScaler, TargetEnc
 from contracts.choices import check_choice, check_range
 from contracts.errors import ConfigurationError, DataValidationError
 from contracts.features import RESERVED_CODES, SMALL_TRAINING_ROWS, is_wide
-from datamodules.interactions import pair_keys, significant_pairs
+from datamodules.interactions import joint_keys, significant_pairs, significant_triples
 from risk.stability import BinnedDistribution, numeric_distribution, numeric_labels
 
 Scaling = Literal["standard", "quantile"]
@@ -90,7 +91,9 @@ class TabularPreprocessor:
     on by "auto" from `SMALL_TRAINING_ROWS` training rows; with `pair_statistics`, the same
     for the joint level of each pair of categoricals whose rate adds to its two columns'
     (`datamodules/interactions.py`: a likelihood-ratio test over all pairs, at most
-    `MAX_PAIRS`; joint levels unseen in training share the overall rate); all scaled as
+    `MAX_PAIRS`), and with `triple_statistics` of each triple holding such a pair whose rate
+    adds to its columns' and pairs' (at most `MAX_TRIPLES`); joint levels unseen in
+    training share the overall rate; all scaled as
     chosen; then one 0/1 indicator per column that had missing values in training
     (missingness is often informative in credit data). Categorical block: code 0 =
     missing, 1 = unknown or seen fewer than `min_level_count` times, 2.. = training levels
@@ -128,6 +131,7 @@ class TabularPreprocessor:
         target_statistics: TargetStatistics = "auto",
         value_statistics: ValueStatistics = "auto",
         pair_statistics: bool = True,
+        triple_statistics: bool = True,
         quantile_subsample: int = 1_000_000,
         seed: int = 0,
     ) -> None:
@@ -149,6 +153,7 @@ class TabularPreprocessor:
         self.target_statistics = target_statistics
         self.value_statistics = value_statistics
         self.pair_statistics = pair_statistics
+        self.triple_statistics = triple_statistics
         self.quantile_subsample = quantile_subsample
         self.seed = seed
 
@@ -166,7 +171,7 @@ class TabularPreprocessor:
     def _n_real_features(self) -> int:
         """The scaled columns: numeric values, their value counts, target statistics."""
         n_statistics = len(self.target_statistic_columns_) + len(self.value_statistic_columns_)
-        n_statistics += len(self.pair_statistic_columns_)
+        n_statistics += len(self.combination_columns_)
         return len(self.numeric_columns) * (1 + self.value_counts) + n_statistics
 
     @property
@@ -232,12 +237,12 @@ class TabularPreprocessor:
             else []
         )
         level_codes = self._code_block(categorical, positions)
-        self.pair_statistic_columns_, self.pair_keys_ = self._interacting_pairs(
+        self.combination_columns_, self.combination_keys_ = self._interacting_combinations(
             level_codes, targets, positions
         )
         statistics, self.target_statistic_tables_ = None, []
         with_statistics = [*self.target_statistic_columns_, *self.value_statistic_columns_]
-        with_statistics += [" x ".join(pair) for pair in self.pair_statistic_columns_]
+        with_statistics += [" x ".join(names) for names in self.combination_columns_]
         if with_statistics and targets is None:
             raise ValueError(
                 f"target statistics of {with_statistics} need the training targets: pass targets="
@@ -251,7 +256,7 @@ class TabularPreprocessor:
                 1 + len(self.value_count_tables_[self.numeric_columns.index(name)][0])
                 for name in self.value_statistic_columns_
             ]
-            sizes += [1 + len(keys) for keys in self.pair_keys_]
+            sizes += [1 + len(keys) for keys in self.combination_keys_]
             self.target_statistic_tables_ = [
                 _code_table(size, categories, encodings, encoder.target_mean_)
                 for size, categories, encodings in zip(
@@ -304,7 +309,7 @@ class TabularPreprocessor:
         `seed`); the same every call, so a resumed fit sees what the first saw.
 
         Shape: (len(rows), n_statistics) float64: the wide categoricals', the numeric
-        columns' value statistics, then the pairs'.
+        columns' value statistics, then the pairs' and triples'.
         """
         self._check_fitted()
         positions = np.asarray(rows)
@@ -358,8 +363,8 @@ class TabularPreprocessor:
 
     def numeric_input_owners(self) -> list[tuple[str, ...]]:
         """The user columns behind each input of the numeric block: the value, its value
-        count and its missing indicator all belong to the same column; a pair's rate
-        belongs to both of its columns."""
+        count and its missing indicator all belong to the same column; a pair's or a triple's
+        rate belongs to each of its columns."""
         self._check_fitted()
         counts = list(self.numeric_columns) if self.value_counts else []
         single = [
@@ -370,7 +375,7 @@ class TabularPreprocessor:
         ]
         return [
             *((name,) for name in single),
-            *self.pair_statistic_columns_,
+            *self.combination_columns_,
             *((name,) for name in self.indicator_columns_),
         ]
 
@@ -397,8 +402,11 @@ class TabularPreprocessor:
             "value_statistics": self.value_statistics,
             "value_statistic_columns": list(self.value_statistic_columns_),
             "pair_statistics": self.pair_statistics,
-            "pair_statistic_columns": [list(pair) for pair in self.pair_statistic_columns_],
-            "pair_keys": [torch.from_numpy(keys) for keys in self.pair_keys_],
+            "triple_statistics": self.triple_statistics,
+            # Named when only pairs had rates; they hold the triples' too, so older
+            # checkpoints load unchanged.
+            "pair_statistic_columns": [list(names) for names in self.combination_columns_],
+            "pair_keys": [torch.from_numpy(keys) for keys in self.combination_keys_],
             "target_statistic_tables": [
                 torch.from_numpy(table) for table in self.target_statistic_tables_
             ],
@@ -445,11 +453,12 @@ class TabularPreprocessor:
             target_statistics=state.get("target_statistics", False),
             value_statistics=state.get("value_statistics", False),
             pair_statistics=state.get("pair_statistics", False),
+            triple_statistics=state.get("triple_statistics", False),
         )
-        self.pair_statistic_columns_ = [
-            (first, second) for first, second in state.get("pair_statistic_columns", [])
+        self.combination_columns_ = [
+            tuple(names) for names in state.get("pair_statistic_columns", [])
         ]
-        self.pair_keys_ = [keys.numpy() for keys in state.get("pair_keys", [])]
+        self.combination_keys_ = [keys.numpy() for keys in state.get("pair_keys", [])]
         self.value_statistic_columns_ = list(state.get("value_statistic_columns", []))
         self.target_statistic_columns_ = list(state.get("target_statistic_columns", []))
         self.target_statistic_tables_ = [
@@ -536,12 +545,12 @@ class TabularPreprocessor:
     def _is_wide(self, name: str) -> bool:
         return is_wide(len(self.vocabularies_[name]))
 
-    def _interacting_pairs(
+    def _interacting_combinations(
         self, codes: np.ndarray, targets: np.ndarray | None, positions: np.ndarray
-    ) -> tuple[list[tuple[str, str]], list[np.ndarray]]:
-        """The pairs of categoricals whose joint level gets a default rate, and each pair's
-        joint levels seen in training (sorted keys; `_statistic_codes` numbers them).
-        `codes`: the training rows' categorical block."""
+    ) -> tuple[list[tuple[str, ...]], list[np.ndarray]]:
+        """The pairs, then the triples, of categoricals whose joint level gets a default
+        rate, and each one's joint levels seen in training (sorted keys; `_statistic_codes`
+        numbers them). `codes`: the training rows' categorical block."""
         if not self.pair_statistics or len(self.categorical_columns) < 2:
             return [], []
         if targets is None:
@@ -550,17 +559,27 @@ class TabularPreprocessor:
                 "targets: pass targets=, or pair_statistics=False"
             )
         cardinalities = self.cardinalities
-        found = significant_pairs(codes, cardinalities, targets[positions], self._target_encoder)
-        keys = [np.unique(pair_keys(codes[:, a], codes[:, b], cardinalities[b])) for a, b in found]
+        test = (codes, cardinalities, targets[positions], self._target_encoder)
+        pairs = significant_pairs(*test, seed=self.seed)
+        triples = (
+            significant_triples(*test, pairs, seed=self.seed) if self.triple_statistics else []
+        )
+        found = [*pairs, *triples]
+        keys = [
+            np.unique(
+                joint_keys([codes[:, i] for i in columns], [cardinalities[i] for i in columns])
+            )
+            for columns in found
+        ]
         names = self.categorical_columns
-        return [(names[a], names[b]) for a, b in found], keys
+        return [tuple(names[i] for i in columns) for columns in found], keys
 
     def _statistic_codes(
         self, numeric: np.ndarray, codes: np.ndarray, positions: np.ndarray
     ) -> np.ndarray:
         """What the target statistics are of: the wide categoricals' level codes, each
         numeric column's frequent-value code (1 + the value's place in its value-count
-        table, 0 for any other value), then each pair's joint-level code (1 + its place
+        table, 0 for any other value), then each pair's and triple's joint-level code (1 + its place
         among the joint levels training had, 0 for any other). `codes` is the rows'
         categorical block, coded once by the caller.
 
@@ -573,14 +592,17 @@ class TabularPreprocessor:
             for index in map(self.numeric_columns.index, self.value_statistic_columns_)
         ]
         cardinalities = self.cardinalities
-        pairs = [
+        combinations = [
             _value_code(
-                pair_keys(codes[:, column[a]], codes[:, column[b]], cardinalities[column[b]]),
+                joint_keys(
+                    [codes[:, column[name]] for name in names],
+                    [cardinalities[column[name]] for name in names],
+                ),
                 keys,
             )
-            for (a, b), keys in zip(self.pair_statistic_columns_, self.pair_keys_, strict=True)
+            for names, keys in zip(self.combination_columns_, self.combination_keys_, strict=True)
         ]
-        return np.column_stack([levels.astype(np.int64), *values, *pairs])
+        return np.column_stack([levels.astype(np.int64), *values, *combinations])
 
     def _table_statistics(self, codes: np.ndarray) -> np.ndarray:
         """The fitted target statistic of each row's code. Shape: codes (n, k) -> (n, k)."""
@@ -699,7 +721,7 @@ def _code_table(
 
 def _value_code(column: np.ndarray, values: np.ndarray) -> np.ndarray:
     """1 + each value's place among sorted training `values` (a column's frequent values, a
-    pair's joint levels), 0 if not one."""
+    combination's joint levels), 0 if not one."""
     values = values.astype(column.dtype, copy=False)
     position = np.searchsorted(values, column).clip(max=len(values) - 1)
     return np.where(values[position] == column, position + 1, 0).astype(np.int64)

@@ -5,7 +5,7 @@ import torch
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import TargetEncoder
 
-from datamodules.interactions import pair_keys, significant_pairs
+from datamodules.interactions import joint_keys, significant_pairs, significant_triples
 from datamodules.preprocessing import TabularPreprocessor
 
 
@@ -42,9 +42,9 @@ def test_additive_risks_and_levels_seen_once_or_twice_make_no_pair():
     assert significant_pairs(codes, [5, 3, 2000], targets, _encoder) == []
 
 
-def test_pair_keys_tell_every_joint_level_apart():
+def test_joint_keys_tell_every_joint_level_apart():
     first, second = np.repeat(np.arange(4), 7), np.tile(np.arange(7), 4)
-    assert len(np.unique(pair_keys(first, second, 7))) == 28
+    assert len(np.unique(joint_keys([first, second], [4, 7]))) == 28
 
 
 def _interacting_frame(n_rows: int = 4000):
@@ -60,7 +60,7 @@ def test_the_pairs_rate_is_an_input_that_travels_in_a_safe_checkpoint(tmp_path):
     numeric, frame, targets = _interacting_frame()
     pre = TabularPreprocessor(("x",), ("a", "b", "c"), scaling="standard", value_counts=False)
     pre.fit(numeric, frame, targets=targets)
-    assert pre.pair_statistic_columns_ == [("a", "b")]
+    assert pre.combination_columns_ == [("a", "b")]
     assert pre.numeric_input_owners() == [("x",), ("a", "b")]
     rate = pre.transform(numeric, frame).numeric[:, 1]
     risky = ((frame["a"].str[1:].astype(int) + frame["b"].str[1:].astype(int)) % 2 == 0).to_numpy()
@@ -84,10 +84,54 @@ def test_without_pair_statistics_no_pair_is_an_input():
     numeric, frame, targets = _interacting_frame()
     pre = TabularPreprocessor(("x",), ("a", "b", "c"), pair_statistics=False, value_counts=False)
     pre.fit(numeric, frame, targets=targets)
-    assert pre.pair_statistic_columns_ == [] and pre.n_numeric_features == 1
+    assert pre.combination_columns_ == [] and pre.n_numeric_features == 1
 
 
 def test_pair_statistics_need_the_targets():
     numeric, frame, _ = _interacting_frame(200)
     with pytest.raises(ValueError, match=r"pair_statistics.*targets"):
         TabularPreprocessor(("x",), ("a", "b", "c")).fit(numeric, frame)
+
+
+def _three_way(n_rows: int = 6000, seed: int = 3):
+    """Four categoricals of four levels: the risk is 10 % unless a and b are both even or
+    both odd, and then 45 % where c is even, 15 % where it is odd; d is noise. So the pair
+    (a, b) carries risk, and c changes it only inside that pair's risky levels."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 4, size=(n_rows, 4))
+    paired = (codes[:, 0] + codes[:, 1]) % 2 == 0
+    risk = np.where(paired, np.where(codes[:, 2] % 2 == 0, 0.45, 0.15), 0.1)
+    return codes, (rng.random(n_rows) < risk).astype(np.int64)
+
+
+def test_a_triple_is_found_only_beyond_its_pairs_and_only_where_a_pair_was_kept():
+    codes, targets = _three_way()
+    pairs = significant_pairs(codes, [4] * 4, targets, _encoder)
+    assert pairs == [(0, 1)]
+    assert significant_triples(codes, [4] * 4, targets, _encoder, pairs) == [(0, 1, 2)]
+    # No kept pair, no candidate; and where the pair is all the risk, no triple adds to it.
+    assert significant_triples(codes, [4] * 4, targets, _encoder, []) == []
+    pair_only, pair_targets = _interacting()
+    assert significant_triples(pair_only, [6] * 3, pair_targets, _encoder, [(0, 1)]) == []
+
+
+def test_a_triples_rate_is_an_input_of_its_three_columns_in_a_safe_checkpoint(tmp_path):
+    codes, targets = _three_way()
+    frame = pd.DataFrame(
+        {name: [f"{name}{c}" for c in codes[:, i]] for i, name in enumerate("abcd")}
+    )
+    numeric = np.zeros((len(frame), 1))
+    pre = TabularPreprocessor(("x",), tuple("abcd"), value_counts=False)
+    pre.fit(numeric, frame, targets=targets)
+    assert pre.combination_columns_ == [("a", "b"), ("a", "b", "c")]
+    assert pre.numeric_input_owners()[-1] == ("a", "b", "c")
+    path = tmp_path / "state.pt"
+    torch.save(pre.state_dict(), path)
+    restored = TabularPreprocessor.from_state_dict(torch.load(path, weights_only=True))
+    np.testing.assert_array_equal(
+        restored.transform(numeric, frame).numeric, pre.transform(numeric, frame).numeric
+    )
+    without = TabularPreprocessor(
+        ("x",), tuple("abcd"), value_counts=False, triple_statistics=False
+    ).fit(numeric, frame, targets=targets)
+    assert without.combination_columns_ == [("a", "b")]

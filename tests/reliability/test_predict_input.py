@@ -309,7 +309,7 @@ def test_a_pairs_rate_travels_to_predict_and_its_reasons_are_its_columns(tmp_pat
     monkeypatch.chdir(tmp_path)
     common = [f"--config={CONFIGS / 'default.yaml'}", f"--data.path={train_csv}"]
     fitted = cli_main(["fit", *common, *FAST_TRAINER, "--trainer.max_epochs=3"])
-    assert fitted.datamodule.preprocessor.pair_statistic_columns_ == [("grade", "purpose")]
+    assert fitted.datamodule.preprocessor.combination_columns_ == [("grade", "purpose")]
     checkpoint = tmp_path / "logs" / "default" / "version_0" / "checkpoints" / "last.ckpt"
     output = tmp_path / "predictions.csv"
     cli = cli_main(
