@@ -25,7 +25,7 @@ from sklearn.preprocessing import QuantileTransformer, StandardScaler, TargetEnc
 from contracts.choices import check_choice, check_range
 from contracts.errors import ConfigurationError, DataValidationError
 from contracts.features import RESERVED_CODES, SMALL_TRAINING_ROWS, is_wide
-from datamodules.interactions import joint_keys, significant_pairs, significant_triples
+from datamodules.interactions import joint_keys, significant_combinations
 from risk.stability import BinnedDistribution, numeric_distribution, numeric_labels
 
 Scaling = Literal["standard", "quantile"]
@@ -559,12 +559,14 @@ class TabularPreprocessor:
                 "targets: pass targets=, or pair_statistics=False"
             )
         cardinalities = self.cardinalities
-        test = (codes, cardinalities, targets[positions], self._target_encoder)
-        pairs = significant_pairs(*test, seed=self.seed)
-        triples = (
-            significant_triples(*test, pairs, seed=self.seed) if self.triple_statistics else []
+        found = significant_combinations(
+            codes,
+            cardinalities,
+            targets[positions],
+            self._target_encoder,
+            triples=self.triple_statistics,
+            seed=self.seed,
         )
-        found = [*pairs, *triples]
         keys = [
             np.unique(
                 joint_keys([codes[:, i] for i in columns], [cardinalities[i] for i in columns])

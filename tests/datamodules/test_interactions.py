@@ -2,10 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import TargetEncoder
 
-from datamodules.interactions import joint_keys, significant_pairs, significant_triples
+from datamodules.interactions import _deviance_gain, joint_keys, significant_combinations
 from datamodules.preprocessing import TabularPreprocessor
 
 
@@ -24,7 +26,7 @@ def _interacting(n_rows: int = 4000, seed: int = 0):
 
 def test_a_pair_whose_joint_level_carries_the_risk_is_found_and_no_other():
     codes, targets = _interacting()
-    assert significant_pairs(codes, [6, 6, 6], targets, _encoder) == [(0, 1)]
+    assert significant_combinations(codes, [6, 6, 6], targets, _encoder) == [(0, 1)]
 
 
 def test_additive_risks_and_levels_seen_once_or_twice_make_no_pair():
@@ -39,7 +41,7 @@ def test_additive_risks_and_levels_seen_once_or_twice_make_no_pair():
     logit = -2.0 + 0.5 * grade + 0.8 * (term == 2)
     targets = (rng.random(n_rows) < 1 / (1 + np.exp(-logit))).astype(np.int64)
     codes = np.column_stack([grade, term, rare])
-    assert significant_pairs(codes, [5, 3, 2000], targets, _encoder) == []
+    assert significant_combinations(codes, [5, 3, 2000], targets, _encoder) == []
 
 
 def test_joint_keys_tell_every_joint_level_apart():
@@ -106,13 +108,19 @@ def _three_way(n_rows: int = 6000, seed: int = 3):
 
 def test_a_triple_is_found_only_beyond_its_pairs_and_only_where_a_pair_was_kept():
     codes, targets = _three_way()
-    pairs = significant_pairs(codes, [4] * 4, targets, _encoder)
-    assert pairs == [(0, 1)]
-    assert significant_triples(codes, [4] * 4, targets, _encoder, pairs) == [(0, 1, 2)]
-    # No kept pair, no candidate; and where the pair is all the risk, no triple adds to it.
-    assert significant_triples(codes, [4] * 4, targets, _encoder, []) == []
+    found = significant_combinations(codes, [4] * 4, targets, _encoder)
+    assert found == [(0, 1), (0, 1, 2)]
+    assert significant_combinations(codes, [4] * 4, targets, _encoder, triples=False) == [(0, 1)]
+    # Where the pair is all the risk, no triple adds to it.
     pair_only, pair_targets = _interacting()
-    assert significant_triples(pair_only, [6] * 3, pair_targets, _encoder, [(0, 1)]) == []
+    assert significant_combinations(pair_only, [6] * 3, pair_targets, _encoder) == [(0, 1)]
+    # A risk of the three columns' parity alone shows in no pair, so no triple is a
+    # candidate: the test extends only what a pair found, as CatBoost's trees do.
+    rng = np.random.default_rng(1)
+    parity = rng.integers(0, 4, size=(6000, 3))
+    risk = np.where(parity.sum(axis=1) % 2 == 0, 0.4, 0.1)
+    parity_targets = (rng.random(6000) < risk).astype(np.int64)
+    assert significant_combinations(parity, [4] * 3, parity_targets, _encoder) == []
 
 
 def test_a_triples_rate_is_an_input_of_its_three_columns_in_a_safe_checkpoint(tmp_path):
@@ -135,3 +143,27 @@ def test_a_triples_rate_is_an_input_of_its_three_columns_in_a_safe_checkpoint(tm
         ("x",), tuple("abcd"), value_counts=False, triple_statistics=False
     ).fit(numeric, frame, targets=targets)
     assert without.combination_columns_ == [("a", "b")]
+
+
+def test_the_tests_regressions_reach_scikit_learns_optimum_even_where_a_rate_separates():
+    """The test's own Newton solver against scikit-learn's on the same objective, run to a
+    tight tolerance: the same deviance gain and the same sign of the coefficient, also
+    where the extra rate is 0 or 1 on levels seen once (the cross-fitting's artefact)."""
+    rng = np.random.default_rng(0)
+    base = rng.random((3000, 2))
+    targets = (rng.random(3000) < 0.1 + 0.3 * base[:, 0]).astype(np.int64)
+    separating = np.where(rng.random(3000) < 0.05, targets, 0.5).astype(float)
+
+    def reference(features: np.ndarray) -> LogisticRegression:
+        return LogisticRegression(C=1e4, tol=1e-12, max_iter=100_000).fit(features, targets)
+
+    def deviance(model: LogisticRegression, features: np.ndarray) -> float:
+        return 2 * log_loss(targets, model.predict_proba(features)[:, 1], normalize=False)
+
+    for extra in (rng.random(3000), base[:, 1] + 0.1 * targets, separating):
+        extended = np.column_stack([base, extra])
+        with_extra = reference(extended)
+        expected = deviance(reference(base), base) - deviance(with_extra, extended)
+        gain, coefficient = _deviance_gain(base, extra[:, None], targets)
+        assert gain == pytest.approx(expected, rel=1e-6, abs=1e-6)
+        assert np.sign(coefficient) == np.sign(with_extra.coef_[0, -1])
