@@ -188,7 +188,9 @@ def _logistic_fit(features: np.ndarray, targets: np.ndarray) -> tuple[float, np.
     Written here for speed: the test fits two regressions of 2-7 columns per candidate,
     where scikit-learn's L-BFGS took 0.11 s a fit and most of the test's time
     (credit_risk_categorical's 140 triples: 32 of 50 s, two benchmark processes beside it);
-    Newton converges in a few steps of one 7 x 7 solve each.
+    Newton converges in a few steps of one 7 x 7 solve each, and to the optimum: at its
+    default tolerance L-BFGS left gains about 0.001 off, which ordered near-equal
+    combinations by chance.
     """
     design = np.column_stack([np.ones(len(features)), features])
     penalty = np.full(design.shape[1], 1 / _INVERSE_PENALTY)
