@@ -48,6 +48,8 @@ _MAX_KEYS = 2**62
 _INVERSE_PENALTY = 1e4
 # Newton's steps at most per regression; a few suffice on these small problems.
 _NEWTON_STEPS = 50
+# The fall in the loss (a sum over the rows) below which a Newton step is not taken.
+_NEWTON_TOLERANCE = 1e-9
 
 
 def joint_keys(columns: Sequence[np.ndarray], cardinalities: Sequence[int]) -> np.ndarray:
@@ -199,23 +201,31 @@ def _logistic_fit(features: np.ndarray, targets: np.ndarray) -> tuple[float, np.
     rate = float(np.clip(targets.mean(), 1e-6, 1 - 1e-6))
     weights[0] = np.log(rate / (1 - rate))
 
-    def objective(candidate: np.ndarray) -> float:
-        logits = design @ candidate
-        loss = np.logaddexp(0.0, logits).sum() - targets @ logits
-        return float(loss + 0.5 * penalty @ candidate**2)
+    def loss(logits: np.ndarray, candidate: np.ndarray) -> float:
+        return float(
+            np.logaddexp(0.0, logits).sum() - targets @ logits + 0.5 * penalty @ candidate**2
+        )
 
-    current = objective(weights)
+    logits = design @ weights
+    current = loss(logits, weights)
     for _ in range(_NEWTON_STEPS):
-        probabilities = expit(design @ weights)
+        probabilities = expit(logits)
         gradient = design.T @ (probabilities - targets) + penalty * weights
         curvature = (design * (probabilities * (1 - probabilities))[:, None]).T @ design
         step = np.linalg.solve(curvature + np.diag(penalty), gradient)
-        scale = 1.0
-        while (trial := objective(weights - scale * step)) > current and scale > 1e-8:
-            scale /= 2
-        weights, previous, current = weights - scale * step, current, trial
-        if previous - current < 1e-10 * max(1.0, abs(current)):
+        # Half of Newton's decrement is the fall in the loss the full step promises; once
+        # it is below rounding's reach, the fit is at its optimum.
+        if gradient @ step < _NEWTON_TOLERANCE:
             break
-    logits = design @ weights
+        scale = 1.0
+        while True:
+            trial = weights - scale * step
+            trial_logits = design @ trial
+            if (trial_loss := loss(trial_logits, trial)) <= current or scale < 1e-8:
+                break
+            scale /= 2
+        if trial_loss > current:
+            break
+        weights, logits, current = trial, trial_logits, trial_loss
     deviance = 2 * float(np.logaddexp(0.0, logits).sum() - targets @ logits)
     return deviance, weights
