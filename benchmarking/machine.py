@@ -83,7 +83,11 @@ def _memory_gib() -> float:
 
 
 def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
+    """The version of the distribution that provides the module `package`: XGBoost's CPU
+    build installs the module `xgboost` as the distribution `xgboost-cpu`."""
+    for distribution in importlib.metadata.packages_distributions().get(package, [package]):
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "not installed"

@@ -104,6 +104,8 @@ def test_quick_benchmark_writes_one_row_per_run_and_records_the_failure(syntheti
 
     report = json.loads((out / "results.json").read_text())
     assert {"command", "cpu", "cores", "packages", "load_average_after"} <= set(report["metadata"])
+    # Every library that ran has its version recorded, XGBoost's CPU build (`xgboost-cpu`) too.
+    assert "not installed" not in report["metadata"]["packages"].values()
     assert len(report["runs"]) == len(report["summary"]) == len(MODELS) + len(EXTRA) + 1
     paired, *others = report["paired"]
     assert paired["model"] == "mlp" and paired["best_baseline"] in [*BASELINES, "lightgbm-bagged"]
