@@ -567,12 +567,7 @@ class TabularPreprocessor:
             triples=self.triple_statistics,
             seed=self.seed,
         )
-        keys = [
-            np.unique(
-                joint_keys([codes[:, i] for i in columns], [cardinalities[i] for i in columns])
-            )
-            for columns in found
-        ]
+        keys = [np.unique(joint_keys(codes, cardinalities, columns)) for columns in found]
         names = self.categorical_columns
         return [tuple(names[i] for i in columns) for columns in found], keys
 
@@ -593,14 +588,9 @@ class TabularPreprocessor:
             _value_code(numeric[positions, index], self.value_count_tables_[index][0])
             for index in map(self.numeric_columns.index, self.value_statistic_columns_)
         ]
-        cardinalities = self.cardinalities
         combinations = [
             _value_code(
-                joint_keys(
-                    [codes[:, column[name]] for name in names],
-                    [cardinalities[column[name]] for name in names],
-                ),
-                keys,
+                joint_keys(codes, self.cardinalities, [column[name] for name in names]), keys
             )
             for names, keys in zip(self.combination_columns_, self.combination_keys_, strict=True)
         ]

@@ -46,7 +46,7 @@ def test_additive_risks_and_levels_seen_once_or_twice_make_no_pair():
 
 def test_joint_keys_tell_every_joint_level_apart():
     first, second = np.repeat(np.arange(4), 7), np.tile(np.arange(7), 4)
-    assert len(np.unique(joint_keys([first, second], [4, 7]))) == 28
+    assert len(np.unique(joint_keys(np.column_stack([first, second]), [4, 7], (0, 1)))) == 28
 
 
 def _interacting_frame(n_rows: int = 4000):
