@@ -167,3 +167,16 @@ def test_the_tests_regressions_reach_scikit_learns_optimum_even_where_a_rate_sep
         gain, coefficient = _deviance_gain(base, extra[:, None], targets)
         assert gain == pytest.approx(expected, rel=1e-6, abs=1e-6)
         assert np.sign(coefficient) == np.sign(with_extra.coef_[0, -1])
+
+
+def test_risks_that_add_on_the_log_odds_scale_make_no_pair_on_many_rows():
+    """A wide column of strong risk and a narrow one whose risks add on the log-odds scale:
+    as rates they do not add, and a test whose base saw rates alone kept their pair on
+    every seed of this data."""
+    rng = np.random.default_rng(0)
+    n_rows = 20_000
+    wide, narrow = rng.integers(0, 20, n_rows), rng.integers(0, 4, n_rows)
+    logit = -1.0 + np.linspace(-3, 2, 20)[wide] + np.array([-1.0, -0.3, 0.3, 1.0])[narrow]
+    targets = (rng.random(n_rows) < 1 / (1 + np.exp(-logit))).astype(np.int64)
+    codes = np.column_stack([wide, narrow])
+    assert significant_combinations(codes, [20, 4], targets, _encoder) == []
