@@ -12,10 +12,10 @@ Why a test: on german's 640 training rows, all 78 pairs as inputs lost 0.009; mo
 there add only noise (docs/experiments/2026-12-04-reseeds-and-wide-embeddings.md). A pair
 is kept where a likelihood-ratio test says its rate predicts the target beyond its two
 columns' own rates (each as a rate and as log-odds), at `PAIR_TEST_LEVEL` over all
-candidate pairs (Bonferroni). A triple
-is a candidate only where it holds a kept pair, as CatBoost extends the combinations its
-trees already split on, and is kept where its rate adds to its three columns' and its
-three pairs' rates, at the same level over the candidate triples.
+candidate pairs (Bonferroni). A triple is a candidate only where it holds a kept pair, as
+CatBoost extends the combinations its trees already split on, and is kept where its rate
+adds to its three columns' and its three pairs' rates, at the same level over the
+candidate triples.
 """
 
 from __future__ import annotations
@@ -210,9 +210,9 @@ def _logistic_fit(
     Written here for speed: the test fits two regressions of 4-13 columns per candidate,
     where scikit-learn's L-BFGS took 0.11 s a fit and most of the test's time
     (credit_risk_categorical's 140 triples: 32 of 50 s, two benchmark processes beside it);
-    Newton converges in a few steps of one solve of at most 14 x 14 each, and to the optimum: at its
-    default tolerance L-BFGS left gains about 0.001 off, which ordered near-equal
-    combinations by chance.
+    Newton converges in a few steps of one solve of at most 14 x 14 each, and to the
+    optimum: at its default tolerance L-BFGS left gains about 0.001 off, which ordered
+    near-equal combinations by chance.
     """
     design = np.column_stack([np.ones(len(features)), features])
     penalty = np.full(design.shape[1], 1 / _INVERSE_PENALTY)
