@@ -6,32 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from benchmarking.combinations import main
 from tests.conftest import CONFIGS
+from tests.helpers.books import pair_risk_book
 
 
 def _pair_file(tmp_path: Path, n_rows: int) -> Path:
-    """A file whose risk lies in the pair of two categoricals, beside a noise categorical
-    and a number: 27 % defaults."""
-    rng = np.random.default_rng(0)
-    first, second = rng.integers(0, 6, n_rows), rng.integers(0, 6, n_rows)
-    risky = (first + second) % 2 == 0
-    frame = pd.DataFrame(
-        {
-            "loan_id": np.arange(n_rows),
-            "grade": [f"g{level}" for level in first],
-            "purpose": [f"p{level}" for level in second],
-            "region": [f"r{level}" for level in rng.integers(0, 4, n_rows)],
-            "income": rng.normal(size=n_rows),
-            "default": (rng.random(n_rows) < np.where(risky, 0.5, 0.05)).astype(int),
-        }
-    )
     path = tmp_path / "train.csv"
-    frame.to_csv(path, index=False)
+    pair_risk_book(n_rows)[0].to_csv(path, index=False)
     return path
 
 

@@ -24,3 +24,22 @@ def baseline_book(rows: int) -> tuple[pd.DataFrame, np.ndarray, SplitIndices]:
         table.split.train,
     )
     return features, table.targets, table.split
+
+
+def pair_risk_book(n_rows: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Applicants whose risk lies only in the pair of two categoricals of six levels (50 %
+    where `grade` and `purpose` are both even or both odd, 5 % elsewhere; 27 % defaults),
+    beside a noise number, and the rows of the risky pairs."""
+    rng = np.random.default_rng(seed)
+    first, second = rng.integers(0, 6, n_rows), rng.integers(0, 6, n_rows)
+    risky = (first + second) % 2 == 0
+    frame = pd.DataFrame(
+        {
+            "loan_id": np.arange(n_rows),
+            "grade": [f"g{level}" for level in first],
+            "purpose": [f"p{level}" for level in second],
+            "noise": rng.normal(size=n_rows),
+            "default": (rng.random(n_rows) < np.where(risky, 0.5, 0.05)).astype(int),
+        }
+    )
+    return frame, risky

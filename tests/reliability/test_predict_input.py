@@ -24,6 +24,7 @@ from lightning_modules.callbacks import PROBABILITY_COLUMN
 from lightning_modules.cli import LoanCLI, cli_main
 from risk.attribution import column_contributions
 from tests.conftest import CONFIGS, FAST_TRAINER
+from tests.helpers.books import pair_risk_book
 
 pytestmark = pytest.mark.slow
 
@@ -290,19 +291,8 @@ def test_a_pairs_rate_travels_to_predict_and_its_reasons_are_its_columns(tmp_pat
     rate, the checkpoint carries it (loaded with `weights_only`), `predict` encodes new
     rows with it, and where the pair raises an applicant's risk the top reason is one of
     its two columns, never the noise column beside them."""
-    rng = np.random.default_rng(0)
-    n_rows, n_train = 4000, 3800
-    first, second = rng.integers(0, 6, n_rows), rng.integers(0, 6, n_rows)
-    risky = (first + second) % 2 == 0
-    frame = pd.DataFrame(
-        {
-            "loan_id": np.arange(n_rows),
-            "grade": [f"g{level}" for level in first],
-            "purpose": [f"p{level}" for level in second],
-            "noise": rng.normal(size=n_rows),
-            "default": (rng.random(n_rows) < np.where(risky, 0.5, 0.05)).astype(int),
-        }
-    )
+    n_train = 3800
+    frame, risky = pair_risk_book(4000)
     train_csv, applicants = tmp_path / "train.csv", tmp_path / "applicants.csv"
     frame.iloc[:n_train].to_csv(train_csv, index=False)
     frame.iloc[n_train:].drop(columns=["default"]).to_csv(applicants, index=False)
