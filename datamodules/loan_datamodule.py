@@ -11,6 +11,7 @@ dataloader methods, after any checkpoint state is in place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,6 +34,7 @@ from contracts.features import (
     rarer_class_rows,
 )
 from datamodules import synthetic
+from datamodules.coded_fields import generate_coded_fields, generate_weak_coded_fields
 from datamodules.io import ReadOptions, read_table, release_reader_memory, resolve_data_path
 from datamodules.noise import append_noise_columns, noise_column_names
 from datamodules.preprocessing import (
@@ -67,6 +69,13 @@ from risk.stability import BinnedDistribution
 # 0.0066 for four times a fit of 10-11 s (docs/experiments/2026-12-03-few-defaulters-ensemble.md).
 BAGGING_FOLDS = 5
 
+SyntheticData = Literal["loan_book", "coded_fields", "coded_fields_weak"]
+_SYNTHETIC_FILES: dict[str, Callable[[int, int], synthetic.SyntheticLoanBook]] = {
+    "loan_book": synthetic.generate_loan_book,
+    "coded_fields": generate_coded_fields,
+    "coded_fields_weak": generate_weak_coded_fields,
+}
+
 
 @dataclass(frozen=True)
 class LabelledTable:
@@ -90,7 +99,7 @@ class PredictInputs:
 
 
 class LoanDataModule(L.LightningDataModule):
-    """Tabular loan data, from a CSV/CSV.gz/Parquet file or the embedded synthetic loan book.
+    """Tabular loan data, from a CSV/CSV.gz/Parquet file or an embedded synthetic file.
 
     The defaults are the recommended preprocessing (quantile-normal numerics with value
     counts); a dataset's config gives only facts about its file. It implements
@@ -98,7 +107,12 @@ class LoanDataModule(L.LightningDataModule):
 
     Args:
         path: labelled file, absolute or relative to `data_dir`; None trains on the
-            synthetic loan book (`datamodules/synthetic.py`), which needs no download.
+            `synthetic` file, which needs no download.
+        synthetic: "loan_book" (`datamodules/synthetic.py`, the default data), or one of the
+            robustness suite's files of 32 coded fields (`datamodules/coded_fields.py`):
+            "coded_fields" (strong signal, much of it in combinations of categoricals),
+            "coded_fields_weak" (weak signal, mostly noise columns);
+            `synthetic_rows` rows drawn with `synthetic_seed`.
         target: target column; positive_label: its value meaning "defaulted".
         id_column: copied into prediction files, never used as a feature.
         drop_columns: columns ignored entirely.
@@ -162,6 +176,7 @@ class LoanDataModule(L.LightningDataModule):
         max_inferred_levels: int = 10,
         read_options: ReadOptions | None = None,
         data_dir: str | None = None,
+        synthetic: SyntheticData = "loan_book",
         synthetic_rows: int = 100_000,
         synthetic_seed: int = 0,
         seed: int = 0,
@@ -195,6 +210,7 @@ class LoanDataModule(L.LightningDataModule):
         self.max_inferred_levels = max_inferred_levels
         self.read_options = read_options or ReadOptions()
         self.data_dir = data_dir
+        self.synthetic = synthetic
         self.synthetic_rows = synthetic_rows
         self.synthetic_seed = synthetic_seed
         self.seed = seed
@@ -237,7 +253,8 @@ class LoanDataModule(L.LightningDataModule):
 
     @property
     def source(self) -> str:
-        return self.path or f"synthetic loan book ({self.synthetic_rows} rows)"
+        name = self.synthetic.replace("_", " ")
+        return self.path or f"synthetic {name} ({self.synthetic_rows} rows)"
 
     @property
     def feature_spec(self) -> FeatureSpec | None:
@@ -447,7 +464,7 @@ class LoanDataModule(L.LightningDataModule):
 
     def _read_labelled_file(self) -> tuple[pd.DataFrame, np.ndarray | None]:
         if self.path is None:
-            book = synthetic.generate_loan_book(self.synthetic_rows, seed=self.synthetic_seed)
+            book = _SYNTHETIC_FILES[self.synthetic](self.synthetic_rows, self.synthetic_seed)
             return book.frame, book.default_probability
         return read_table(resolve_data_path(self.path, self.data_dir), self.read_options), None
 
