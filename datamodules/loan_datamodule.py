@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
-from contracts.choices import check_range
+from contracts.choices import check_choice, check_range
 from contracts.errors import DataValidationError
 from contracts.features import (
     FEW_TRAINING_CASES,
@@ -210,6 +210,7 @@ class LoanDataModule(L.LightningDataModule):
         self.max_inferred_levels = max_inferred_levels
         self.read_options = read_options or ReadOptions()
         self.data_dir = data_dir
+        check_choice("synthetic", synthetic, SyntheticData)
         self.synthetic = synthetic
         self.synthetic_rows = synthetic_rows
         self.synthetic_seed = synthetic_seed

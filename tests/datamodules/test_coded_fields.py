@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from contracts.errors import ConfigurationError
 from datamodules.coded_fields import (
     N_CATEGORICALS,
     N_NUMBERS,
@@ -109,3 +110,8 @@ def test_each_config_loads_its_file_through_the_cli(name: str) -> None:
     assert len(table.targets) == 3000
     assert table.default_probability is not None
     assert datamodule.source == f"synthetic {name.replace('_', ' ')} (3000 rows)"
+
+
+def test_an_unknown_synthetic_file_is_named_in_the_error() -> None:
+    with pytest.raises(ConfigurationError, match=r"synthetic must be one of .*'coded_fields'"):
+        LoanDataModule(None, synthetic="coded_field")
