@@ -28,7 +28,7 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from datamodules.synthetic import TARGET_COLUMN, SyntheticLoanBook
+from datamodules.synthetic import TARGET_COLUMN, SyntheticLoanBook, check_row_count
 
 N_CATEGORICALS = 32
 N_NUMBERS = 8
@@ -64,18 +64,12 @@ def _frame(codes: np.ndarray, numbers: np.ndarray, target: np.ndarray) -> pd.Dat
     return pd.DataFrame(columns)
 
 
-def _check_rows(n_rows: int) -> int:
-    if isinstance(n_rows, bool) or not isinstance(n_rows, (int, np.integer)) or n_rows < 1:
-        raise ValueError(f"n_rows must be an integer >= 1, got {n_rows!r}")
-    return int(n_rows)
-
-
 def generate_coded_fields(n_rows: int = 50_000, seed: int = 0) -> SyntheticLoanBook:
     """Many coded fields, strong signal, much of it in combinations of categoricals.
 
     Identical ``(n_rows, seed)`` give identical files.
     """
-    n_rows = _check_rows(n_rows)
+    n_rows = check_row_count(n_rows)
     rng = np.random.default_rng(seed)
     level_counts = [int(levels) for levels in rng.choice(LEVEL_COUNTS, N_CATEGORICALS)]
     codes = _codes(rng, n_rows, level_counts)
@@ -98,7 +92,7 @@ def generate_weak_coded_fields(n_rows: int = 50_000, seed: int = 0) -> Synthetic
     Identical ``(n_rows, seed)`` give identical files; the intercept is solved so that the
     mean default probability is 26 %.
     """
-    n_rows = _check_rows(n_rows)
+    n_rows = check_row_count(n_rows)
     rng = np.random.default_rng(seed)
     level_counts = [*LEVEL_COUNTS * 6, 8, 3000]
     codes = _codes(rng, n_rows, level_counts)

@@ -254,8 +254,9 @@ class LoanDataModule(L.LightningDataModule):
 
     @property
     def source(self) -> str:
-        name = self.synthetic.replace("_", " ")
-        return self.path or f"synthetic {name} ({self.synthetic_rows} rows)"
+        if self.path:
+            return self.path
+        return f"synthetic {self.synthetic.replace('_', ' ')} ({self.synthetic_rows} rows)"
 
     @property
     def feature_spec(self) -> FeatureSpec | None:

@@ -254,16 +254,23 @@ def _default_logit(c: dict[str, np.ndarray]) -> np.ndarray:
     )
 
 
+def check_row_count(n_rows: int) -> int:
+    """`n_rows` as an int; a generator asked for a bool, a fraction or no rows raises
+    `ValueError`, not an empty or truncated file."""
+    if isinstance(n_rows, bool) or not isinstance(n_rows, (int, np.integer)) or n_rows < 1:
+        raise ValueError(f"n_rows must be an integer >= 1, got {n_rows!r}")
+    return int(n_rows)
+
+
 def generate_loan_book(n_rows: int = 100_000, seed: int = 0) -> SyntheticLoanBook:
     """Generate ``n_rows`` loans whose targets are Bernoulli draws of ``default_probability``.
 
     Identical ``(n_rows, seed)`` give identical books, so experiments and their Bayes
     ceilings are reproducible.  Raises ``ValueError`` unless ``n_rows`` is an integer >= 1.
     """
-    if isinstance(n_rows, bool) or not isinstance(n_rows, (int, np.integer)) or n_rows < 1:
-        raise ValueError(f"n_rows must be an integer >= 1, got {n_rows!r}")
+    n_rows = check_row_count(n_rows)
     rng = np.random.default_rng(seed)
-    columns = _applicants(rng, int(n_rows))
+    columns = _applicants(rng, n_rows)
     probability = 1 / (1 + np.exp(-_default_logit(columns)))
     target = (rng.random(n_rows) < probability).astype(np.int64)
     features = {
