@@ -126,11 +126,16 @@ def test_checkpoints_hold_only_tensors_and_plain_containers(twice):
     for path in (first.best, first.last):
         checkpoint = torch.load(path, weights_only=True)
         assert list(_plain_leaves(checkpoint)) == []
-        assert {"state_dict", "LoanDataModule", "callbacks", "hyper_parameters"} <= set(checkpoint)
-        assert any("ResumableRun" in key for key in checkpoint["callbacks"])
+        assert {"state_dict", "LoanDataModule", "hyper_parameters"} <= set(checkpoint)
         # `ensemble_size: auto` is kept resolved (960 training rows: 8 members), so the
         # checkpoint rebuilds its network without the data.
         assert checkpoint["hyper_parameters"]["net"]["ensemble_size"] == 8
+    # Only last.ckpt resumes a fit: the best epoch's file is written weights only.
+    last = torch.load(first.last, weights_only=True)
+    assert any("ResumableRun" in key for key in last["callbacks"])
+    assert "optimizer_states" in last
+    best = torch.load(first.best, weights_only=True)
+    assert "callbacks" not in best and "optimizer_states" not in best
 
 
 def _project_sources() -> Iterator[Path]:
