@@ -616,8 +616,9 @@ def _identifier_findings(
                 )
             )
     for name in identifiers:
-        column = frame[name]
-        if not pd.api.types.is_numeric_dtype(column) or column.isna().any():
+        # An id column is read as text (as written); numbers written as text still rank.
+        column = pd.to_numeric(frame[name], errors="coerce")
+        if column.isna().any():
             continue
         auc = _auc(targets, column.to_numpy(dtype=np.float64))
         if max(auc, 1 - auc) >= LEAK_AUC:

@@ -7,7 +7,7 @@ import gzip
 import os
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from contracts.errors import DataValidationError
+from contracts.errors import ConfigurationError, DataValidationError
 
 DATA_DIR_ENV = "LOAN_DATA_DIR"
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -31,7 +31,9 @@ class ReadOptions:
 
     Only empty cells and the tokens in `na_values` are missing; pandas' own list ("NA",
     "N/A", "null", ...) is not applied, so a token nobody declared stops the run with the
-    column's name instead of silently becoming missing. `thousands=","` reads "1,000".
+    column's name instead of silently becoming missing. `thousands=","` reads "1,000";
+    `decimal=","` reads "2,5" as 2.5 (with `sep=";"`, as spreadsheets in many languages
+    export).
     """
 
     sep: str = ","
@@ -40,6 +42,7 @@ class ReadOptions:
     index_col: int | str | None = None
     na_values: list[str] = field(default_factory=list)
     thousands: str | None = None
+    decimal: str = "."
     encoding: str = "utf-8"
 
 
@@ -69,13 +72,20 @@ def resolve_data_path(path: str | os.PathLike[str], directory: str | None = None
     )
 
 
-def read_table(path: Path, options: ReadOptions) -> pd.DataFrame:
-    """Read a whole file into a DataFrame with string column names and at least one data row."""
+def read_table(path: Path, options: ReadOptions, text_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """Read a whole file into a DataFrame with string column names and at least one data row.
+
+    `text_columns` (an id column) keep their values as written: read as numbers, "00042"
+    would lose its zeros, and a column of integer ids with one blank cell would turn into
+    floats ("9000001.0"). A typed (Parquet) column of such floats becomes integers again.
+    """
     if path.suffix.lower() in PARQUET_SUFFIXES:
         frame = _read_parquet(path)
+        for name in (name for name in text_columns if name in frame.columns):
+            frame[name] = _integers_where_whole(frame[name])
     else:
         _check_unique_header(path, options)
-        frame = _read_delimited(path, options)
+        frame = _read_delimited(path, options, text_columns)
     frame.columns = [str(name) for name in frame.columns]
     if frame.empty:
         raise DataValidationError(
@@ -120,7 +130,21 @@ def release_reader_memory() -> None:
     pa.default_memory_pool().release_unused()
 
 
-def _read_delimited(path: Path, options: ReadOptions) -> pd.DataFrame:
+def _integers_where_whole(column: pd.Series) -> pd.Series:
+    values = column.dropna()
+    if pd.api.types.is_float_dtype(column) and (values == values.round()).all():
+        return column.astype("Int64")
+    return column
+
+
+def _read_delimited(
+    path: Path, options: ReadOptions, text_columns: Sequence[str] = ()
+) -> pd.DataFrame:
+    if options.thousands is not None and options.thousands == options.decimal:
+        raise ConfigurationError(
+            f"read_options: thousands and decimal are both {options.decimal!r}; a file uses "
+            "one mark for each"
+        )
     names = options.names
     if options.header is None and names is None:
         names = [str(i) for i in range(1, _count_fields(path, options) + 1)]
@@ -134,7 +158,9 @@ def _read_delimited(path: Path, options: ReadOptions) -> pd.DataFrame:
                 index_col=options.index_col,
                 na_values=["", *options.na_values],
                 keep_default_na=False,
+                dtype=dict.fromkeys(text_columns, str),
                 thousands=options.thousands,
+                decimal=options.decimal,
                 encoding=options.encoding,
                 low_memory=False,
             )

@@ -11,6 +11,7 @@ dataloader methods, after any checkpoint state is in place.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -35,6 +36,7 @@ from contracts.features import (
 )
 from datamodules import synthetic
 from datamodules.coded_fields import generate_coded_fields, generate_weak_coded_fields
+from datamodules.held_out import HeldOutRows, held_out_rows, require_same_held_out
 from datamodules.io import ReadOptions, read_table, release_reader_memory, resolve_data_path
 from datamodules.noise import append_noise_columns, noise_column_names
 from datamodules.preprocessing import (
@@ -68,6 +70,7 @@ from risk.stability import BinnedDistribution
 # from fit to fit, and on the two wide-categorical stand-ins the bag gained 0.0088 and
 # 0.0066 for four times a fit of 10-11 s (docs/experiments/2026-12-03-few-defaulters-ensemble.md).
 BAGGING_FOLDS = 5
+log = logging.getLogger(__name__)
 
 SyntheticData = Literal["loan_book", "coded_fields", "coded_fields_weak"]
 _SYNTHETIC_FILES: dict[str, Callable[[int, int], synthetic.SyntheticLoanBook]] = {
@@ -87,6 +90,7 @@ class LabelledTable:
     targets: np.ndarray
     split: SplitIndices
     default_probability: np.ndarray | None
+    held_out: HeldOutRows
 
 
 @dataclass(frozen=True)
@@ -243,6 +247,9 @@ class LoanDataModule(L.LightningDataModule):
         self.preprocessor: TabularPreprocessor | None = None
         self.positive_rate: float | None = None
         self._labelled: LabelledTable | None = None
+        # The held-out rows of the fit a restored checkpoint comes from (None: not restored,
+        # or a checkpoint from before they were recorded).
+        self._fitted_held_out: HeldOutRows | None = None
         # The split the dataloaders serve: the protocol's, or the selected bagging fold's.
         self._fold: int | None = None
         self._tensors: dict[Split, TabularTensors] = {}
@@ -368,11 +375,15 @@ class LoanDataModule(L.LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         if self.preprocessor is None or self.schema is None:
             return {}
-        return {
+        held_out = self._labelled.held_out if self._labelled is not None else self._fitted_held_out
+        state = {
             "schema": self.schema.to_state(),
             "preprocessor": self.preprocessor.state_dict(),
             "positive_rate": self.positive_rate,
         }
+        if held_out is not None:
+            state["held_out"] = held_out.to_state()
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if not state_dict:
@@ -382,11 +393,15 @@ class LoanDataModule(L.LightningDataModule):
         self.schema = restored
         self.preprocessor = TabularPreprocessor.from_state_dict(state_dict["preprocessor"])
         self.positive_rate = state_dict["positive_rate"]
+        held_out = state_dict.get("held_out")
+        self._fitted_held_out = HeldOutRows.from_state(held_out) if held_out else None
         self._tensors.clear()
         self._out_of_fold = None
         self._predict_inputs = None
         if self._labelled is not None and schema_changed:
             self._labelled = self._load_labelled()
+        if self._labelled is not None:
+            self._require_fitted_held_out(self._labelled)
 
     # Labelled data ---------------------------------------------------------------------
 
@@ -398,7 +413,13 @@ class LoanDataModule(L.LightningDataModule):
         """
         if self._labelled is None:
             self._labelled = self._load_labelled()
+            self._require_fitted_held_out(self._labelled)
         return self._labelled
+
+    def _require_fitted_held_out(self, labelled: LabelledTable) -> None:
+        """After a checkpoint is restored, the labelled rows must split as the fit's did."""
+        if self._fitted_held_out is not None:
+            require_same_held_out(self._fitted_held_out, labelled.held_out, source=self.source)
 
     def split_tensors(self, split: Split) -> TabularTensors:
         """The split's inputs and targets, encoded with the fitted (or restored) preprocessor."""
@@ -462,13 +483,38 @@ class LoanDataModule(L.LightningDataModule):
         # Arrow allocated the columns the frame no longer holds; measured: handing their
         # pages back lowers the peak of fitting by 0.15 GB per million rows.
         release_reader_memory()
-        return LabelledTable(frame, numeric, targets, split, default_probability)
+        held_out = held_out_rows(
+            frame, [*schema.feature_columns, schema.target], split, self._split_settings()
+        )
+        return LabelledTable(frame, numeric, targets, split, default_probability, held_out)
+
+    def _split_settings(self) -> dict[str, Any]:
+        """The options that decide which rows are held out (beside the file itself)."""
+        drawn = (
+            {"synthetic_rows": self.synthetic_rows, "synthetic_seed": self.synthetic_seed}
+            if self.path is None
+            else {}
+        )
+        return {
+            "seed": self.seed,
+            "test_size": self.test_size,
+            "val_size": self.val_size,
+            "sample_rows": self.sample_rows,
+            "sample_positive_rate": self.sample_positive_rate,
+            "noise_columns": self.noise_columns,
+            **drawn,
+        }
 
     def _read_labelled_file(self) -> tuple[pd.DataFrame, np.ndarray | None]:
         if self.path is None:
             book = _SYNTHETIC_FILES[self.synthetic](self.synthetic_rows, self.synthetic_seed)
             return book.frame, book.default_probability
-        return read_table(resolve_data_path(self.path, self.data_dir), self.read_options), None
+        path = resolve_data_path(self.path, self.data_dir)
+        return read_table(path, self.read_options, self._text_columns()), None
+
+    def _text_columns(self) -> list[str]:
+        """Columns read as written: the id, which predictions copy."""
+        return [self.id_column] if self.id_column else []
 
     def _preprocessing_rows(self) -> np.ndarray:
         """The rows the preprocessing is fitted on: the training split's, or with bagging (a
@@ -505,7 +551,9 @@ class LoanDataModule(L.LightningDataModule):
         split = labelled.split
         bagging = self._fold is not None
         train = self._preprocessing_rows()
-        check_training_columns(labelled.frame, schema, source=self.source, rows=train)
+        check_training_columns(
+            labelled.frame, labelled.numeric, schema, source=self.source, rows=train
+        )
         self.preprocessor = TabularPreprocessor(
             schema.numeric_columns,
             schema.categorical_columns,
@@ -551,7 +599,16 @@ class LoanDataModule(L.LightningDataModule):
         frame = self._require_predict_frame()
         schema = self._require_schema()
         if schema.id_column is not None and schema.id_column in frame.columns:
-            return schema.id_column, frame[schema.id_column].to_numpy()
+            ids = frame[schema.id_column]
+            _warn_on_unusable_ids(ids, source=str(self.predict_path))
+            return schema.id_column, ids.to_numpy()
+        if schema.id_column is not None:
+            log.warning(
+                "%s: no id column %r; the predictions are written in the file's row order "
+                "without ids",
+                self.predict_path,
+                schema.id_column,
+            )
         if self.predict_read_options.index_col is not None:
             return str(frame.index.name or "id"), frame.index.to_numpy()
         return None
@@ -583,7 +640,7 @@ class LoanDataModule(L.LightningDataModule):
                 "predict needs an unlabelled file: pass --data.predict_path <file>."
             )
         path = resolve_data_path(self.predict_path, self.data_dir)
-        frame = read_table(path, self.predict_read_options)
+        frame = read_table(path, self.predict_read_options, self._text_columns())
         return append_noise_columns(frame, self.noise_columns, seed=self.seed, source=str(path))
 
     def _configured_categoricals(self) -> list[str] | None:
@@ -665,3 +722,19 @@ class LoanDataModule(L.LightningDataModule):
                 "checkpoint with --ckpt_path."
             )
         return self.preprocessor
+
+
+def _warn_on_unusable_ids(ids: pd.Series, *, source: str) -> None:
+    """Predictions are matched to applicants by id: say where that cannot work."""
+    blank = int(ids.isna().sum())
+    if blank:
+        log.warning("%s: %d rows have no id; their predictions have an empty id", source, blank)
+    repeated = ids[ids.duplicated(keep=False) & ids.notna()]
+    if not repeated.empty:
+        log.warning(
+            "%s: %d ids occur more than once (e.g. %s); their predictions cannot be told apart "
+            "by id",
+            source,
+            repeated.nunique(),
+            repeated.unique()[:3].tolist(),
+        )

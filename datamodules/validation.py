@@ -8,6 +8,7 @@ column name and example values.
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,9 @@ from contracts.errors import DataValidationError
 from datamodules.schema import TableSchema
 
 log = logging.getLogger(__name__)
+# "1,234", "-12,500.5": a comma every three digits. "13,47", "0,5": a decimal comma.
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")
+_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -107,10 +111,19 @@ def _parse_numbers(column: pd.Series, name: str, *, source: str, coerce: bool) -
 
 
 def _remedy(examples: list[str]) -> str:
-    """The fix that matches the examples: a read option for separators, else the generic ones."""
+    """The fix that matches the examples: a read option for the comma's role, else the
+    generic ones. "13,47" can only be a decimal comma; "1,234" could be either, and reading
+    a decimal comma as a thousands separator would make every such value 10-1,000x larger,
+    so the message then names both options and the user decides."""
+    commas = [value.strip() for value in examples if "," in value]
     specific = ""
-    if any("," in value for value in examples):
-        specific = "For thousands separators set --data.read_options.thousands ','. "
+    if commas and all(_THOUSANDS.fullmatch(value) for value in commas):
+        specific = (
+            "If the comma separates thousands (1,000) set --data.read_options.thousands ','; "
+            "if it is the decimal mark (2,5 for 2.5) set --data.read_options.decimal ','. "
+        )
+    elif commas and all(_DECIMAL_COMMA.fullmatch(value) for value in commas):
+        specific = "The comma is the decimal mark here: set --data.read_options.decimal ','. "
     elif any("%" in value for value in examples):
         specific = "Write percentages without the % sign. "
     return (
@@ -121,18 +134,30 @@ def _remedy(examples: list[str]) -> str:
 
 
 def check_training_columns(
-    frame: pd.DataFrame, schema: TableSchema, *, source: str, rows: np.ndarray
+    frame: pd.DataFrame,
+    numeric: np.ndarray,
+    schema: TableSchema,
+    *,
+    source: str,
+    rows: np.ndarray,
 ) -> None:
     """Refuse columns that carry nothing to learn from; warn on single-level categoricals.
 
-    `rows`: the training rows' positions. Taking them one column at a time never copies the
-    training rows as a whole frame.
+    `numeric`: the numeric block, whose values are what the model reads (text coerced to
+    missing is missing there, not in the frame). `rows`: the training rows' positions.
+    Taking them one column at a time never copies the training rows as a whole frame.
     """
+    position = {name: index for index, name in enumerate(schema.numeric_columns)}
     for name in schema.feature_columns:
-        if frame[name].iloc[rows].isna().all():
+        if name in position:
+            missing = bool(np.isnan(numeric[rows, position[name]]).all())
+        else:
+            missing = bool(frame[name].iloc[rows].isna().all())
+        if missing:
             raise DataValidationError(
-                f"{source}: column {name!r} is entirely missing in the training rows; drop it "
-                "with --data.drop_columns."
+                f"{source}: column {name!r} is entirely missing in the training rows (text "
+                "that --data.coerce_numeric turned into missing values counts as missing); "
+                "drop it with --data.drop_columns."
             )
     for name in schema.categorical_columns:
         if frame[name].iloc[rows].nunique(dropna=True) == 1:

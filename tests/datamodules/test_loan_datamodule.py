@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import BatchSampler, RandomSampler, SequentialSampler
 
@@ -66,7 +67,27 @@ def test_restored_state_encodes_new_rows_like_the_fitted_one(loan_csv, loan_fram
     torch.testing.assert_close(x_num, torch.from_numpy(expected.numeric))
     torch.testing.assert_close(x_cat, torch.from_numpy(expected.categorical))
     name, ids = restored.predict_ids()
-    assert name == "loan_id" and ids.tolist() == loan_frame["loan_id"].tolist()
+    assert name == "loan_id" and ids.tolist() == loan_frame["loan_id"].astype(str).tolist()
+
+
+def test_ids_are_copied_as_written(loan_csv, loan_frame, tmp_path, caplog):
+    """Not as numbers: "007" keeps its zeros, and a blank id leaves the others integers."""
+    state = _datamodule(loan_csv)
+    state.setup("fit")
+    unlabelled = loan_frame.drop(columns=["default"]).head(4).astype({"loan_id": object})
+    unlabelled["loan_id"] = ["007", None, "0100", "0100"]
+    written = {"csv": tmp_path / "new.csv", "parquet": tmp_path / "new.parquet"}
+    unlabelled.to_csv(written["csv"], index=False)
+    unlabelled.assign(loan_id=[7.0, None, 100.0, 101.0]).to_parquet(written["parquet"])
+    expected = {"csv": ["007", None, "0100", "0100"], "parquet": [7, None, 100, 101]}
+    for kind, path in written.items():
+        restored = _datamodule(tmp_path / "absent.csv", predict_path=str(path))
+        restored.setup("predict")
+        restored.load_state_dict(state.state_dict())
+        _, ids = restored.predict_ids()
+        assert [None if pd.isna(value) else value for value in ids] == expected[kind]
+    assert "1 rows have no id" in caplog.text
+    assert "1 ids occur more than once (e.g. ['0100'])" in caplog.text
 
 
 def test_synthetic_book_exposes_true_probabilities_for_the_bayes_ceiling():

@@ -234,6 +234,7 @@ def test_duplicate_column_names(tmp_path, book):
     [
         ("N/A", "--data.read_options.na_values"),
         ("1,000", "--data.read_options.thousands ','"),
+        ("1,000", "--data.read_options.decimal ','"),
         ("12%", "without the % sign"),
     ],
 )
@@ -278,6 +279,26 @@ def test_numbers_as_text_are_never_taken_for_categories(tmp_path, book):
     )
 
 
+def test_a_decimal_comma_is_named_as_such_and_read_with_its_option(tmp_path, book):
+    """A semicolon-separated export writes 2.5 as "2,5": the message must not suggest the
+    thousands separator, which would read it as 25."""
+    frame = book.assign(loan_amount=book["loan_amount"].map("{:.2f}".format).str.replace(".", ","))
+    path = tmp_path / "semicolons.csv"
+    frame.to_csv(path, index=False, sep=";")
+    message = _fails(
+        path,
+        "numeric column 'loan_amount'",
+        "the decimal mark here: set --data.read_options.decimal ','",
+        read_options=ReadOptions(sep=";"),
+    )
+    assert "thousands" not in message
+    datamodule = _setup(path, read_options=ReadOptions(sep=";", decimal=","))
+    column = datamodule.schema.numeric_columns.index("loan_amount")
+    np.testing.assert_allclose(
+        datamodule.labelled_table().numeric[:, column], book["loan_amount"], atol=0.01
+    )
+
+
 def test_pandas_missing_tokens_are_not_silently_missing(tmp_path, book):
     """Only empty cells are missing unless the config lists the file's own token."""
     frame = book.astype({"annual_income": object})
@@ -314,6 +335,24 @@ def test_an_entirely_missing_column_is_refused(tmp_path, book):
         str(path),
         "column 'debt_to_income' is entirely missing",
         "--data.drop_columns",
+    )
+
+
+def test_a_column_that_coercion_empties_is_refused_like_an_empty_one(tmp_path, book):
+    """Every cell "5%", coerced to missing: the frame still holds the text, the model reads
+    only missing values."""
+    path = _csv(tmp_path, book.assign(fee_rate="5%"))
+    categoricals = [
+        name
+        for name in book.columns
+        if not pd.api.types.is_numeric_dtype(book[name]) and name != "loan_id"
+    ]
+    _fails(
+        path,
+        "column 'fee_rate' is entirely missing",
+        "--data.drop_columns",
+        coerce_numeric=True,
+        categorical_columns=categoricals,
     )
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from contracts.errors import ConfigurationError
 from lightning_modules.callbacks import (
     GAINS_FILE,
     LABEL_COLUMN,
@@ -96,6 +97,21 @@ def test_validate_rescores_the_saved_epoch(fitted, run_cli, loan_csv):
     assert float(validated.trainer.callback_metrics["val/roc_auc"]) == pytest.approx(
         chosen, abs=1e-6
     )
+
+
+def test_test_refuses_rows_the_checkpoint_did_not_hold_out(fitted, run_cli, loan_csv, tmp_path):
+    """Another seed, or a changed file, splits off other test rows, some of which trained
+    the network: scoring them would be silently optimistic."""
+    _, best, _ = fitted
+    config = [f"--config={CONFIGS / 'default.yaml'}", f"--ckpt_path={best}"]
+    with pytest.raises(ConfigurationError, match=r"--data\.seed 0 \(this run: 1\)"):
+        run_cli("test", *config, f"--data.path={loan_csv}", "--data.seed=1")
+    changed = tmp_path / "changed.csv"
+    frame = pd.read_csv(loan_csv)
+    frame["age"] += 1  # the same rows and split, other values
+    frame.to_csv(changed, index=False)
+    with pytest.raises(ConfigurationError, match="not the file the checkpoint was fitted on"):
+        run_cli("validate", *config, f"--data.path={changed}")
 
 
 def test_test_subcommand_reports_held_out_metrics(fitted, run_cli, loan_csv, tmp_path, capsys):
