@@ -59,7 +59,7 @@ def sample_labelled_rows(
     if rows is None and positive_rate is None:
         return frame, default_probability
     require_columns(frame, [target], source=source, what="target column")
-    targets = encode_target(frame[target], str(positive_label), source=source)
+    targets = encode_target(frame[target], positive_label, source=source)
     positions = sample_positions(
         targets, rows=rows, positive_rate=positive_rate, seed=seed, source=source
     )

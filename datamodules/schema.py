@@ -14,9 +14,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from contracts.errors import DataValidationError
+from contracts.errors import ConfigurationError, DataValidationError
 
-Label = str | int | float
+# bool: YAML reads an unquoted `Yes`, `No`, `true` or `on` as a boolean, and the parser would
+# refuse it with a page of usage; accepted here, it gets a message that says to quote it
+# (or matches a column pandas read as booleans).
+Label = str | int | float | bool
+_TRUE_TEXT = ("true", "1")
+_FALSE_TEXT = ("false", "0")
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ def build_schema(
     configured["categorical_columns"] = list(categorical_columns or [])
     for option, names in configured.items():
         require_columns(frame, names, source=source, what=f"configured {option}")
+    require_label_as_written(frame[target], positive_label, source=source)
 
     excluded = {target, *drop_columns} | ({id_column} if id_column else set())
     candidates = [name for name in frame.columns if name not in excluded]
@@ -167,9 +173,10 @@ def _mostly_numbers_as_text(column: pd.Series) -> bool:
     return bool(pd.to_numeric(cleaned, errors="coerce").notna().mean() > 0.5)
 
 
-def encode_target(column: pd.Series, positive_label: str, *, source: str) -> np.ndarray:
+def encode_target(column: pd.Series, positive_label: Label, *, source: str) -> np.ndarray:
     """Map the target to 0/1, insisting on exactly two classes and a present positive label."""
     name = column.name
+    require_label_as_written(column, positive_label, source=source)
     missing = column.isna()
     if missing.any():
         rows = np.flatnonzero(missing.to_numpy())[:5].tolist()
@@ -198,8 +205,25 @@ def encode_target(column: pd.Series, positive_label: str, *, source: str) -> np.
     return positive.to_numpy(dtype=np.int64)
 
 
-def label_matches(column: pd.Series, label: str) -> pd.Series:
-    """Compare by number when both sides are numbers (so 1, 1.0 and "1" agree), else by text."""
+def require_label_as_written(column: pd.Series, label: Label, *, source: str) -> None:
+    """A boolean label only names a column pandas read as booleans: anywhere else it is an
+    unquoted YAML word (`Yes`) that reached the parser as True."""
+    if isinstance(label, bool) and not pd.api.types.is_bool_dtype(column):
+        values = sorted(map(str, pd.unique(column.dropna())))[:10]
+        raise ConfigurationError(
+            f"{source}: positive_label was read as the boolean {label}: YAML reads an unquoted "
+            f"Yes, No, true, false, on or off as one. Target column {column.name!r} holds "
+            f'{values}: quote the label as the file writes it, e.g. positive_label: "Yes".'
+        )
+
+
+def label_matches(column: pd.Series, label: Label) -> pd.Series:
+    """Compare by number when both sides are numbers (so 1, 1.0 and "1" agree), as booleans
+    when pandas read the column as booleans (so TRUE, true and True agree), else by text."""
+    if pd.api.types.is_bool_dtype(column):
+        text = str(label).strip().lower()
+        if text in (*_TRUE_TEXT, *_FALSE_TEXT):
+            return column == (text in _TRUE_TEXT)
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         try:
             return column == float(label)

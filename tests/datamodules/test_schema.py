@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from contracts.errors import DataValidationError
+from contracts.errors import ConfigurationError, DataValidationError
 from datamodules.schema import TableSchema, build_schema, encode_target, label_matches
 
 
@@ -87,3 +87,16 @@ def test_target_errors_name_the_problem():
         encode_target(pd.Series(["N", "M"], name="y"), "Y", source="f.csv")
     with pytest.raises(DataValidationError, match=r"'y' has 1 missing values"):
         encode_target(pd.Series([1.0, np.nan, 0.0], name="y"), "1", source="f.csv")
+
+
+def test_a_label_yaml_read_as_a_boolean_says_to_quote_it():
+    """`positive_label: Yes` arrives as True; the file writes "Yes"."""
+    with pytest.raises(ConfigurationError, match=r"holds \['No', 'Yes'\]: quote the label"):
+        encode_target(pd.Series(["Yes", "No"], name="y"), True, source="f.csv")
+
+
+@pytest.mark.parametrize("label", [True, "TRUE", "true", "True", 1])
+def test_a_target_pandas_read_as_booleans_matches_its_label_in_any_spelling(label):
+    """A file writing TRUE/FALSE is read as booleans, whose text is "True"."""
+    column = pd.Series([True, False, True], name="y")
+    assert encode_target(column, label, source="f.csv").tolist() == [1, 0, 1]
