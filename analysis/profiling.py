@@ -26,6 +26,7 @@ from contracts.choices import check_choice
 from datamodules.loan_datamodule import LabelledTable
 from datamodules.preprocessing import category_strings
 from datamodules.schema import TableSchema
+from datamodules.validation import looks_like_identifier
 
 RowSelection = Literal["all", "train"]
 Role = Literal["target", "id", "dropped", "numeric", "categorical"]
@@ -50,7 +51,6 @@ CONFIDENCE = 0.95
 # Thresholds of the warnings; each one's message states the figure that crossed it.
 NEAR_DUPLICATE_RHO = 0.98
 ALMOST_CONSTANT_SHARE = 0.995
-IDENTIFIER_SHARE = 0.95
 LEAK_AUC = 0.6
 NEAR_PERFECT_AUC = 0.98
 HIGH_CARDINALITY = 50
@@ -597,15 +597,10 @@ def _identifier_findings(
     identifiers = []
     for info in columns:
         is_feature = info.role in ("numeric", "categorical")
-        column = frame[info.name]
-        integral_or_text = not pd.api.types.is_float_dtype(column) or bool(
-            np.all(np.mod(column.dropna().to_numpy(dtype=np.float64), 1.0) == 0.0)
-        )
-        if info.role == "id" or (
-            is_feature and integral_or_text and info.distinct >= IDENTIFIER_SHARE * n_rows
-        ):
+        identifier = is_feature and looks_like_identifier(frame[info.name])
+        if info.role == "id" or identifier:
             identifiers.append(info.name)
-        if is_feature and integral_or_text and info.distinct >= IDENTIFIER_SHARE * n_rows:
+        if identifier:
             findings.append(
                 Finding(
                     "identifier",

@@ -20,6 +20,13 @@ log = logging.getLogger(__name__)
 # "1,234", "-12,500.5": a comma every three digits. "13,47", "0,5": a decimal comma.
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")
 _DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
+# A column distinct in this share of its rows is an identifier if it is text or integers
+# packed in a range (row numbers, account numbers); integers spread over a wide range
+# (incomes in whole units) are measurements.
+IDENTIFIER_SHARE = 0.95
+# 2024-03-15, 2024-03-15 10:30, 15/03/2024, 3.15.24: the text of dates, in most of a column.
+_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}([ T].*)?|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}")
+DATE_SHARE = 0.9
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -164,3 +171,57 @@ def check_training_columns(
             log.warning(
                 "%s: categorical column %r has a single level; it carries no signal", source, name
             )
+    for name in schema.feature_columns:
+        _warn_on_identifier_or_dates(frame[name].iloc[rows], name, source=source)
+
+
+def looks_like_identifier(column: pd.Series) -> bool:
+    """Distinct in almost every row, and text or integers packed in a narrow range."""
+    values = column.dropna()
+    distinct = values.nunique()
+    if not len(values) or distinct < IDENTIFIER_SHARE * len(column):
+        return False
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return True
+    numbers = values.to_numpy(dtype=np.float64)
+    integral = bool(np.all(np.mod(numbers, 1.0) == 0.0))
+    return integral and numbers.max() - numbers.min() < 2 * distinct
+
+
+def looks_like_dates(column: pd.Series) -> bool:
+    """Text whose values are mostly dates (checked on up to 1,000 of them)."""
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return False
+    sample = column.dropna().astype(str).str.strip().head(1000)
+    return bool(len(sample)) and sample.str.fullmatch(_DATE).mean() >= DATE_SHARE
+
+
+def _warn_on_identifier_or_dates(column: pd.Series, name: str, *, source: str) -> None:
+    """A feature the network cannot generalise from: each value seen about once in training,
+    so every new applicant's value is unseen (and a row number sorted by outcome leaks it)."""
+    if looks_like_dates(column):
+        log.warning(
+            "%s: column %r holds dates (e.g. %r): it is read as a categorical, and dates after "
+            "the training rows' are unknown levels; derive numbers from it (days since, month) "
+            "or drop it with --data.drop_columns",
+            source,
+            name,
+            str(column.dropna().iloc[0]),
+        )
+    elif looks_like_identifier(column):
+        index = (
+            " (a blank header: the row index `to_csv` writes; read it with "
+            "--data.read_options.index_col 0)"
+            if name.startswith("Unnamed:")
+            else ""
+        )
+        log.warning(
+            "%s: column %r looks like an identifier, %d distinct values in %d training rows%s: "
+            "the network can memorise rows through it, and new applicants' values are unseen; "
+            "set it as --data.id_column or drop it with --data.drop_columns",
+            source,
+            name,
+            column.nunique(),
+            len(column),
+            index,
+        )

@@ -356,6 +356,27 @@ def test_a_column_that_coercion_empties_is_refused_like_an_empty_one(tmp_path, b
     )
 
 
+def test_identifiers_and_dates_among_the_features_are_warned_about(tmp_path, book, caplog):
+    """A row number sorted by outcome leaks it; an application number or a date is unseen
+    for every new applicant. Whole-unit incomes, as distinct, are measurements."""
+    ordered = book.sort_values("default").reset_index(drop=True)
+    frame = ordered.assign(
+        application=[f"APP{i:06d}" for i in range(len(book))],
+        applied_on=pd.date_range("2021-01-01", periods=len(book)).strftime("%Y-%m-%d"),
+        annual_income=np.random.default_rng(0).choice(range(10_000, 500_000), len(book), False),
+    )
+    path = tmp_path / "indexed.csv"
+    frame.to_csv(path)  # the index too, under a blank header
+    assert frame["annual_income"].nunique() >= 0.95 * len(frame)
+    with caplog.at_level(logging.WARNING, logger="datamodules.validation"):
+        _setup(path)
+    assert "'Unnamed: 0' looks like an identifier" in caplog.text
+    assert "--data.read_options.index_col 0" in caplog.text
+    assert "'application' looks like an identifier" in caplog.text
+    assert "'applied_on' holds dates (e.g. '2021-" in caplog.text
+    assert "annual_income" not in caplog.text
+
+
 def test_single_level_categorical_warns_and_keeps_working(tmp_path, book, caplog):
     path = _csv(tmp_path, book.assign(region="north"))
     with caplog.at_level(logging.WARNING, logger="datamodules.validation"):
