@@ -125,9 +125,26 @@ def require_columns(
     for name in missing:
         close = difflib.get_close_matches(name, [str(c) for c in frame.columns], n=3)
         hints.append(f"{name!r}" + (f" (did you mean {close}?)" if close else ""))
+    hint = _separator_hint(frame) or hint
     raise DataValidationError(
         f"{source}: {what} not found in the file: {', '.join(hints)}. "
         f"The file has columns {list(frame.columns)[:30]}.{' ' + hint if hint else ''}"
+    )
+
+
+def _separator_hint(frame: pd.DataFrame) -> str:
+    """Where the whole header is one column holding another separator, the file was read
+    with the wrong `sep`; that, not the column names, is what to fix."""
+    if len(frame.columns) != 1:
+        return ""
+    header = str(frame.columns[0])
+    found = next((sep for sep in (";", "\t", "|", ",") if sep in header), None)
+    if found is None:
+        return ""
+    return (
+        f"The header was read as one column holding {found!r}: the file is separated by "
+        f"{found!r}; set --data.read_options.sep (--data.predict_read_options.sep for the "
+        "file predict reads)."
     )
 
 

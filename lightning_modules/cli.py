@@ -21,7 +21,7 @@ os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 from jsonargparse import Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from rich.console import Console
@@ -100,6 +100,11 @@ class LoanCLI(LightningCLI):
                 "trainer.logger, or train one network with --data.folds 1"
             )
         run = f"version_{root.version}" if isinstance(root.version, int) else str(root.version)
+        # The run's own config.yaml, as a single fit writes it (the trainer that would
+        # write it never fits here): `--config <run>/config.yaml` reproduces the bag.
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, SaveConfigCallback):
+                callback.setup(self.trainer, self.model, "fit")
 
         def new_fold_run(fold: int) -> FoldRun:
             fresh = self.parser.instantiate_classes(self.config)

@@ -3,7 +3,13 @@ import pandas as pd
 import pytest
 
 from contracts.errors import ConfigurationError, DataValidationError
-from datamodules.schema import TableSchema, build_schema, encode_target, label_matches
+from datamodules.schema import (
+    TableSchema,
+    build_schema,
+    encode_target,
+    label_matches,
+    require_columns,
+)
 
 
 @pytest.fixture
@@ -100,3 +106,9 @@ def test_a_target_pandas_read_as_booleans_matches_its_label_in_any_spelling(labe
     """A file writing TRUE/FALSE is read as booleans, whose text is "True"."""
     column = pd.Series([True, False, True], name="y")
     assert encode_target(column, label, source="f.csv").tolist() == [1, 0, 1]
+
+
+def test_a_header_read_as_one_column_names_the_separator():
+    frame = pd.DataFrame({"id;age;income": ["1;30;100"]})
+    with pytest.raises(DataValidationError, match=r"separated by ';'; set --data.read_options"):
+        require_columns(frame, ["age"], source="f.csv", what="feature columns", hint="other")

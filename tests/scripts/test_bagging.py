@@ -40,6 +40,8 @@ def test_bagged_fit_averages_its_folds_into_one_checkpoint_that_test_and_predict
     assert "checkpoint: logs/default/version_0/checkpoints/bagged.ckpt" in printed
     checkpoint = torch.load(bagged_path, weights_only=True)
     assert checkpoint["hyper_parameters"]["networks"] == FOLDS
+    # The run's config, as a single fit writes it, beside each fold's.
+    assert f"folds: {FOLDS}" in (run_dir / "config.yaml").read_text()
     bagged = _load(bagged_path)
 
     # Each fold is a fit of its own, logged and checkpointed beside the others.
