@@ -250,6 +250,7 @@ class LoanDataModule(L.LightningDataModule):
         # The held-out rows of the fit a restored checkpoint comes from (None: not restored,
         # or a checkpoint from before they were recorded).
         self._fitted_held_out: HeldOutRows | None = None
+        self._warned_small_test = False
         # The split the dataloaders serve: the protocol's, or the selected bagging fold's.
         self._fold: int | None = None
         self._tensors: dict[Split, TabularTensors] = {}
@@ -288,7 +289,10 @@ class LoanDataModule(L.LightningDataModule):
             self._predict_frame = self._read_predict_file()
             self._predict_inputs = None
             return
-        self.labelled_table()
+        labelled = self.labelled_table()
+        if not self._warned_small_test:
+            _warn_on_a_small_test_split(labelled, source=self.source)
+            self._warned_small_test = True
         if stage == "fit" and self.preprocessor is None:
             self._fit_preprocessor()
 
@@ -722,6 +726,25 @@ class LoanDataModule(L.LightningDataModule):
                 "checkpoint with --ckpt_path."
             )
         return self.preprocessor
+
+
+# Below this many rows of either class in the test split, a single row moves its ROC-AUC by
+# more than 0.05 (1 / rows), so its figures are anecdotes.
+FEW_TEST_CASES = 20
+
+
+def _warn_on_a_small_test_split(labelled: LabelledTable, *, source: str) -> None:
+    counts = np.bincount(labelled.targets[labelled.split.test], minlength=2)
+    if counts.min() < FEW_TEST_CASES:
+        log.warning(
+            "%s: the test split holds %d defaulters and %d others: one row can move its "
+            "ROC-AUC by up to %.2f, so read its figures as rough; more labelled rows make them "
+            "firmer",
+            source,
+            counts[1],
+            counts[0],
+            1 / counts.min(),
+        )
 
 
 def _warn_on_unusable_ids(ids: pd.Series, *, source: str) -> None:

@@ -199,7 +199,8 @@ def encode_target(column: pd.Series, positive_label: Label, *, source: str) -> n
         rows = np.flatnonzero(missing.to_numpy())[:5].tolist()
         raise DataValidationError(
             f"{source}: target column {name!r} has {int(missing.sum())} missing values "
-            f"(first row positions {rows}); remove or label those rows."
+            f"(first data rows {rows}, counting from 0 after the header); remove or label "
+            "those rows."
         )
     levels = pd.unique(column)
     if len(levels) > 2:

@@ -65,8 +65,8 @@ def numeric_block(
             if bad.any():
                 raise DataValidationError(
                     f"{source}: numeric column {name!r} has {int(bad.sum())} {problem} (first "
-                    f"row positions {np.flatnonzero(bad)[:5].tolist()}); {remedy} or leave "
-                    "the cells empty."
+                    f"data rows {np.flatnonzero(bad)[:5].tolist()}, counting from 0 after the "
+                    f"header); {remedy} or leave the cells empty."
                 )
         block[:, index] = values
     return block

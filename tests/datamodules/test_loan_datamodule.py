@@ -122,3 +122,11 @@ def test_training_rows_get_out_of_fold_target_statistics_also_after_a_restore(lo
     torch.testing.assert_close(
         restored.split_tensors("train").numeric, fitted.split_tensors("train").numeric
     )
+
+
+def test_a_test_split_of_few_defaulters_is_called_rough(loan_frame, tmp_path, caplog):
+    small = tmp_path / "small.csv"
+    loan_frame.groupby("default").head(40).to_csv(small, index=False)  # 8 + 8 test rows
+    _datamodule(small).setup("fit")
+    assert "the test split holds 8 defaulters and 8 others" in caplog.text
+    assert "by up to 0.12" in caplog.text
