@@ -690,6 +690,12 @@ class LoanDataModule(L.LightningDataModule):
             rank_zero_info(
                 f"{source}: category levels unseen in training (unknown code): {unknown}"
             )
+        beyond = preprocessor.count_beyond_range(numeric)
+        if beyond:
+            rank_zero_info(
+                f"{source}: values outside the training range (scored like the range's nearest "
+                f"edge; check for unit errors or typos): {beyond}"
+            )
         trained_without_gaps = [
             index
             for index, name in enumerate(preprocessor.numeric_columns)

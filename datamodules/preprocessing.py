@@ -197,6 +197,17 @@ class TabularPreprocessor:
         self.medians_ = np.array(
             [np.nanmedian(column) for column in _columns(numeric, positions)], dtype=np.float64
         )
+        # (2, n_numeric): each column's smallest and largest training value, so that predict
+        # can count the values it has to extrapolate to (NaN where a column has none).
+        self.ranges_ = np.array(
+            [
+                [np.nanmin(column), np.nanmax(column)]
+                if not np.isnan(column).all()
+                else [np.nan] * 2
+                for column in _columns(numeric, positions)
+            ],
+            dtype=np.float64,
+        ).T.reshape(2, -1)
         self.indicator_columns_ = [
             name
             for name, column in zip(self.numeric_columns, _columns(numeric, positions), strict=True)
@@ -379,6 +390,19 @@ class TabularPreprocessor:
             *((name,) for name in self.indicator_columns_),
         ]
 
+    def count_beyond_range(self, numeric: np.ndarray) -> dict[str, int]:
+        """Per numeric column, how many values lie outside its training range: the network
+        has never seen them, and the scaling and bins treat them as the nearest edge."""
+        self._check_fitted()
+        with np.errstate(invalid="ignore"):
+            beyond = (numeric < self.ranges_[0]) | (numeric > self.ranges_[1])
+        counts = beyond.sum(axis=0)
+        return {
+            name: int(count)
+            for name, count in zip(self.numeric_columns, counts, strict=True)
+            if count
+        }
+
     def count_unknown(self, categorical: pd.DataFrame) -> dict[str, int]:
         """Per column, how many present values fall outside the kept vocabulary (unseen or rare)."""
         self._check_fitted()
@@ -415,6 +439,7 @@ class TabularPreprocessor:
                 for values, counts in self.value_count_tables_
             ],
             "medians": torch.from_numpy(self.medians_.copy()),
+            "ranges": torch.from_numpy(self.ranges_.copy()),
             "indicator_columns": list(self.indicator_columns_),
             "vocabularies": {name: list(levels) for name, levels in self.vocabularies_.items()},
             "distributions": {
@@ -469,6 +494,9 @@ class TabularPreprocessor:
             for table in state["value_count_tables"]
         ]
         self.medians_ = state["medians"].numpy()
+        # Checkpoints from before the ranges were stored count no value as out of range.
+        unknown = np.full((2, len(self.medians_)), np.nan)
+        self.ranges_ = state["ranges"].numpy() if "ranges" in state else unknown
         self.indicator_columns_ = list(state["indicator_columns"])
         self.vocabularies_ = {name: list(v) for name, v in state["vocabularies"].items()}
         # Checkpoints from before the distributions were stored restore none.

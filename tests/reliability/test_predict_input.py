@@ -6,6 +6,7 @@ unlabelled applicants and checks the outcome the user sees: the file written, or
 
 from __future__ import annotations
 
+import ast
 import logging
 import re
 from collections.abc import Iterator
@@ -166,6 +167,33 @@ def test_unseen_category_levels_get_the_unknown_code_and_are_counted(
     region = cli.datamodule.schema.categorical_columns.index("region")
     codes = cli.datamodule.predict_dataloader().dataset.tensors.categorical[:, region]
     assert (codes[:7] == UNKNOWN_CODE).all() and (codes[7:] != UNKNOWN_CODE).all()
+
+
+def test_values_outside_the_training_range_are_counted(trained, tmp_path, monkeypatch, caplog):
+    """An income of 1e30 is scored like the largest training income: a unit error or a
+    typo the population stability report's open-ended top bin does not show."""
+
+    def counted(frame: pd.DataFrame, folder: Path) -> dict[str, int]:
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            submission, _ = _predict(trained, frame, folder, monkeypatch)
+        assert np.isfinite(_probabilities(submission)).all()
+        if "values outside the training range" not in caplog.text:
+            return {}
+        line = _line(caplog.text, "values outside the training range")
+        return ast.literal_eval(line[line.index("{") :])
+
+    # New applicants fall a little outside a 1,280-row training range on their own.
+    before = counted(trained.applicants, tmp_path / "plain")
+    frame = trained.applicants.copy()
+    income = frame["annual_income"]
+    inside = frame.index[income.between(income.quantile(0.4), income.quantile(0.6))][:3]
+    frame.loc[inside, "annual_income"] = 1e30
+    after = counted(frame, tmp_path)
+    assert after["annual_income"] == before.get("annual_income", 0) + 3
+    assert {k: v for k, v in after.items() if k != "annual_income"} == {
+        k: v for k, v in before.items() if k != "annual_income"
+    }
 
 
 def test_gaps_in_columns_complete_in_training_are_imputed_and_counted(
