@@ -121,7 +121,7 @@ class LoanCLI(LightningCLI):
         bagged = fit_bagged(datamodule, new_fold_run, Path(root.log_dir), resume=resume)
         root.log_metrics({f"val/{name}": value for name, value in bagged.report().items()}, step=0)
         for views in _views(self.trainer):
-            views.write_validation_figures(root, bagged.out_of_fold, step=0)
+            views.write_figures(root, bagged.out_of_fold, 0, stage="val", rows="out-of-fold")
         root.save()
         return bagged
 

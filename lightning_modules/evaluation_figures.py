@@ -3,7 +3,9 @@ and the Kolmogorov-Smirnov chart.
 
 Drawn with matplotlib's object API (no pyplot state), so they render on a headless
 machine and inside a training loop; `tensorboard_views.py` logs them to TensorBoard.
-Every function takes probabilities and 0/1 targets as 1-D tensors.
+Every function takes probabilities and 0/1 targets as 1-D tensors, and `rows`: which rows
+they are ("validation", "test", "out-of-fold"), named in the title, since a bag's
+out-of-fold figures and a fold's validation figures otherwise look alike.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torchmetrics.functional.classification as tmf
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from lightning_modules.metrics import CALIBRATION_BINS
 from risk.discrimination import ks_curve
@@ -27,18 +30,28 @@ SIZE = (4.2, 4.0)
 MARGINS = {"left": 0.17, "right": 0.96, "bottom": 0.12, "top": 0.92}
 
 
-def roc_figure(probs: torch.Tensor, targets: torch.Tensor) -> Figure:
-    """ROC curve with the chance diagonal; the title carries the AUC."""
-    fpr, tpr, _ = tmf.binary_roc(probs, targets.long())
-    auc = float(tmf.binary_auroc(probs, targets.long()))
+def roc_figure(probs: torch.Tensor, targets: torch.Tensor, threshold: float, rows: str) -> Figure:
+    """ROC curve with the chance diagonal and the operating point at the decision
+    threshold; the title carries the AUC."""
+    labels = targets.long()
+    fpr, tpr, _ = tmf.binary_roc(probs, labels)
+    auc = float(tmf.binary_auroc(probs, labels))
+    point = (
+        1 - float(tmf.binary_specificity(probs, labels, threshold=threshold)),
+        float(tmf.binary_recall(probs, labels, threshold=threshold)),
+    )
     figure, axes = _axes()
     axes.plot(fpr.numpy(), tpr.numpy(), color="#4c72b0")
     axes.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1)
-    _square(axes, "false positive rate", "true positive rate", f"ROC (AUC {auc:.4f})")
+    axes.plot(*point, "o", color="#c44e52", label=f"threshold {threshold:.3f}")
+    axes.legend(loc="lower right", fontsize=8)
+    _square(axes, "false positive rate", "true positive rate", f"ROC, {rows} (AUC {auc:.4f})")
     return figure
 
 
-def precision_recall_figure(probs: torch.Tensor, targets: torch.Tensor, threshold: float) -> Figure:
+def precision_recall_figure(
+    probs: torch.Tensor, targets: torch.Tensor, threshold: float, rows: str
+) -> Figure:
     """Precision-recall curve, the no-skill line at the positive rate, and the operating
     point at the decision threshold."""
     labels = targets.long()
@@ -53,11 +66,11 @@ def precision_recall_figure(probs: torch.Tensor, targets: torch.Tensor, threshol
     axes.axhline(float(targets.float().mean()), color="#999", linestyle="--", linewidth=1)
     axes.plot(*point, "o", color="#c44e52", label=f"threshold {threshold:.3f}")
     axes.legend(loc="upper right", fontsize=8)
-    _square(axes, "recall", "precision", f"Precision-recall (AP {average_precision:.4f})")
+    _square(axes, "recall", "precision", f"PR, {rows} (AP {average_precision:.4f})")
     return figure
 
 
-def ks_figure(probs: torch.Tensor, targets: torch.Tensor) -> Figure:
+def ks_figure(probs: torch.Tensor, targets: torch.Tensor, rows: str) -> Figure:
     """The KS chart: cumulative shares of defaulters and of non-defaulters among the
     applicants ranked riskiest first, and the widest gap between them (the KS statistic)
     with the default probability at which it is reached."""
@@ -81,12 +94,14 @@ def ks_figure(probs: torch.Tensor, targets: torch.Tensor) -> Figure:
         axes,
         "share of applicants, riskiest first",
         "cumulative share",
-        f"Kolmogorov-Smirnov (KS {float(gap.abs()[best]):.4f})",
+        f"KS chart, {rows} (KS {float(gap.abs()[best]):.4f})",
     )
     return figure
 
 
-def confusion_figure(probs: torch.Tensor, targets: torch.Tensor, threshold: float) -> Figure:
+def confusion_figure(
+    probs: torch.Tensor, targets: torch.Tensor, threshold: float, rows: str
+) -> Figure:
     """Counts at the decision threshold, with each cell's share of its true class."""
     matrix = tmf.binary_confusion_matrix(probs, targets.long(), threshold=threshold).numpy()
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
@@ -105,8 +120,8 @@ def confusion_figure(probs: torch.Tensor, targets: torch.Tensor, threshold: floa
     axes.set_xticks([0, 1], ["no default", "default"])
     axes.set_yticks([0, 1], ["no default", "default"], rotation=90, va="center")
     axes.set_xlabel("predicted")
-    axes.set_ylabel("actual")
-    axes.set_title(f"Confusion at threshold {threshold:.3f}", fontsize=10)
+    axes.set_ylabel("actual (% of the actual class)")
+    axes.set_title(f"Confusion, {rows}, threshold {threshold:.3f}", fontsize=10)
     return figure
 
 
@@ -127,7 +142,7 @@ def reliability_bins(
 
 
 def reliability_figure(
-    probs: torch.Tensor, targets: torch.Tensor, n_bins: int = CALIBRATION_BINS
+    probs: torch.Tensor, targets: torch.Tensor, rows: str, n_bins: int = CALIBRATION_BINS
 ) -> Figure:
     """Observed default rate against mean predicted probability per bin, above a histogram
     of the predictions (log scale, since most rows sit in a few bins)."""
@@ -146,10 +161,13 @@ def reliability_figure(
     top.plot(predicted[present].numpy(), observed[present].numpy(), "o-", color="#4c72b0")
     top.set_ylim(0, 1)
     top.set_ylabel("observed default rate")
-    top.set_title(f"Reliability (ECE {error:.4f}, {n_bins} bins)", fontsize=10)
+    top.set_title(f"Reliability, {rows} (ECE {error:.4f}, {n_bins} bins)", fontsize=10)
     edges = np.linspace(0, 1, n_bins + 1)
     bottom.stairs(counts.numpy(), edges, fill=True, color="#8172b3")
     bottom.set_yscale("log")
+    # Within a decade matplotlib labels the minor ticks (2x10^3, 3x10^3...), which overlap
+    # and push the axis label out of the figure; the decades alone are enough.
+    bottom.yaxis.set_minor_formatter(NullFormatter())
     bottom.set_xlim(0, 1)
     bottom.set_xlabel("predicted probability")
     bottom.set_ylabel("rows")

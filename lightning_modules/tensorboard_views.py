@@ -4,7 +4,7 @@
   the last one), the ROC and precision-recall curves, the Kolmogorov-Smirnov chart, the
   confusion matrix at the model's decision threshold and a reliability diagram of the
   validation predictions, plus TensorBoard's native interactive PR curve; after `test`,
-  the test split's KS chart.
+  the same of the test rows.
 * HPARAMS: the model's hyperparameters, the data module's settings (dataset, seed,
   scaling...), the optimiser's and the global seed, declared with every validation and
   test metric, so runs can be sorted and compared side by side on any of them. The
@@ -93,9 +93,7 @@ class TensorBoardViews(L.Callback):
         outputs = pl_module.test_outputs if isinstance(pl_module, InspectableModel) else None
         if logger is None or outputs is None:
             return
-        probs, targets = outputs.probabilities.float().cpu(), outputs.targets.float().cpu()
-        figure = ks_figure(probs, targets)
-        logger.experiment.add_figure("test/ks_curve", figure, global_step=trainer.global_step)
+        self.write_figures(logger, outputs, trainer.global_step, stage="test", rows="test")
 
     @rank_zero_only
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -142,27 +140,34 @@ class TensorBoardViews(L.Callback):
         outputs = pl_module.validation_outputs if isinstance(pl_module, InspectableModel) else None
         if logger is None or outputs is None or not self.figures:
             return
-        self.write_validation_figures(logger, outputs, trainer.global_step)
+        self.write_figures(logger, outputs, trainer.global_step, stage="val", rows="validation")
         self._curves_step = trainer.global_step
 
-    def write_validation_figures(
-        self, logger: TensorBoardLogger, outputs: EvaluationOutputs, step: int
+    def write_figures(
+        self,
+        logger: TensorBoardLogger,
+        outputs: EvaluationOutputs,
+        step: int,
+        *,
+        stage: str,
+        rows: str,
     ) -> None:
-        """The `val/*` figures and PR curve of these predictions (a fit's validation epoch,
-        or a bag's out-of-fold rows)."""
+        """The `<stage>/*` figures and PR curve of these predictions: a fit's validation
+        epoch, a bag's out-of-fold rows (`stage` "val", `rows` "out-of-fold") or the test
+        rows. `rows` names them in each figure's title."""
         probs = outputs.probabilities.detach().float().cpu()
         targets = outputs.targets.detach().float().cpu()
         threshold = outputs.threshold
         figures = {
-            "val/roc_curve": roc_figure(probs, targets),
-            "val/precision_recall_curve": precision_recall_figure(probs, targets, threshold),
-            "val/ks_curve": ks_figure(probs, targets),
-            "val/confusion_matrix": confusion_figure(probs, targets, threshold),
-            "val/reliability_diagram": reliability_figure(probs, targets, self.calibration_bins),
+            "roc_curve": roc_figure(probs, targets, threshold, rows),
+            "precision_recall_curve": precision_recall_figure(probs, targets, threshold, rows),
+            "ks_curve": ks_figure(probs, targets, rows),
+            "confusion_matrix": confusion_figure(probs, targets, threshold, rows),
+            "reliability_diagram": reliability_figure(probs, targets, rows, self.calibration_bins),
         }
-        for tag, figure in figures.items():
-            logger.experiment.add_figure(tag, figure, global_step=step)
-        logger.experiment.add_pr_curve("val/pr_curve", targets.long(), probs, global_step=step)
+        for name, figure in figures.items():
+            logger.experiment.add_figure(f"{stage}/{name}", figure, global_step=step)
+        logger.experiment.add_pr_curve(f"{stage}/pr_curve", targets.long(), probs, global_step=step)
 
     def _write_embeddings(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         logger = _tensorboard_logger(trainer)

@@ -18,7 +18,13 @@ from tensorboard.plugins.projector import projector_config_pb2
 
 from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.cli import cli_main
-from lightning_modules.evaluation_figures import confusion_figure, ks_figure, reliability_bins
+from lightning_modules.evaluation_figures import (
+    confusion_figure,
+    ks_figure,
+    reliability_bins,
+    reliability_figure,
+    roc_figure,
+)
 from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.metrics import binary_report
 from lightning_modules.networks import NetworkSettings
@@ -76,14 +82,15 @@ def test_every_stage_logs_loss_metrics_and_learning_rate(run):
 @pytest.mark.slow
 def test_validation_curves_are_images_and_a_native_pr_curve(run):
     cli, _, events, _ = run
-    assert set(events.Tags()["images"]) == VALIDATION_FIGURES | {"test/ks_curve"}
-    for tag in [*VALIDATION_FIGURES, "test/ks_curve"]:
+    test_figures = {tag.replace("val/", "test/") for tag in VALIDATION_FIGURES}
+    assert set(events.Tags()["images"]) == VALIDATION_FIGURES | test_figures
+    for tag in [*VALIDATION_FIGURES, *test_figures]:
         (image,) = events.Images(tag)  # 3 epochs, every 5: drawn once, after the last epoch
         assert image.step == cli.trainer.global_step
         pixels = matplotlib.image.imread(io.BytesIO(image.encoded_image_string), format="png")
         assert pixels.shape[0] == image.height > 100 and pixels.std() > 0
-    assert "val/pr_curve" in events.Tags()["tensors"]
-    assert set(events.PluginTagToContent("pr_curves")) == {"val/pr_curve"}
+    assert {"val/pr_curve", "test/pr_curve"} <= set(events.Tags()["tensors"])
+    assert set(events.PluginTagToContent("pr_curves")) == {"val/pr_curve", "test/pr_curve"}
 
 
 @pytest.mark.slow
@@ -188,16 +195,37 @@ def test_reliability_bins_average_to_the_protocols_calibration_error():
 def test_confusion_figure_writes_the_counts_at_the_threshold():
     probs = torch.tensor([0.1, 0.4, 0.6, 0.9, 0.45, 0.7])
     targets = torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
-    figure = confusion_figure(probs, targets, threshold=0.5)
+    figure = confusion_figure(probs, targets, threshold=0.5, rows="test")
     cells = [text.get_text().split("\n")[0] for text in figure.axes[0].texts]
     assert cells == ["2", "1", "1", "2"]  # TN, FP, FN, TP
+    assert figure.axes[0].get_title() == "Confusion, test, threshold 0.500"
+
+
+def test_roc_figure_marks_the_operating_point_at_the_threshold():
+    probs = torch.tensor([0.1, 0.4, 0.6, 0.9, 0.45, 0.7])
+    targets = torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+    (axes,) = roc_figure(probs, targets, threshold=0.5, rows="out-of-fold").axes
+    assert axes.get_title().startswith("ROC, out-of-fold (AUC")
+    point = axes.lines[-1]  # at 0.5: 1 of 3 non-defaulters above it, 2 of 3 defaulters
+    assert point.get_xdata()[0] == pytest.approx(1 / 3) and point.get_ydata()[0] == pytest.approx(
+        2 / 3
+    )
+
+
+def test_reliability_histogram_labels_only_its_decades():
+    """Minor-tick labels (2x10^3, 3x10^3...) overlapped on a large validation set."""
+    probs = torch.rand(20_000, generator=torch.Generator().manual_seed(0)) ** 3
+    figure = reliability_figure(probs, (probs > 0.5).float(), rows="validation")
+    figure.canvas.draw()
+    histogram = figure.axes[1]
+    assert not any(label.get_text() for label in histogram.yaxis.get_minorticklabels())
 
 
 def test_ks_figure_marks_the_statistic_where_it_is_reached():
     probs = torch.tensor([0.9, 0.8, 0.7, 0.4, 0.3, 0.2])
     targets = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0, 0.0])
-    (axes,) = ks_figure(probs, targets).axes
-    assert axes.get_title() == "Kolmogorov-Smirnov (KS 0.6667)"
+    (axes,) = ks_figure(probs, targets, rows="validation").axes
+    assert axes.get_title() == "KS chart, validation (KS 0.6667)"
     legend = [text.get_text() for text in axes.get_legend().get_texts()]
     assert legend == ["defaulters", "non-defaulters", "KS at p >= 0.800"]
 
