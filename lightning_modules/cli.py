@@ -33,7 +33,7 @@ from lightning_modules.bagging import BaggedFit, FoldRun, fit_bagged
 from lightning_modules.callbacks import MetricsReport, SubmissionWriter
 from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.resume import find_last_checkpoint
-from lightning_modules.tensorboard_views import TensorBoardViews
+from lightning_modules.tensorboard_views import TensorBoardViews, run_hyperparameters
 
 DEBUG_ENV = "LOAN_DEBUG"  # set to 1 for the full traceback of a user-facing error
 Result = TypeVar("Result")
@@ -119,9 +119,13 @@ class LoanCLI(LightningCLI):
             return FoldRun(self._get(fresh, "model"), trainer, Path(logger.log_dir))
 
         bagged = fit_bagged(datamodule, new_fold_run, Path(root.log_dir), resume=resume)
-        root.log_metrics({f"val/{name}": value for name, value in bagged.report().items()}, step=0)
+        report = bagged.report()
+        root.log_metrics({f"val/{name}": value for name, value in report.items()}, step=0)
+        # One value per metric is a lone dot in SCALARS: the table says what it is.
+        root.experiment.add_text("val/out_of_fold", _out_of_fold_text(bagged), global_step=0)
         for views in _views(self.trainer):
             views.write_figures(root, bagged.out_of_fold, 0, stage="val", rows="out-of-fold")
+            views.write_hparams(root, run_hyperparameters(self.trainer, bagged.model, datamodule))
         root.save()
         return bagged
 
@@ -155,6 +159,17 @@ class LoanCLI(LightningCLI):
             # A bagged fit finds each fold's own checkpoint in the version's fold folders.
             config.ckpt_path = "last" if last.fold is not None else str(last.path)
             init_args.version = last.version
+
+
+def _out_of_fold_text(bagged: BaggedFit) -> str:
+    """The bag's validation figures, as the TEXT tab shows them (Markdown)."""
+    rows = "\n".join(f"| {name} | {value:.4f} |" for name, value in bagged.report().items())
+    return (
+        f"Bag of {len(bagged.fold_epochs)} networks (epochs {bagged.fold_epochs}). Its `val/*` "
+        "are out of fold: every non-test row scored by the one network that did not train on "
+        "it. Each `fold_<j>` run's `val/*` are that fold's early-stopping rows.\n\n"
+        f"| metric | out of fold |\n| --- | --- |\n{rows}"
+    )
 
 
 def _require_checkpoint(subcommand: str, ckpt_path: str | None) -> None:

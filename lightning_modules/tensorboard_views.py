@@ -128,6 +128,13 @@ class TensorBoardViews(L.Callback):
         if logger is None or logger.log_dir in self._hparams_written:
             return
         params = run_hyperparameters(trainer, pl_module)
+        if trainer.ckpt_path and not trainer.training:
+            # A `test` run is a version of its own: which model it scored.
+            params["ckpt_path"] = str(trainer.ckpt_path)
+        self.write_hparams(logger, params)
+
+    def write_hparams(self, logger: TensorBoardLogger, params: dict[str, Any]) -> None:
+        """Declare these hyperparameters and every metric for the logger's run folder."""
         logger.log_hyperparams(params)  # kept in the run's hparams.yaml
         experiment, start, end = hparams(params, dict.fromkeys(metric_tags(), 0.0))
         writer = logger.experiment.file_writer
@@ -192,7 +199,11 @@ class TensorBoardViews(L.Callback):
             )
 
 
-def run_hyperparameters(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+def run_hyperparameters(
+    trainer: L.Trainer,
+    pl_module: L.LightningModule,
+    datamodule: L.LightningDataModule | None = None,
+) -> dict[str, Any]:
     """Flat {name: bool | int | float | str} of everything that defines the run.
 
     Leaves out LightningCLI's internal keys, the data module's prediction-time settings
@@ -200,11 +211,12 @@ def run_hyperparameters(trainer: L.Trainer, pl_module: L.LightningModule) -> dic
     settings are read from its attributes (it stores each constructor argument under the
     same name) because it does not call `save_hyperparameters`: its read options are a
     dataclass, which would stop checkpoints from loading with `weights_only=True`.
+    `datamodule`: where the trainer has none attached (a bag's run, whose trainer never fits).
     """
     params = _flat(
         {name: value for name, value in pl_module.hparams.items() if not name.startswith("_")}
     )
-    datamodule = trainer.datamodule
+    datamodule = datamodule or trainer.datamodule
     if datamodule is not None:
         for name in inspect.signature(type(datamodule).__init__).parameters:
             if name.startswith("predict_") or not hasattr(datamodule, name):

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 from contracts.errors import ConfigurationError
 from lightning_modules.calibration import fit_temperature, mean_probability_logit
@@ -51,8 +52,16 @@ def test_bagged_fit_averages_its_folds_into_one_checkpoint_that_test_and_predict
         assert list(fold_dir.glob("events.out.tfevents.*"))
         members.append(_load(next((fold_dir / "checkpoints").glob("epoch*.ckpt"))))
     # The bag draws the validation figures once, for its out-of-fold rows; its folds none.
-    assert set(read_events(run_dir).Tags()["images"]) == VALIDATION_FIGURES
+    events = read_events(run_dir)
+    assert set(events.Tags()["images"]) == VALIDATION_FIGURES
     assert not read_events(run_dir / "fold_0").Tags()["images"]
+    # HPARAMS lists the bag beside its folds, and TEXT says what its one value per metric is.
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    ).session_start_info
+    assert start.hparams["networks"].number_value == FOLDS
+    assert start.hparams["data/folds"].number_value == FOLDS
+    assert "val/out_of_fold/text_summary" in events.Tags()["tensors"]
 
     # The bag predicts the mean of its fold networks' probabilities (then its temperature).
     datamodule = cli.datamodule

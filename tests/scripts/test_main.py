@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 from contracts.errors import ConfigurationError
 from lightning_modules.callbacks import (
@@ -19,6 +20,7 @@ from lightning_modules.callbacks import (
 )
 from lightning_modules.loan_model import LoanDefaultModel
 from tests.conftest import CONFIGS, FAST_TRAINER
+from tests.helpers.tensorboard import read_events
 
 pytestmark = pytest.mark.slow
 
@@ -134,6 +136,10 @@ def test_test_subcommand_reports_held_out_metrics(fitted, run_cli, loan_csv, tmp
     assert printed[:4] == ["roc_auc", "gini", "ks", "ks_cutoff"]  # side by side
 
     run_dir = tmp_path / "logs" / "default" / "version_1"
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        read_events(run_dir).PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    ).session_start_info
+    assert start.hparams["ckpt_path"].string_value == str(best)  # which model it scored
     gains = pd.read_csv(run_dir / GAINS_FILE)
     assert len(gains) == 10 and gains["rows"].sum() == 400
     assert gains["captured"].iloc[-1] == pytest.approx(1.0)
