@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,8 @@ class RunSpec:
     threads: thread count for torch and the baselines' libraries (None: their defaults).
     trials: for a tuned model (`<model>-tuned`), the trials its search runs before the
     refit that is scored; None for a model run as it is.
+    inputs: the digest of the files the run reads (`benchmarking.inputs`), so that an
+    edited config or another data file behind the same path is run again.
     """
 
     dataset: str
@@ -77,6 +79,7 @@ class RunSpec:
     network_args: tuple[str, ...] | None = None
     threads: int | None = None
     trials: int | None = None
+    inputs: str | None = None
 
     @property
     def name(self) -> str:
@@ -124,6 +127,8 @@ class RunSpec:
             spec["network_args"] = [_relative_to_checkout(arg) for arg in self.network_args]
         if self.trials is None:
             del spec["trials"]  # as results stored before tuned runs existed record it
+        if self.inputs is None:
+            del spec["inputs"]
         return spec
 
 
@@ -453,12 +458,22 @@ def data_check_main(spec: RunSpec) -> None:
 
 
 def read_result(spec: RunSpec) -> dict[str, Any] | None:
-    """The stored result of this exact spec, or None if absent, unreadable or for another spec."""
+    """The stored result of this exact spec, or None if absent, unreadable or for another spec.
+
+    A result stored before runs recorded their inputs' digest matches on the other
+    settings alone, and says so (`inputs_unchecked`).
+    """
     try:
         record = json.loads(spec.result_path.read_text())
     except (OSError, ValueError):
         return None
-    return record if record.get("spec") == spec.fingerprint() else None
+    stored = record.get("spec")
+    if stored == spec.fingerprint():
+        return record
+    legacy = isinstance(stored, dict) and "inputs" not in stored
+    if legacy and stored == replace(spec, inputs=None).fingerprint():
+        return record | {"inputs_unchecked": True}
+    return None
 
 
 @contextmanager

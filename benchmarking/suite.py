@@ -22,6 +22,7 @@ the model it tested, `--keep-checkpoints` for every checkpoint: `tensorboard --l
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import multiprocessing
@@ -49,6 +50,7 @@ from rich.progress import (
 
 from benchmarking.baselines import BASELINES, TUNABLE_BASELINES, bagged_name, unbagged_name
 from benchmarking.checkpoint_pruning import prune_checkpoints
+from benchmarking.inputs import inputs_digest
 from benchmarking.machine import REPO, machine_metadata
 from benchmarking.runner import RunSpec, data_check_main, read_result, worker_main
 from benchmarking.scoreboard import (
@@ -118,6 +120,11 @@ NETWORK_VARIANTS: dict[str, tuple[str, ...]] = {
     "bagged": (f"--data.folds={BAGGING_FOLDS}",),
 }
 MODELS = ("mlp", *BASELINES)
+# The data options that decide which rows a run trains and is tested on.
+_ROW_OPTION = re.compile(
+    r"--data\.(path|data_dir|target|positive_label|seed|test_size|val_size|sample_rows|"
+    r"sample_positive_rate|noise_columns|synthetic|synthetic_rows|synthetic_seed)(=|$)"
+)
 SEEDS = 5
 QUICK_DATASETS = ("german", "heloc")
 QUICK_NETWORK_ARGS = ("--trainer.max_epochs=3",)
@@ -216,6 +223,14 @@ def plan(options: argparse.Namespace) -> list[RunSpec]:
     finish together, so a partial benchmark already pairs them)."""
     variants = NETWORK_VARIANTS | _parse_variants(options.variant)
     models = options.models or list(MODELS)
+    for option, names in (("--models", models), ("--datasets", options.datasets or [])):
+        if repeated := sorted({name for name in names if names.count(name) > 1}):
+            raise SystemExit(f"{option} names {repeated} more than once")
+    for option, value, low in (("--seeds", options.seeds, 1), ("--threads", options.threads, 1)):
+        if value is not None and value < low:
+            raise SystemExit(f"{option} must be at least {low}, got {value}")
+    if options.timeout is not None and options.timeout <= 0:
+        raise SystemExit(f"--timeout must be a positive number of seconds, got {options.timeout}")
     tunable = [*variants, *TUNABLE_BASELINES]
     unknown = [
         model
@@ -252,7 +267,24 @@ def plan(options: argparse.Namespace) -> list[RunSpec]:
         *(QUICK_NETWORK_ARGS if options.quick else ()),
         *shlex.split(options.mlp_args),
     ]
+    _require_same_rows("--mlp-args", shared_network_args)
+    same = [
+        names
+        for names in itertools.combinations(datasets, 2)
+        if derived[names[0]] == derived[names[1]]
+    ]
+    if same:
+        raise SystemExit(f"--datasets {list(same[0])} name the same dataset")
     out = options.out or (DEFAULT_OUT / "quick" if options.quick else DEFAULT_OUT)
+    dataset_args = {dataset: (*data_args, *derived[dataset][1]) for dataset in datasets}
+    network_args = {model: _network_args(model, variants, shared_network_args) for model in models}
+    inputs = {
+        (dataset, model): inputs_digest(
+            configs[dataset], [*dataset_args[dataset], *(network_args[model] or ())]
+        )
+        for dataset in datasets
+        for model in models
+    }
     return [
         RunSpec(
             dataset=dataset,
@@ -260,10 +292,11 @@ def plan(options: argparse.Namespace) -> list[RunSpec]:
             seed=seed,
             config=str(configs[dataset].resolve()),
             out_dir=str(Path(out).resolve()),
-            data_args=(*data_args, *derived[dataset][1]),
-            network_args=_network_args(model, variants, shared_network_args),
+            data_args=dataset_args[dataset],
+            network_args=network_args[model],
             threads=options.threads,
             trials=options.trials if untuned_name(model) else None,
+            inputs=inputs[(dataset, model)],
         )
         for dataset in datasets
         for seed in range(seeds)
@@ -330,8 +363,14 @@ def run_all(
                 previous = read_result(spec)
                 if previous is not None and previous["status"] == "ok" and spec.model not in rerun:
                     commit = previous.get("git_commit", "an unrecorded commit")
+                    unchecked = (
+                        "; stored before runs recorded their config's and data's digest"
+                        if previous.get("inputs_unchecked")
+                        else ""
+                    )
                     progress.console.print(
-                        f"[dim]{_label(spec)}: finished before (at {commit}), skipped[/dim]"
+                        f"[dim]{_label(spec)}: finished before (at {commit}{unchecked}), "
+                        "skipped[/dim]"
                     )
                     progress.advance(task)
                 else:
@@ -488,7 +527,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     console.print(f"{len(specs)} runs into {out}")
     keep = options.keep_checkpoints
-    run_all(specs, options.timeout, console, rerun=options.rerun, keep_checkpoints=keep)
+    try:
+        run_all(specs, options.timeout, console, rerun=options.rerun, keep_checkpoints=keep)
+    except KeyboardInterrupt:
+        console.print(
+            f"interrupted: the finished runs are stored in {out / 'runs'}; the same command "
+            "continues with the others (the tables are written when every run has a result)"
+        )
+        return 130
     metadata["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     metadata["load_average_after"] = os.getloadavg()
     records = collect(specs)
@@ -611,14 +657,33 @@ def _one_line(spec: RunSpec, record: dict[str, Any]) -> str:
 
 def _parse_variants(definitions: Sequence[str]) -> dict[str, tuple[str, ...]]:
     variants = {}
+    reserved = {*NETWORK_VARIANTS, *BASELINES, *(bagged_name(name) for name in BASELINES)}
     for definition in definitions:
         name, separator, overrides = definition.partition("=")
-        if not separator or not name.strip():
+        name = name.strip()
+        if not separator or not name:
             raise SystemExit(f"--variant wants NAME=ARGS, got {definition!r}")
-        if name in BASELINES:
-            raise SystemExit(f"--variant {name!r} would hide the baseline of that name")
-        variants[name.strip()] = tuple(shlex.split(overrides))
+        if name in reserved or untuned_name(name) or name in variants:
+            raise SystemExit(
+                f"--variant {name!r}: a model of that name exists already (built in: "
+                f"{sorted(reserved)}, or defined twice); name the variant otherwise"
+            )
+        variants[name] = tuple(shlex.split(overrides))
+        _require_same_rows(f"--variant {name}", variants[name])
     return variants
+
+
+def _require_same_rows(where: str, overrides: Sequence[str]) -> None:
+    """A network's overrides must not change which rows it trains and is tested on: the
+    paired comparison with the baselines, which read the rows of `--data-args` and the
+    dataset's name, would compare different test sets."""
+    changed = [arg for arg in overrides if _ROW_OPTION.match(arg)]
+    if changed:
+        raise SystemExit(
+            f"{where} sets {changed}, which changes the rows it is trained and tested on, "
+            "so its comparison with the baselines would not be paired: give data options "
+            "for every model in --data-args, or name a derived dataset (e.g. taiwan@3k)"
+        )
 
 
 def _sections(datasets: Sequence[str]) -> list[tuple[str, list[str]]]:

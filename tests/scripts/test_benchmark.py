@@ -410,3 +410,61 @@ def test_a_stored_result_is_reused_from_another_checkout(monkeypatch: pytest.Mon
     assert main_checkout["network_args"] == ["--model=configs/shared/model_fast.yaml"]
     assert fingerprint(Path("/home/analyst/loan-default-worktree")) == main_checkout
     assert fingerprint(Path("/home/analyst/loan-default-worktree"), "heloc.yaml") != main_checkout
+
+
+@pytest.mark.slow
+def test_an_edited_config_is_run_again_and_a_result_stored_without_a_digest_is_kept(
+    tmp_path, capsys
+):
+    configs = shutil.copytree(CONFIGS, tmp_path / "configs")
+    out = tmp_path / "out"
+    args = ["--datasets", "default", "--models", "logreg", "--seeds=1", "--threads=1"]
+    args += ["--data-args=--data.synthetic_rows=3000", "--config-dir", str(configs)]
+    args += ["--out", str(out)]
+    stored = out / "runs" / "default" / "logreg-seed0.json"
+
+    assert main(args) == 0
+    first = stored.stat().st_mtime_ns
+    assert main(args) == 0
+    assert stored.stat().st_mtime_ns == first  # the same inputs: reused
+    config = configs / "default.yaml"
+    config.write_text(config.read_text().replace("data:", "data:\n  max_inferred_levels: 12"))
+    assert main(args) == 0
+    assert stored.stat().st_mtime_ns != first  # an edited config: run again
+
+    record = json.loads(stored.read_text())
+    del record["spec"]["inputs"]  # as results stored before the digest existed
+    stored.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "stored before runs recorded their config's and data's digest" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--variant", "mlp=--model.net.dropout=0.5"], "a model of that name exists"),
+        (["--variant", "fast=--model.net.dropout=0.5"], "a model of that name exists"),
+        (["--variant", "small=--data.sample_rows=300"], "would not be paired"),
+        (["--mlp-args=--data.seed=3"], "would not be paired"),
+        (["--models", "logreg", "lightgbm", "logreg"], r"names \['logreg'\] more than once"),
+        (["--datasets", "taiwan@1k", "taiwan@1000"], "name the same dataset"),
+        (["--seeds", "0"], "--seeds must be at least 1"),
+        (["--threads", "0"], "--threads must be at least 1"),
+        (["--timeout", "0"], "--timeout must be a positive number"),
+    ],
+)
+def test_a_plan_that_could_not_be_compared_fairly_is_refused(args, message):
+    with pytest.raises(SystemExit, match=message):
+        main(["--models", "logreg", "--datasets", "taiwan", *args])
+
+
+def test_ctrl_c_says_where_the_finished_runs_are_and_how_to_go_on(monkeypatch, tmp_path, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("benchmarking.suite.run_all", interrupted)
+    assert main(["--models", "logreg", "--datasets", "default", "--out", str(tmp_path)]) == 130
+    printed = " ".join(capsys.readouterr().out.split())
+    assert f"the finished runs are stored in {tmp_path / 'runs'}" in printed
+    assert "the same command continues with the others" in printed

@@ -1,0 +1,67 @@
+"""The digest of a run's inputs follows the contents of its config, the YAML files named
+from it or its overrides, and its data file; not their paths."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from benchmarking.inputs import inputs_digest
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """A config naming a shared trainer file, a model file for overrides, and a data file."""
+    configs = tmp_path / "configs"
+    (configs / "shared").mkdir(parents=True)
+    (configs / "shared" / "trainer.yaml").write_text("max_epochs: 50\n")
+    (configs / "shared" / "model_fast.yaml").write_text("net:\n  dropout: 0.1\n")
+    (configs / "loans.yaml").write_text(
+        "trainer: shared/trainer.yaml\ndata:\n  path: loans.csv\n  target: default\n"
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "loans.csv").write_text("income,default\n1,0\n2,1\n")
+    return tmp_path
+
+
+def _digest(root: Path, *args: str) -> str:
+    return inputs_digest(
+        root / "configs" / "loans.yaml", [f"--data.data_dir={root / 'data'}", *args]
+    )
+
+
+def test_an_edit_to_any_file_the_run_reads_changes_the_digest(checkout):
+    before = _digest(checkout)
+    assert _digest(checkout) == before
+    edits = {
+        "configs/loans.yaml": ("target: default", "target: paid"),
+        "configs/shared/trainer.yaml": ("50", "200"),  # sizes change: a coarse clock
+        "data/loans.csv": ("2,1", "30,1"),  # leaves the modification time alone
+    }
+    for path, (old, new) in edits.items():
+        original = (checkout / path).read_text()
+        (checkout / path).write_text(original.replace(old, new))
+        assert _digest(checkout) != before, path
+        (checkout / path).write_text(original)
+        assert _digest(checkout) == before, path
+
+
+def test_a_model_file_named_in_an_override_counts_and_a_moved_checkout_does_not(
+    checkout, tmp_path_factory
+):
+    model = f"--model={checkout / 'configs' / 'shared' / 'model_fast.yaml'}"
+    with_model = _digest(checkout, model)
+    assert with_model != _digest(checkout)
+    (checkout / "configs" / "shared" / "model_fast.yaml").write_text("net:\n  dropout: 0.2\n")
+    assert _digest(checkout, model) != with_model
+
+    moved = shutil.copytree(checkout, tmp_path_factory.mktemp("worktree") / "repo")
+    assert _digest(moved) == _digest(checkout)
+
+
+def test_a_missing_data_file_still_has_a_digest(checkout):
+    (checkout / "data" / "loans.csv").unlink()
+    assert len(_digest(checkout)) == 64  # the data check reports the file, not this
