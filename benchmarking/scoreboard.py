@@ -76,10 +76,12 @@ def paired_comparison(
 ) -> pd.DataFrame:
     """Each of our models against the best baseline of each dataset, seed by seed.
 
-    The best baseline is the one with the highest mean `metric` over its successful seeds.
-    Choosing it on the same test scores favours the baseline slightly, so an interval above
-    zero is, if anything, conservative. The interval is the t-interval of the per-seed
-    differences (ours - baseline) over the seeds where both runs succeeded.
+    The best baseline is the one with the highest mean `metric` over the seeds every
+    baseline completed (over each one's own seeds where they share none): a baseline that
+    failed on a hard seed must not win on the easy ones. Choosing it on the same test
+    scores favours the baseline slightly, so an interval above zero is, if anything,
+    conservative. The interval is the t-interval of the per-seed differences (ours -
+    baseline) over the seeds where both runs succeeded.
     """
     ok = runs[runs["status"] == "ok"]
     rows: list[dict[str, Any]] = []
@@ -88,7 +90,9 @@ def paired_comparison(
         candidates = on_dataset[on_dataset["model"].isin(baselines)]
         if candidates.empty:
             continue
-        best = candidates.groupby("model")[metric].mean().idxmax()
+        by_seed = candidates.pivot_table(index="seed", columns="model", values=metric)
+        shared = by_seed.dropna()
+        best = (shared if not shared.empty else by_seed).mean().idxmax()
         reference = on_dataset[on_dataset["model"] == best].set_index("seed")[metric]
         for model in ours:
             mine = on_dataset[on_dataset["model"] == model].set_index("seed")[metric]

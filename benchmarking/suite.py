@@ -120,6 +120,8 @@ NETWORK_VARIANTS: dict[str, tuple[str, ...]] = {
     "bagged": (f"--data.folds={BAGGING_FOLDS}",),
 }
 MODELS = ("mlp", *BASELINES)
+MAX_STATED_ERROR = 300
+_LOG_NOTE = " (its log: "
 # The data options that decide which rows a run trains and is tested on.
 _ROW_OPTION = re.compile(
     r"--data\.(path|data_dir|target|positive_label|seed|test_size|val_size|sample_rows|"
@@ -171,7 +173,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seeds", type=int, help=f"seeds 0..N-1 (default: {SEEDS})")
     parser.add_argument("--out", type=Path, help=f"output folder (default: {DEFAULT_OUT})")
-    parser.add_argument("--config-dir", type=Path, default=REPO / "configs")
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        default=REPO / "configs",
+        help="folder of the dataset configs, one <dataset>.yaml each (default: this checkout's "
+        "configs/); a config names its trainer file relative to its own folder",
+    )
     parser.add_argument("--data-dir", help="folder of the datasets (default: $LOAN_DATA_DIR)")
     parser.add_argument(
         "--data-args", default="", help="CLI overrides of the data section, for every model"
@@ -198,8 +206,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=[],
         metavar="MODEL",
         help="run these models again where a stored result matches their settings (a stored "
-        "run is otherwise reused: its settings record the config and overrides, not the code, "
-        "so after a change to the code rerun what it changes)",
+        "run is otherwise reused: its settings record the overrides and the contents of the "
+        "config and data files, not the code, so after a change to the code rerun what it "
+        "changes)",
     )
     parser.add_argument(
         "--keep-checkpoints",
@@ -212,8 +221,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"smoke run: datasets {QUICK_DATASETS}, one seed, {QUICK_NETWORK_ARGS}, "
-        f"output {DEFAULT_OUT / 'quick'}",
+        help=f"smoke run: datasets {' '.join(QUICK_DATASETS)}, one seed, "
+        f"{' '.join(QUICK_NETWORK_ARGS)} for our networks, output {DEFAULT_OUT / 'quick'}",
     )
     return parser.parse_args(argv)
 
@@ -258,7 +267,8 @@ def plan(options: argparse.Namespace) -> list[RunSpec]:
     configs = {name: options.config_dir / f"{base}.yaml" for name, (base, _) in derived.items()}
     missing = [str(path) for path in configs.values() if not path.is_file()]
     if missing:
-        raise SystemExit(f"no config for datasets: {missing}")
+        known = sorted(path.stem for path in options.config_dir.glob("*.yaml"))
+        raise SystemExit(f"no config for datasets: {missing}; configs there: {known}")
     seeds = options.seeds if options.seeds is not None else (1 if options.quick else SEEDS)
     data_args = shlex.split(options.data_args)
     if options.data_dir:
@@ -361,7 +371,9 @@ def run_all(
             pending = []
             for spec in dataset_specs:
                 previous = read_result(spec)
-                if previous is not None and previous["status"] == "ok" and spec.model not in rerun:
+                # A copy of another model's run (`bagged` of `mlp`) follows that run's rerun.
+                again = spec.model in rerun or (previous or {}).get("same_run_as") in rerun
+                if previous is not None and previous["status"] == "ok" and not again:
                     commit = previous.get("git_commit", "an unrecorded commit")
                     unchecked = (
                         "; stored before runs recorded their config's and data's digest"
@@ -593,7 +605,16 @@ def _run_in_process(
 
 
 def _no_result(what: str, exit_code: int, log: Path) -> str:
-    return f"the {what}'s process exited with code {exit_code} without a result; see {log}"
+    """Why a process left no result: the error its command line stated (an unknown override,
+    a config that does not load), else where its log is."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    stated = next((line.strip() for line in reversed(lines) if line.startswith("error:")), None)
+    if stated is not None:
+        return f"the {what} stopped: {stated[:MAX_STATED_ERROR]}{_LOG_NOTE}{log})"
+    return f"the {what}'s process exited with code {exit_code} without a result{_LOG_NOTE}{log})"
 
 
 def _by_dataset(specs: Sequence[RunSpec]) -> dict[str, list[RunSpec]]:
@@ -702,12 +723,15 @@ def _of(table: pd.DataFrame, datasets: Sequence[str]) -> pd.DataFrame:
 def _failure_lines(failed: list[dict[str, Any]]) -> list[str]:
     """One line per dataset and error, so a data error shared by all its runs reads once."""
     runs: dict[tuple[str, str], list[str]] = {}
+    first_error: dict[tuple[str, str], str] = {}
     for record in failed:
-        key = (record["dataset"], record["error"])
+        # Each run has its own log: the same error reads once, with its first run's log.
+        key = (record["dataset"], record["error"].split(_LOG_NOTE)[0])
         runs.setdefault(key, []).append(f"{record['model']} seed {record['seed']}")
+        first_error.setdefault(key, record["error"])
     return [
-        f"  - failed: {dataset} {', '.join(names)}: {error}"
-        for (dataset, error), names in runs.items()
+        f"  - failed: {key[0]} {', '.join(names)}: {first_error[key]}"
+        for key, names in runs.items()
     ]
 
 
@@ -733,6 +757,14 @@ def _markdown_header(metadata: dict[str, Any], records: list[dict[str, Any]]) ->
         *_failure_lines(failed),
         "- metrics: on the test split; accuracy, f1, precision and recall at the threshold "
         "that maximises validation accuracy (`threshold`), accuracy_at_0.5 at 0.5.",
+        "- models: `mlp` is the code's default network, `fast` the plain MLP, `bagged` a bag of "
+        f"{BAGGING_FOLDS} (the default's own run where it bags); the others are baselines, and "
+        "`<baseline>-bagged` is one on the bagged network's folds.",
+        "- comparisons: a model against the best baseline, the one with the highest mean "
+        "ROC-AUC over the seeds both ran; differences are paired seed by seed, with a 95 % "
+        't-interval over the seeds. "Ahead or level" counts the datasets whose mean '
+        'difference is at least 0, "behind beyond the noise" those whose interval lies '
+        "below 0; the rest are behind inside the noise.",
         "",
         "",
     ]

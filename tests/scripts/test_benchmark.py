@@ -226,6 +226,14 @@ def test_rerun_skips_finished_runs_and_retries_failed_ones(synthetic_run):
         "logreg-seed0.json",
         "broken-seed0.json",
     }
+    # `bagged` is a copy of the default's run here: it follows that run's rerun.
+    assert main([*SYNTHETIC_ARGS, "--out", str(out), "--rerun", "mlp"]) == 1
+    latest = {path.name: path.stat().st_mtime_ns for path in results}
+    assert {name for name in again if latest[name] != again[name]} == {
+        "mlp-seed0.json",
+        "bagged-seed0.json",
+        "broken-seed0.json",
+    }
     with pytest.raises(SystemExit, match="not among the models"):
         main([*SYNTHETIC_ARGS, "--out", str(out), "--rerun", "catboost-tuned"])
     assert main([*SYNTHETIC_ARGS, "--out", str(out), "--rerun", "fast", "--keep-checkpoints"]) == 1
@@ -331,6 +339,18 @@ def test_paired_comparison_against_the_best_baseline_over_shared_seeds():
     assert row["seeds"] == 4 and row["seeds_won"] == 3
     assert row["mean_difference"] == pytest.approx(np.mean(np.subtract(mine, best)))
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((interval.low, interval.high))
+
+
+def test_the_best_baseline_is_chosen_on_the_seeds_every_baseline_completed():
+    """lightgbm fails the hard seed 1, where logreg still scores: on its surviving seed
+    alone it would look best."""
+    rows = [("mlp", 0, 0.80, "ok"), ("mlp", 1, 0.70, "ok")]
+    rows += [("logreg", 0, 0.79, "ok"), ("logreg", 1, 0.69, "ok")]
+    rows += [("lightgbm", 0, 0.78, "ok"), ("lightgbm", 1, np.nan, "failed")]
+    (row,) = paired_comparison(_runs(rows), ours=["mlp"], baselines=["logreg", "lightgbm"]).to_dict(
+        "records"
+    )
+    assert row["best_baseline"] == "logreg" and row["seeds"] == 2
 
 
 def test_every_model_is_held_to_the_best_of_the_other_baselines_over_all_datasets():
@@ -468,3 +488,15 @@ def test_ctrl_c_says_where_the_finished_runs_are_and_how_to_go_on(monkeypatch, t
     printed = " ".join(capsys.readouterr().out.split())
     assert f"the finished runs are stored in {tmp_path / 'runs'}" in printed
     assert "the same command continues with the others" in printed
+
+
+@pytest.mark.slow
+def test_an_override_the_command_line_refuses_is_reported_once_with_its_reason(tmp_path):
+    args = ["--datasets", "default", "--models", "typo", "--seeds=2", "--threads=1"]
+    args += ["--variant", "typo=--model.net.dropoutt=0.2", "--out", str(tmp_path)]
+    assert main([*args, "--data-args=--data.synthetic_rows=3000"]) == 1
+    runs = pd.read_csv(tmp_path / "results.csv")
+    assert runs["error"].str.contains("the run stopped: error: .*dropoutt", regex=True).all()
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.count("unrecognized arguments: --model.net.dropoutt") == 1
+    assert "typo seed 0, typo seed 1" in summary
