@@ -551,7 +551,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     metadata["load_average_after"] = os.getloadavg()
     records = collect(specs)
     write_outputs(out, records, metadata, console, options.reference)
+    if others := _other_stored_runs(out, specs):
+        console.print(
+            f"{out}: the tables cover this command's {len(specs)} runs; the folder holds "
+            f"{others} more stored runs of other datasets, models or seeds (a command naming "
+            "them all tabulates everything)"
+        )
     return 0 if all(record["status"] == "ok" for record in records) else 1
+
+
+def _other_stored_runs(out: Path, specs: Sequence[RunSpec]) -> int:
+    """Stored results in `out` that this plan does not include: results.csv and summary.md
+    were just rewritten without them."""
+    planned = {spec.result_path.resolve() for spec in specs}
+    stored = (out / "runs").glob("*/*.json")
+    return sum(path.resolve() not in planned for path in stored)
 
 
 def _run_one(

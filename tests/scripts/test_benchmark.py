@@ -452,6 +452,11 @@ def test_an_edited_config_is_run_again_and_a_result_stored_without_a_digest_is_k
     assert main(args) == 0
     assert stored.stat().st_mtime_ns != first  # an edited config: run again
 
+    # Part of the folder's runs: the tables cover them, and the console says what they omit.
+    capsys.readouterr()
+    assert main([*args, "--models", "lightgbm"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "the tables cover this command's 1 runs; the folder holds 1 more stored runs" in printed
     record = json.loads(stored.read_text())
     del record["spec"]["inputs"]  # as results stored before the digest existed
     stored.write_text(json.dumps(record))
