@@ -358,8 +358,13 @@ class LoanDataModule(L.LightningDataModule):
         """
         if self.batch_size != "auto":
             return self.batch_size
-        rows = len(self.split_tensors("train"))
+        rows = len(self.active_split().train)
         return 256 if rows < SMALL_TRAINING_ROWS else 512
+
+    def resolved_settings(self) -> dict[str, int]:
+        """The settings whose `auto` the data decides, as this data resolves them (what a
+        run is compared on in TensorBoard's HPARAMS; the config keeps `auto`)."""
+        return {"batch_size": self.training_batch_size(), "folds": self.resolved_folds()}
 
     def val_dataloader(self) -> DataLoader[Batch]:
         return batch_loader(

@@ -226,6 +226,10 @@ def run_hyperparameters(
                 params |= {f"data/{name}/{key}": item for key, item in asdict(value).items()}
             else:
                 params[f"data/{name}"] = value
+        # `auto` as the data resolved it (the loan data module's batch size and folds).
+        resolved = getattr(datamodule, "resolved_settings", None)
+        if callable(resolved):
+            params |= {f"data/{name}": value for name, value in resolved().items()}
     for optimizer in trainer.optimizers[:1]:
         params["optimizer/class"] = type(optimizer).__name__
         params |= {

@@ -108,6 +108,9 @@ def test_hparams_hold_model_data_and_optimiser_settings_and_every_metric(run):
     ).session_start_info
     hparams = dict(start.hparams)
     assert hparams["data/synthetic_rows"].number_value == 2000
+    # `auto` as the data resolved it: 1,280 training rows take batches of 256, one network.
+    assert hparams["data/batch_size"].number_value == 256
+    assert hparams["data/folds"].number_value == 1
     assert hparams["data/seed"].number_value == 0
     assert hparams["data/target"].string_value == "default"
     assert hparams["optimizer/lr"].number_value == pytest.approx(1e-3)
