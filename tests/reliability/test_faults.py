@@ -27,7 +27,7 @@ from lightning_modules.guards import FiniteGuard
 from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.resume import LastEpochCheckpoint, ResumableRun
 from tests.conftest import CONFIGS, FAST_TRAINER, REPO
-from tests.helpers.faults import LearningRateJump
+from tests.helpers.faults import LearningRateJump, SignalAtBatch
 
 # 1,500 synthetic rows: 4 training batches of 256 per epoch, about a second per epoch.
 SMALL_RUN = [
@@ -162,8 +162,10 @@ def test_last_checkpoint_is_the_last_epoch_even_when_later_epochs_do_not_improve
 
 
 def _start_fit(workdir: Path, *extra: str) -> subprocess.Popen[str]:
-    """`python scripts/main.py fit` in workdir, with this process's thread count (same sums)."""
-    env = os.environ | {"OMP_NUM_THREADS": str(torch.get_num_threads())}
+    """`python scripts/main.py fit` in workdir, with this process's thread count (same sums);
+    the repository on the path, for the test callbacks."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = os.environ | {"OMP_NUM_THREADS": str(torch.get_num_threads()), "PYTHONPATH": path}
     return subprocess.Popen(
         [sys.executable, str(REPO / "scripts" / "main.py"), "fit", *SMALL_RUN, *extra],
         cwd=workdir,
@@ -181,40 +183,38 @@ def _ctrl_c_as_for_a_user() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _interrupt_after_a_new_checkpoint(
-    process: subprocess.Popen[str], last: Path, sig: signal.Signals
+def _interrupted(
+    workdir: Path, epoch: int, sig: signal.Signals, *extra: str, fold: int | None = None
 ) -> tuple[int, str]:
-    """Send `sig` as soon as `last` is (re)written, then wait for the process to end."""
-    before = last.stat().st_mtime_ns if last.exists() else None
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None:
-        if last.exists() and last.stat().st_mtime_ns != before:
-            process.send_signal(sig)
-            break
-        time.sleep(0.02)
-    # Only a guard against a hung process: a machine under heavy load took over 120 s.
+    """A fit that receives `sig` in the middle of epoch `epoch` (after its 10th batch; in a
+    bag, of fold `fold`'s fit), and what it printed. The timeout only guards against a hung
+    process."""
+    process = _start_fit(
+        workdir,
+        *extra,
+        f"--trainer.callbacks+={SignalAtBatch.__module__}.SignalAtBatch",
+        f"--trainer.callbacks.init_args.epoch={epoch}",
+        "--trainer.callbacks.init_args.batch=10",
+        f"--trainer.callbacks.init_args.signal_name={sig.name}",
+        *([f"--trainer.callbacks.init_args.fold={fold}"] if fold is not None else []),
+    )
     output, _ = process.communicate(timeout=600)
     return process.returncode, output
 
 
 @pytest.mark.slow
 def test_sigterm_then_ctrl_c_then_resume_ends_exactly_like_an_uninterrupted_run(run_cli, tmp_path):
-    # Small batches make each epoch long enough (about 60 steps) for a signal sent right
-    # after a checkpoint to land inside the next epoch, whatever the machine's speed.
+    # Small batches: about 60 steps an epoch, so the 10th is in the middle of one.
     max_epochs = ["--trainer.max_epochs=3", "--data.batch_size=16"]
     last = tmp_path / "logs" / "default" / "version_0" / "checkpoints" / "last.ckpt"
 
-    code, output = _interrupt_after_a_new_checkpoint(
-        _start_fit(tmp_path, *max_epochs), last, signal.SIGTERM
-    )
+    code, output = _interrupted(tmp_path, 1, signal.SIGTERM, *max_epochs)
     assert code == 128 + signal.SIGTERM, output
     assert "Received SIGTERM" in output and "--ckpt_path last" in output
     after_sigterm = _checkpoint(last)["epoch"]
-    assert after_sigterm == 0, "the signal came late: no epoch was left to interrupt"
+    assert after_sigterm == 0
 
-    code, output = _interrupt_after_a_new_checkpoint(
-        _start_fit(tmp_path, *max_epochs, "--ckpt_path=last"), last, signal.SIGINT
-    )
+    code, output = _interrupted(tmp_path, 2, signal.SIGINT, *max_epochs, "--ckpt_path=last")
     assert code == 1, output
     assert "KeyboardInterrupt" in output and "--ckpt_path last" in output
     after_ctrl_c = _checkpoint(last)["epoch"]
@@ -253,13 +253,11 @@ def test_an_interrupted_bag_resumes_fold_by_fold_and_ends_like_an_uninterrupted_
     run_dir = tmp_path / "logs" / "default" / "version_0"
     second_fold_last = run_dir / "fold_1" / "checkpoints" / "last.ckpt"
 
-    code, output = _interrupt_after_a_new_checkpoint(
-        _start_fit(tmp_path, *bag), second_fold_last, signal.SIGTERM
-    )
+    code, output = _interrupted(tmp_path, 1, signal.SIGTERM, *bag, fold=1)
     assert code == 128 + signal.SIGTERM, output
     assert (run_dir / "fold_0" / FOLD_RECORD).is_file()
     assert not (run_dir / "fold_1" / FOLD_RECORD).exists()
-    assert _checkpoint(second_fold_last)["epoch"] == 0, "the signal came late"
+    assert _checkpoint(second_fold_last)["epoch"] == 0
 
     run_cli("fit", *SMALL_RUN, *bag, "--ckpt_path=last")
     assert not (tmp_path / "logs" / "default" / "version_1").exists()  # same run continued
