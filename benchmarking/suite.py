@@ -232,9 +232,8 @@ def plan(options: argparse.Namespace) -> list[RunSpec]:
     finish together, so a partial benchmark already pairs them)."""
     variants = NETWORK_VARIANTS | _parse_variants(options.variant)
     models = options.models or list(MODELS)
-    for option, names in (("--models", models), ("--datasets", options.datasets or [])):
-        if repeated := sorted({name for name in names if names.count(name) > 1}):
-            raise SystemExit(f"{option} names {repeated} more than once")
+    if repeated := sorted({model for model in models if models.count(model) > 1}):
+        raise SystemExit(f"--models names {repeated} more than once")
     for option, value, low in (("--seeds", options.seeds, 1), ("--threads", options.threads, 1)):
         if value is not None and value < low:
             raise SystemExit(f"{option} must be at least {low}, got {value}")

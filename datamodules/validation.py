@@ -156,23 +156,22 @@ def check_training_columns(
     """
     position = {name: index for index, name in enumerate(schema.numeric_columns)}
     for name in schema.feature_columns:
+        column = frame[name].iloc[rows]
         if name in position:
             missing = bool(np.isnan(numeric[rows, position[name]]).all())
         else:
-            missing = bool(frame[name].iloc[rows].isna().all())
+            missing = bool(column.isna().all())
         if missing:
             raise DataValidationError(
                 f"{source}: column {name!r} is entirely missing in the training rows (text "
                 "that --data.coerce_numeric turned into missing values counts as missing); "
                 "drop it with --data.drop_columns."
             )
-    for name in schema.categorical_columns:
-        if frame[name].iloc[rows].nunique(dropna=True) == 1:
+        if name not in position and column.nunique(dropna=True) == 1:
             log.warning(
                 "%s: categorical column %r has a single level; it carries no signal", source, name
             )
-    for name in schema.feature_columns:
-        _warn_on_identifier_or_dates(frame[name].iloc[rows], name, source=source)
+        _warn_on_identifier_or_dates(column, name, source=source)
 
 
 def looks_like_identifier(column: pd.Series) -> bool:

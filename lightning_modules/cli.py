@@ -122,7 +122,8 @@ class LoanCLI(LightningCLI):
         report = bagged.report()
         root.log_metrics({f"val/{name}": value for name, value in report.items()}, step=0)
         # One value per metric is a lone dot in SCALARS: the table says what it is.
-        root.experiment.add_text("val/out_of_fold", _out_of_fold_text(bagged), global_step=0)
+        text = _out_of_fold_text(bagged, report)
+        root.experiment.add_text("val/out_of_fold", text, global_step=0)
         for views in _views(self.trainer):
             views.write_figures(root, bagged.out_of_fold, 0, stage="val", rows="out-of-fold")
             views.write_hparams(root, run_hyperparameters(self.trainer, bagged.model, datamodule))
@@ -161,9 +162,9 @@ class LoanCLI(LightningCLI):
             init_args.version = last.version
 
 
-def _out_of_fold_text(bagged: BaggedFit) -> str:
-    """The bag's validation figures, as the TEXT tab shows them (Markdown)."""
-    rows = "\n".join(f"| {name} | {value:.4f} |" for name, value in bagged.report().items())
+def _out_of_fold_text(bagged: BaggedFit, report: dict[str, float]) -> str:
+    """The bag's validation figures (`report`), as the TEXT tab shows them (Markdown)."""
+    rows = "\n".join(f"| {name} | {value:.4f} |" for name, value in report.items())
     return (
         f"Bag of {len(bagged.fold_epochs)} networks (epochs {bagged.fold_epochs}). Its `val/*` "
         "are out of fold: every non-test row scored by the one network that did not train on "
