@@ -11,6 +11,7 @@ import lightning as L
 import torch
 import torchmetrics.functional.classification as tmf
 from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torchmetrics import MeanMetric
 
@@ -489,6 +490,20 @@ class LoanDefaultModel(L.LightningModule):
         if self.hparams.lr_schedule != "auto":
             return self.hparams.lr_schedule
         return "constant" if self._small_training_set() else "cosine"
+
+    def resolved_settings(self) -> dict[str, int | str]:
+        """The training settings whose `auto` a fit decides, as this fit resolved them (what
+        a run is compared on in TensorBoard's HPARAMS; the hyperparameters keep `auto`, so
+        that a checkpoint fitted again on other data resolves them afresh). Empty outside
+        a fit."""
+        trainer = self._trainer
+        if trainer is None or trainer.state.fn != TrainerFn.FITTING:
+            return {}
+        epochs, _ = self.planned_epochs()
+        return {
+            "training_epochs": int(epochs) if math.isfinite(epochs) else "until early stopping",
+            "lr_schedule": self.resolved_lr_schedule(),
+        }
 
     def _small_training_set(self) -> bool:
         datamodule = self.trainer.datamodule

@@ -216,6 +216,10 @@ def run_hyperparameters(
     params = _flat(
         {name: value for name, value in pl_module.hparams.items() if not name.startswith("_")}
     )
+    # `auto` as the fit resolved it (the loan model's epochs and schedule).
+    resolved = getattr(pl_module, "resolved_settings", None)
+    if callable(resolved):
+        params |= resolved()
     datamodule = datamodule or trainer.datamodule
     if datamodule is not None:
         for name in inspect.signature(type(datamodule).__init__).parameters:

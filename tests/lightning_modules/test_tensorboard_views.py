@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 
 import lightning as L
 import matplotlib.image
@@ -70,9 +71,12 @@ def test_every_stage_logs_loss_metrics_and_learning_rate(run):
     for stage in ("val", "test"):
         assert {f"{stage}/loss", *(f"{stage}/{name}" for name in report)} <= scalars
     assert {"train/loss_step", "train/loss_epoch", "train/roc_auc", "train/accuracy"} <= scalars
-    # The cosine over the fit's 3 epochs, read at each epoch's start.
-    learning_rates = [point.value for point in events.Scalars("lr-AdamW")]
-    assert learning_rates == pytest.approx([1e-3, 0.75e-3, 0.25e-3], rel=1e-5)
+    # The cosine over the fit's steps, read on the steps the logger writes (every 5th).
+    total = cli.trainer.global_step
+    points = events.Scalars("lr-AdamW")
+    assert [point.step for point in points] == list(range(4, total, 5))
+    expected = [1e-3 * 0.5 * (1 + math.cos(math.pi * point.step / total)) for point in points]
+    assert [point.value for point in points] == pytest.approx(expected, rel=1e-5)
     val_auc = [point.value for point in events.Scalars("val/roc_auc")]
     assert len(val_auc) == 3 and all(0.6 < value <= 1 for value in val_auc)
     (test_auc,) = events.Scalars("test/roc_auc")
@@ -111,6 +115,9 @@ def test_hparams_hold_model_data_and_optimiser_settings_and_every_metric(run):
     # `auto` as the data resolved it: 1,280 training rows take batches of 256, one network.
     assert hparams["data/batch_size"].number_value == 256
     assert hparams["data/folds"].number_value == 1
+    # `training_epochs: auto` as the fit resolved it: no more than the trainer's 3 epochs.
+    assert hparams["training_epochs"].number_value == 3
+    assert hparams["lr_schedule"].string_value == "cosine"
     assert hparams["data/seed"].number_value == 0
     assert hparams["data/target"].string_value == "default"
     assert hparams["optimizer/lr"].number_value == pytest.approx(1e-3)
