@@ -36,6 +36,7 @@ from benchmarking.baselines import (
     feature_frame,
     unbagged_name,
 )
+from benchmarking.code_record import executed_code
 from benchmarking.machine import git_commit, peak_rss_mb
 from benchmarking.tuned import (
     SearchCost,
@@ -418,6 +419,7 @@ def execute(spec: RunSpec) -> dict[str, Any]:
         "run_seconds": time.time() - started,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
+        "code": executed_code(),
         "spec": spec.fingerprint(),
     }
     return record

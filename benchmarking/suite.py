@@ -50,6 +50,7 @@ from rich.progress import (
 
 from benchmarking.baselines import BASELINES, TUNABLE_BASELINES, bagged_name, unbagged_name
 from benchmarking.checkpoint_pruning import prune_checkpoints
+from benchmarking.code_record import changed_code
 from benchmarking.inputs import inputs_digest
 from benchmarking.machine import REPO, machine_metadata
 from benchmarking.runner import RunSpec, data_check_main, read_result, worker_main
@@ -207,8 +208,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="MODEL",
         help="run these models again where a stored result matches their settings (a stored "
         "run is otherwise reused: its settings record the overrides and the contents of the "
-        "config and data files, not the code, so after a change to the code rerun what it "
-        "changes)",
+        "config and data files, not the code; a reused run whose code this checkout has "
+        "changed is named, so rerun what a change alters)",
     )
     parser.add_argument(
         "--keep-checkpoints",
@@ -373,14 +374,16 @@ def run_all(
                 # A copy of another model's run (`bagged` of `mlp`) follows that run's rerun.
                 again = spec.model in rerun or (previous or {}).get("same_run_as") in rerun
                 if previous is not None and previous["status"] == "ok" and not again:
-                    commit = previous.get("git_commit", "an unrecorded commit")
-                    unchecked = (
-                        "; stored before runs recorded their config's and data's digest"
-                        if previous.get("inputs_unchecked")
-                        else ""
-                    )
+                    notes = [previous.get("git_commit", "an unrecorded commit")]
+                    if previous.get("inputs_unchecked"):
+                        notes.append("stored before runs recorded their config's and data's digest")
+                    if changed := changed_code(previous.get("code", {})):
+                        notes.append(
+                            f"its code has changed since: {_some(changed)}; --rerun "
+                            f"{spec.model} if that changes its results"
+                        )
                     progress.console.print(
-                        f"[dim]{_label(spec)}: finished before (at {commit}{unchecked}), "
+                        f"[dim]{_label(spec)}: finished before (at {escape('; '.join(notes))}), "
                         "skipped[/dim]"
                     )
                     progress.advance(task)
@@ -465,7 +468,7 @@ def write_outputs(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """results.csv, results.json and summary.md, each written atomically; then the tables.
     With a `reference` model, each of our other models is also compared with it."""
-    runs = pd.DataFrame(records).drop(columns=["spec", "lightning_test"], errors="ignore")
+    runs = pd.DataFrame(records).drop(columns=["spec", "lightning_test", "code"], errors="ignore")
     counts = [name for name in ("train_rows", "passes") if name in runs.columns]
     runs = runs.astype(dict.fromkeys(counts, "Int64"))
     summary = summarise(runs)
@@ -768,6 +771,7 @@ def _markdown_header(metadata: dict[str, Any], records: list[dict[str, Any]]) ->
         f"- Python {metadata['python']}; {packages}",
         f"- runs: {len(records) - len(failed)} ok, {len(failed)} failed",
         *_failure_lines(failed),
+        *_code_lines(records),
         "- metrics: on the test split; accuracy, f1, precision and recall at the threshold "
         "that maximises validation accuracy (`threshold`), accuracy_at_0.5 at 0.5.",
         "- models: `mlp` is the code's default network, `fast` the plain MLP, `bagged` a bag of "
@@ -782,6 +786,41 @@ def _markdown_header(metadata: dict[str, Any], records: list[dict[str, Any]]) ->
         "",
     ]
     return "\n".join(lines)
+
+
+def _code_lines(records: list[dict[str, Any]]) -> list[str]:
+    """Which runs were computed by code that this checkout has changed, or did not record it:
+    the tables show stored runs as they were computed."""
+    stale: dict[str, int] = {}
+    files: dict[str, None] = {}
+    unrecorded = 0
+    for record in records:
+        if record["status"] != "ok":
+            continue
+        if "code" not in record:
+            unrecorded += 1
+        elif changed := changed_code(record["code"]):
+            stale[record["model"]] = stale.get(record["model"], 0) + 1
+            files |= dict.fromkeys(changed)
+    lines = []
+    if stale:
+        counts = ", ".join(f"{model} {count}" for model, count in stale.items())
+        lines.append(
+            f"- code: {sum(stale.values())} runs ({counts}) were computed by code this "
+            f"checkout has changed since ({_some(list(files))}); `--rerun MODEL` recomputes a "
+            "model's runs where the change moves its results"
+        )
+    if unrecorded:
+        lines.append(
+            f"- code: {unrecorded} runs were stored before runs recorded their code (their "
+            "commit is in results.csv)"
+        )
+    return lines
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _without_nan(value: Any) -> Any:

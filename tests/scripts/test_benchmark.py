@@ -464,6 +464,18 @@ def test_an_edited_config_is_run_again_and_a_result_stored_without_a_digest_is_k
     assert main(args) == 0
     assert "stored before runs recorded their config's and data's digest" in capsys.readouterr().out
 
+    # A run records the project code it executed; code changed since is named, not rerun.
+    assert {"benchmarking/baselines.py", "datamodules/loan_datamodule.py"} <= set(record["code"])
+    record["code"]["benchmarking/baselines.py"] = "0" * 16
+    stored.write_text(json.dumps(record))
+    tampered = stored.stat().st_mtime_ns
+    assert main(args) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "its code has changed since: benchmarking/baselines.py; --rerun logreg" in printed
+    assert stored.stat().st_mtime_ns == tampered  # reused as stored
+    summary = (out / "summary.md").read_text()
+    assert "- code: 1 runs (logreg 1) were computed by code this checkout has changed" in summary
+
 
 @pytest.mark.parametrize(
     ("args", "message"),
