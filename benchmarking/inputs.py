@@ -60,9 +60,16 @@ def _data_digest(config: Path, args: Sequence[str]) -> str:
     data = _load(config).get("data") or {}
     overrides = dict(arg.removeprefix("--").split("=", 1) for arg in args if "=" in arg)
     path = overrides.get("data.path", data.get("path"))
-    if path in (None, "null"):
+    return data_file_digest(
+        None if path == "null" else path, overrides.get("data.data_dir", data.get("data_dir"))
+    )
+
+
+def data_file_digest(path: str | None, directory: str | None) -> str:
+    """The digest of the data file a config's `data.path` and `data.data_dir` name
+    ("synthetic" without a path; an absent file's says where it was looked for)."""
+    if path is None:
         return "synthetic"
-    directory = overrides.get("data.data_dir", data.get("data_dir"))
     try:
         return _file_digest(resolve_data_path(path, directory).resolve())
     except DataValidationError:

@@ -26,7 +26,7 @@ from contracts.errors import ConfigurationError, NonFiniteTrainingError
 from lightning_modules.cli import LoanCLI, build_cli, drop_callbacks
 from lightning_modules.loan_model import MONITOR
 from tuning.space import SearchSpace, cli_overrides
-from tuning.study import StudyFolder
+from tuning.study import INTERRUPTED_KEY, StudyFolder
 
 LOG_NAME = "fit.log"
 
@@ -131,6 +131,7 @@ class TrialObjective:
             trial.set_user_attr("diverged", str(error))
             raise optuna.TrialPruned(f"diverged: {error}") from error
         except (KeyboardInterrupt, SystemExit) as stop:
+            trial.set_user_attr(INTERRUPTED_KEY, True)  # its values run again on resuming
             raise TrialInterrupted(stop) from stop
         trial.set_user_attr("epochs", cli.trainer.current_epoch)
         trial.set_user_attr("best_epoch", reporter.best_epoch)

@@ -30,6 +30,11 @@ from optuna.trial import FrozenTrial, TrialState
 from contracts.errors import ConfigurationError
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# A study's record of what every trial shares, and a trial's of how it ended or whom it retries.
+SETTINGS_KEY = "settings"
+INTERRUPTED_KEY = "interrupted"
+RETRY_OF_KEY = "retry_of"
+RETRIED_ATTRS = ("origin",)  # what a retry keeps of the interrupted trial's record
 # Heartbeats every 15 s; a trial silent for 2 minutes has lost its worker. (The heartbeat
 # runs in its own thread, so a long epoch does not delay it; a busy SQLite file can, by
 # up to SQLITE_TIMEOUT_S.)
@@ -198,14 +203,20 @@ def open_study(
     seed: int,
     pruner: optuna.pruners.BasePruner,
     origin: dict[str, str],
+    settings: dict[str, str] | None = None,
     first_params: dict[str, Any] | None = None,
 ) -> optuna.Study:
     """Create the study, or load it to resume or to join it as one more worker.
 
-    `origin` (the config and space names) is recorded when the study is created and must
-    match when it is opened again: a study's trials are only comparable if they train the
-    same data on the same space. `first_params` are queued as the first trial by the one
-    worker that creates the study, so that workers starting together queue them once.
+    `origin` (the config and space names) and `settings` (what every trial shares: the
+    parsed config and overrides but the searched values, and the data file's digest) are
+    recorded when the study is created and must match when it is opened again: a study's
+    trials are only comparable if they train the same rows on the same space. (A study
+    created before its settings were recorded is checked on its origin alone.)
+    `first_params` are queued as the first trial by the one worker that creates the study,
+    so that workers starting together queue them once; opened again, the study queues once
+    more the values of every trial that Ctrl-C or SIGTERM ended (the first one included),
+    so that an interruption loses no point of the search.
     """
     sampler = TrialSeededSampler(seed)
     try:
@@ -214,21 +225,63 @@ def open_study(
         )
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+        _check_recorded(study, origin, settings)
+        _queue_interrupted(study)
     else:
         for key, value in origin.items():
             study.set_user_attr(key, value)
+        if settings is not None:
+            study.set_user_attr(SETTINGS_KEY, settings)
         if first_params is not None:
             study.enqueue_trial(first_params, user_attrs={"origin": "config"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    return study
+
+
+def _check_recorded(
+    study: optuna.Study, origin: dict[str, str], settings: dict[str, str] | None
+) -> None:
+    name = study.study_name
     recorded = {key: study.user_attrs.get(key, value) for key, value in origin.items()}
     if recorded != origin:
         raise ConfigurationError(
             f"study {name!r} in this storage was created for {recorded}, not {origin}: give "
             "this search another --study name"
         )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-    return study
+    created_with = study.user_attrs.get(SETTINGS_KEY)
+    if settings is None or created_with is None:
+        return
+    differences = [
+        f"{key} {settings.get(key, '(unset)')} (the study: {created_with.get(key, '(unset)')})"
+        for key in sorted(set(settings) | set(created_with))
+        if settings.get(key) != created_with.get(key)
+    ]
+    if differences:
+        shown = "; ".join(differences[:5]) + (
+            f"; and {len(differences) - 5} more" if len(differences) > 5 else ""
+        )
+        raise ConfigurationError(
+            f"study {name!r} was created with other settings than this run's, so their trials "
+            f"would not be comparable: {shown}. Rerun it with the study's settings, or give "
+            "this search another --study name"
+        )
+
+
+def _queue_interrupted(study: optuna.Study) -> None:
+    """Queue once more the values of each trial an interruption ended (`INTERRUPTED_KEY`)
+    that no later trial retries yet."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {trial.user_attrs.get(RETRY_OF_KEY) for trial in trials}
+    for trial in trials:
+        if (
+            trial.state == TrialState.FAIL
+            and trial.user_attrs.get(INTERRUPTED_KEY)
+            and trial.number not in retried
+        ):
+            attrs = {k: v for k, v in trial.user_attrs.items() if k in RETRIED_ATTRS}
+            study.enqueue_trial(trial.params, user_attrs={**attrs, RETRY_OF_KEY: trial.number})
 
 
 def count(study: optuna.Study, states: Iterable[TrialState]) -> int:

@@ -14,11 +14,15 @@ import signal
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import optuna
+from jsonargparse import Namespace
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from rich.console import Console
 
+from benchmarking.inputs import data_file_digest
+from contracts.errors import ConfigurationError
 from lightning_modules.cli import LoanCLI, build_cli, quiet_lightning
 from tuning.objective import TrialInterrupted, TrialObjective
 from tuning.report import BestConfigWriter, ProgressLine, write_report
@@ -151,6 +155,13 @@ def open_search(
     also returns the config they parse to."""
     base = build_cli(list(base_args))  # checks the config, the fixed settings and overrides
     space.check_keys(base.config.keys())
+    folds = base.config.get("data.folds")
+    if folds != 1:
+        raise ConfigurationError(
+            f"--data.folds {folds}: a trial is scored as one network on the validation rows, "
+            "so a search cannot bag; pass --data.folds to main.py fit with the best config "
+            "to bag its refit"
+        )
     config = base_args[base_args.index("--config") + 1]
     study = open_study(
         name,
@@ -158,9 +169,38 @@ def open_search(
         seed=seed,
         pruner=pruner,
         origin={"config": Path(config).stem, "space": space.name},
+        settings=shared_settings(base.config, space),
         first_params=space.params_for({p.key: base.config.get(p.key) for p in space.parameters}),
     )
     return study, base
+
+
+# Parsed keys that do not change what a trial trains on or how it is scored: where the
+# config was read from, where a trial logs (the objective sets it), test-time reports.
+_UNSHARED = ("config", "trainer.logger.", "submission.", "report.", "data.predict_")
+
+
+def shared_settings(config: Namespace, space: SearchSpace) -> dict[str, str]:
+    """{key: value} of what every trial of this command trains and is scored with: the
+    parsed config and overrides but the searched keys, and the data file's digest."""
+    searched = {parameter.key for parameter in space.parameters}
+    settings = {
+        key: str(value)
+        for key, value in _flat(config.as_dict()).items()
+        if key not in searched and not key.startswith(_UNSHARED) and "__path__" not in key
+    }
+    settings["data file"] = data_file_digest(config.get("data.path"), config.get("data.data_dir"))
+    return settings
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 @contextmanager

@@ -13,7 +13,13 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from contracts.errors import ConfigurationError
-from tuning.study import TrialSeededSampler, open_storage, open_study, sqlite_url
+from tuning.study import (
+    INTERRUPTED_KEY,
+    TrialSeededSampler,
+    open_storage,
+    open_study,
+    sqlite_url,
+)
 
 ORIGIN = {"config": "default", "space": "test"}
 
@@ -101,3 +107,43 @@ def test_a_study_opened_for_another_config_is_refused(tmp_path):
             pruner=optuna.pruners.NopPruner(),
             origin={"config": "taiwan", "space": "test"},
         )
+
+
+def test_a_study_opened_with_other_settings_is_refused_naming_them(tmp_path):
+    url = sqlite_url(tmp_path / "s.db")
+    settings = {"data.seed": "0", "data file": "abc", "trainer.max_epochs": "30"}
+
+    def reopen(**changes: str) -> optuna.Study:
+        return open_study(
+            "s",
+            open_storage(url),
+            seed=0,
+            pruner=optuna.pruners.NopPruner(),
+            origin=ORIGIN,
+            settings={**settings, **changes},
+        )
+
+    reopen()
+    reopen()  # the same settings: resumed
+    with pytest.raises(ConfigurationError, match=r"data file def \(the study: abc\); data.seed 1"):
+        reopen(**{"data.seed": "1", "data file": "def"})
+
+
+def test_an_interrupted_trial_runs_again_once_with_its_values(tmp_path):
+    url = sqlite_url(tmp_path / "s.db")
+    study = _study(url)
+    trial = study.ask()
+    x = trial.suggest_float("x", 0.0, 1.0)
+    trial.set_user_attr(INTERRUPTED_KEY, True)
+    study.tell(trial, state=TrialState.FAIL)
+    broken = study.ask()  # a failure of its own: not run again
+    broken.suggest_float("x", 0.0, 1.0)
+    study.tell(broken, state=TrialState.FAIL)
+
+    resumed = _study(url)
+    assert [t.state for t in resumed.trials] == [TrialState.FAIL] * 2 + [TrialState.WAITING]
+    assert resumed.trials[2].user_attrs["retry_of"] == 0
+    _study(url)  # opened again: the retry is queued already
+    assert len(resumed.trials) == 3
+    resumed.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=1)
+    assert resumed.trials[2].params == {"x": x}

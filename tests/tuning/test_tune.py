@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from contracts.errors import ConfigurationError
 from lightning_modules.cli import run_entry_point
 from lightning_modules.loan_model import MONITOR
 from tests.conftest import CONFIGS
@@ -130,7 +131,7 @@ def resumed(tmp_path_factory) -> SimpleNamespace:
     folder = StudyFolder(root / "tuning_results" / STUDY)
     before = optuna.load_study(study_name=STUDY, storage=sqlite_url(folder.database)).trials
     first_events = sorted(folder.trial_dir(0).glob("events.out.tfevents.*"))
-    study = main(_args(root, 3))
+    study = main(_args(root, 3, *_waiting_in("trial_1", marker)))  # the same command
     return SimpleNamespace(
         folder=folder, status=status, before=before, first_events=first_events, study=study
     )
@@ -146,7 +147,9 @@ def test_an_interrupted_study_continues_with_the_same_command(resumed):
     # Trial 0 was not run again: same start, same TensorBoard files.
     assert trials[0].datetime_start == resumed.before[0].datetime_start
     assert sorted(resumed.folder.trial_dir(0).glob("events.*")) == resumed.first_events
-    assert len(set(_params(resumed.study))) == 4  # no trial repeats another's values
+    # The interrupted trial's values ran first, once; then new ones.
+    assert trials[2].params == trials[1].params and trials[2].user_attrs["retry_of"] == 1
+    assert len(set(_params(resumed.study))) == 3
     first = trials[0]
     assert first.user_attrs["origin"] == "config"  # the config as it is
     assert first.params["hidden_sizes.off"] and first.params["n_bins"] == 48  # auto, 48
@@ -188,6 +191,15 @@ def test_ctrl_c_records_the_running_trial_as_failed(tmp_path):
     database = StudyFolder(tmp_path / "tuning_results" / STUDY).database
     study = optuna.load_study(study_name=STUDY, storage=sqlite_url(database))
     assert [t.state for t in study.trials] == [TrialState.FAIL]
+
+
+def test_a_study_resumed_with_other_data_settings_or_asked_to_bag_is_refused(tmp_path):
+    _space(tmp_path)
+    main(_args(tmp_path, 1))
+    with pytest.raises(ConfigurationError, match=r"data.seed 1 \(the study: 0\).*--study"):
+        main(_args(tmp_path, 2, "--data.seed=1"))
+    with pytest.raises(ConfigurationError, match=r"a search cannot bag; pass --data\.folds"):
+        main(_args(tmp_path, 2, "--study=bagged", "--data.folds=5"))
 
 
 def test_two_workers_share_one_study(tmp_path):
