@@ -280,7 +280,10 @@ def wilson_interval(
     denominator = 1 + z**2 / n
     centre = (p + z**2 / (2 * n)) / denominator
     half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denominator
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    # The interval holds the rate exactly; in floating point a bound can miss a rate of 0
+    # or 1 by 1e-16 (42 defaults of 42), which a figure's error bar cannot draw.
+    low, high = np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    return np.minimum(low, p), np.maximum(high, p)
 
 
 def level_rates(column: str, text: np.ndarray, targets: np.ndarray, *, top: int) -> LevelRates:
