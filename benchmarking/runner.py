@@ -45,7 +45,7 @@ from benchmarking.tuned import (
     tune_network,
     untuned_name,
 )
-from datamodules.loan_datamodule import BAGGING_FOLDS, LabelledTable, LoanDataModule
+from datamodules.loan_datamodule import LabelledTable, LoanDataModule
 from lightning_modules.atomic import write_text_atomically
 from lightning_modules.cli import LoanCLI, build_cli, drop_callbacks
 from lightning_modules.loan_model import LoanDefaultModel
@@ -293,14 +293,14 @@ def run_baseline(spec: RunSpec) -> Outcome:
 
 
 def run_bagged_baseline(spec: RunSpec) -> Outcome:
-    """A baseline fitted on each of the bagged network's folds (the same rows: the same
-    seed and fold count), early-stopped on its own fold; test probabilities averaged, the
-    threshold chosen on the out-of-fold probabilities."""
-    datamodule = build_run_cli(
-        spec, ["--trainer.logger=false", f"--data.folds={BAGGING_FOLDS}"]
-    ).datamodule
+    """A baseline fitted on each of the default network's folds where it bags, else on
+    those of the bag it would take (`bag_size`: the same rows, seed and fold count),
+    early-stopped on its own fold; test probabilities averaged, the threshold chosen on
+    the out-of-fold probabilities."""
+    datamodule = build_run_cli(spec, ["--trainer.logger=false"]).datamodule
     table = datamodule.labelled_table()
-    folds = datamodule.fold_splits()
+    resolved = datamodule.resolved_folds()
+    folds = datamodule.fold_splits(resolved if resolved > 1 else datamodule.bag_size())
     features = _baseline_features(datamodule, table, np.union1d(table.split.train, table.split.val))
     fit = BASELINES[spec.baseline]
     start = time.perf_counter()

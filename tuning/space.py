@@ -151,10 +151,10 @@ class SearchSpace:
     def trial_args(self, config: str | Path, cli_args: Iterable[str]) -> list[str]:
         """What every trial passes the training CLI before its own values: the config, one
         network (a trial is scored on the protocol's validation rows; on a small set the
-        default would bag five, at five times the cost), the space's fixed settings, then
+        default would bag eight, at eight times the cost), the space's fixed settings, then
         the user's overrides, which win over both (a user's --trainer.max_epochs=5 holds
         in every trial). The best trial's config refits that one network; add
-        `--data.folds 5` to bag it."""
+        `--data.folds auto` to bag it as the default would."""
         return ["--config", str(config), "--data.folds=1", *self.fixed_overrides(), *cli_args]
 
     def check_keys(self, known: Iterable[str]) -> None:

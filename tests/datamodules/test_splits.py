@@ -7,7 +7,7 @@ import pytest
 
 from contracts.errors import DataValidationError
 from contracts.features import FEW_TRAINING_CASES
-from datamodules.loan_datamodule import BAGGING_FOLDS, LoanDataModule
+from datamodules.loan_datamodule import BAGGING_FOLDS, SMALL_DATA_BAGGING_FOLDS, LoanDataModule
 from datamodules.splits import bagging_folds, protocol_split
 from datamodules.synthetic import generate_loan_book
 
@@ -72,7 +72,8 @@ def test_a_bagging_data_module_encodes_with_all_non_test_rows_and_serves_each_fo
 
 def test_auto_folds_bag_where_defaulters_are_few_and_a_plain_fit_keeps_the_protocol_split():
     small = LoanDataModule(None, synthetic_rows=1_000)
-    assert small.resolved_folds() == BAGGING_FOLDS  # 640 training rows, 123 defaulters
+    # 640 training rows, 123 defaulters: a bag, of 8 below 5,120 training rows.
+    assert small.resolved_folds() == SMALL_DATA_BAGGING_FOLDS == small.bag_size()
     large = LoanDataModule(None, synthetic_rows=20_000)
     table = large.labelled_table()
     defaulters = int(table.targets[table.split.train].sum())
@@ -80,7 +81,8 @@ def test_auto_folds_bag_where_defaulters_are_few_and_a_plain_fit_keeps_the_proto
     rarer = LoanDataModule(None, synthetic_rows=20_000, sample_positive_rate=0.1)
     table = rarer.labelled_table()
     assert int(table.targets[table.split.train].sum()) < FEW_TRAINING_CASES
-    assert rarer.resolved_folds() == BAGGING_FOLDS  # as many rows, fewer defaulters
+    # As many rows (12,000 in training), fewer defaulters: a bag of 5.
+    assert rarer.resolved_folds() == BAGGING_FOLDS == large.bag_size()
     assert LoanDataModule(None, synthetic_rows=1_000, folds=1).resolved_folds() == 1
 
     # Without a fold served (a Python user's own `trainer.fit`), the preprocessing is the

@@ -44,21 +44,24 @@ SYNTHETIC_ARGS = [
     "--threads=1",
     "--variant",
     "broken=--model.net.dropout=2.0",
+    "--variant",
+    "bag8=--data.folds=8",
     "--reference=logreg",
     "--models",
     *MODELS,
     "fast",
     "lightgbm-bagged",
-    "bagged",
+    "bag8",
     "broken",
 ]
-EXTRA = ["fast", "lightgbm-bagged", "bagged"]
+EXTRA = ["fast", "lightgbm-bagged", "bag8"]
 
 
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
-    """One quick benchmark of every model on 3,000 synthetic rows (where the default bags),
-    `fast`, bagged LightGBM and `bagged`, plus a variant that fails."""
+    """One quick benchmark of every model on 3,000 synthetic rows (where the default bags
+    eight networks), `fast`, bagged LightGBM, a variant pinning the default's eight folds
+    (as the built-in `bagged` pins five), and a variant that fails."""
     out = tmp_path_factory.mktemp("benchmark")
     return out, main([*SYNTHETIC_ARGS, "--out", str(out)])
 
@@ -86,19 +89,26 @@ def test_quick_benchmark_writes_one_row_per_run_and_records_the_failure(syntheti
     assert (ok["status"] == "ok").all(), ok["error"].tolist()
     _check_scores(ok)
     assert (ok["roc_auc"] > 0.7).all()
-    # 64 % of 3,000 rows, for every model: a bag's networks train on 4 of 5 folds of 80 %.
-    assert (ok["train_rows"] == 1920).all()
-    # --quick trains three epochs; with 377 training defaulters the default bags five
-    # networks: three epochs on each fold. `fast` is one network.
-    passes = ok.set_index("model")["passes"]
-    assert passes["mlp"] == 15 and passes["fast"] == 3
-    folds = ok.set_index("model")["folds"]
-    assert (folds["mlp"], folds["lightgbm-bagged"], folds["fast"], folds["lightgbm"]) == (
-        5,
-        5,
-        1,
-        1,
-    )
+    # With 377 training defaulters in 1,920 training rows the default bags eight networks,
+    # each trained on 7 of 8 folds of the 80 % non-test rows (2,100), not the 64 % (1,920)
+    # of one network; bagged LightGBM on the same folds.
+    by_model = ok.set_index("model")
+    assert by_model["folds"].to_dict() == {
+        "logreg": 1,
+        "lightgbm": 1,
+        "xgboost": 1,
+        "hgb": 1,
+        "catboost": 1,
+        "mlp": 8,
+        "fast": 1,
+        "lightgbm-bagged": 8,
+        "bag8": 8,
+    }
+    rows = by_model["train_rows"]
+    assert rows["mlp"] == rows["lightgbm-bagged"] == 2100
+    assert rows["fast"] == rows["lightgbm"] == 1920
+    # --quick trains three epochs, on each fold of a bag.
+    assert by_model["passes"]["mlp"] == 24 and by_model["passes"]["fast"] == 3
     broken = runs[runs["model"] == "broken"].iloc[0]
     assert broken["status"] == "failed" and "dropout" in broken["error"]
 
@@ -109,7 +119,7 @@ def test_quick_benchmark_writes_one_row_per_run_and_records_the_failure(syntheti
     assert len(report["runs"]) == len(report["summary"]) == len(MODELS) + len(EXTRA) + 1
     paired, *others = report["paired"]
     assert paired["model"] == "mlp" and paired["best_baseline"] in [*BASELINES, "lightgbm-bagged"]
-    assert [other["model"] for other in others] == ["fast", "bagged"]
+    assert [other["model"] for other in others] == ["fast", "bag8"]
     assert paired["ci_low"] is None  # one seed: no interval
     against = report["paired_reference"][0]  # --reference logreg: mlp against it, seed by seed
     assert (against["model"], against["best_baseline"]) == ("mlp", "logreg")
@@ -145,25 +155,25 @@ def test_network_run_is_scored_as_its_own_test_step_scores_it(synthetic_run):
     # Of the checkpoints only the tested model is kept: the bag's, not its folds' or the
     # last epochs' (they only resume a fit); a single network's best epoch.
     assert [path.name for path in run_dir.rglob("*.ckpt")] == ["bagged.ckpt"]
-    assert len(list(run_dir.glob("fold_*/events.out.tfevents.*"))) == 5
+    assert len(list(run_dir.glob("fold_*/events.out.tfevents.*"))) == 8
     (single,) = (out / "tensorboard" / "default" / "fast-seed0").rglob("*.ckpt")
     assert single.parent.name == "checkpoints" and single.name.startswith("epoch")
 
 
 @pytest.mark.slow
-def test_bagged_is_the_defaults_own_run_where_the_default_bags(synthetic_run):
+def test_a_variant_pinning_the_defaults_folds_is_the_defaults_own_run(synthetic_run):
     out, _ = synthetic_run
-    mlp, bagged = (
+    mlp, bag8 = (
         json.loads((out / "runs" / "default" / f"{model}-seed0.json").read_text())
-        for model in ("mlp", "bagged")
+        for model in ("mlp", "bag8")
     )
 
-    assert bagged["same_run_as"] == "mlp" and "same_run_as" not in mlp
-    assert bagged["spec"]["network_args"] == ["--data.folds=5", "--trainer.max_epochs=3"]
-    assert {key: value for key, value in bagged.items() if key not in ("same_run_as", "model")} == {
+    assert bag8["same_run_as"] == "mlp" and "same_run_as" not in mlp
+    assert bag8["spec"]["network_args"] == ["--data.folds=8", "--trainer.max_epochs=3"]
+    assert {key: value for key, value in bag8.items() if key not in ("same_run_as", "model")} == {
         key: value for key, value in mlp.items() if key != "model"
-    } | {"spec": bagged["spec"]}
-    assert not (out / "tensorboard" / "default" / "bagged-seed0").exists()  # not trained again
+    } | {"spec": bag8["spec"]}
+    assert not (out / "tensorboard" / "default" / "bag8-seed0").exists()  # not trained again
 
 
 def test_a_variant_pinning_the_folds_repeats_a_run_only_where_it_resolved_them(tmp_path):
@@ -226,12 +236,12 @@ def test_rerun_skips_finished_runs_and_retries_failed_ones(synthetic_run):
         "logreg-seed0.json",
         "broken-seed0.json",
     }
-    # `bagged` is a copy of the default's run here: it follows that run's rerun.
+    # `bag8` is a copy of the default's run here: it follows that run's rerun.
     assert main([*SYNTHETIC_ARGS, "--out", str(out), "--rerun", "mlp"]) == 1
     latest = {path.name: path.stat().st_mtime_ns for path in results}
     assert {name for name in again if latest[name] != again[name]} == {
         "mlp-seed0.json",
-        "bagged-seed0.json",
+        "bag8-seed0.json",
         "broken-seed0.json",
     }
     with pytest.raises(SystemExit, match="not among the models"):
@@ -255,7 +265,13 @@ def test_quick_benchmark_on_the_real_datasets(real_data_dir, tmp_path):
     assert (runs["status"] == "ok").all()
     _check_scores(runs)
     by_dataset = runs.groupby("dataset")
-    assert by_dataset["train_rows"].unique().to_dict() == {"german": [640], "heloc": [6693]}
+    # german's default bags eight networks, each on 7/8 of the 800 non-test rows.
+    rows = runs.set_index(["dataset", "model"])["train_rows"].to_dict()
+    assert rows == {
+        **{("german", model): 640 for model in models},
+        ("german", "mlp"): 700,
+        **{("heloc", model): 6693 for model in models},
+    }
     assert (by_dataset["roc_auc"].min() > pd.Series({"german": 0.65, "heloc": 0.72})).all()
 
 
