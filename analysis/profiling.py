@@ -226,13 +226,20 @@ def profile_dataset(
     )
     feature_columns = list(schema.feature_columns)
     duplicate_rows = int(frame[[*feature_columns, schema.target]].duplicated().sum())
+    identifier_findings = _identifier_findings(frame, targets, schema, columns)
+    # A feature that is an id in outcome order is a leak once, in the id's words.
+    ordered_ids = {f.columns for f in identifier_findings if f.kind == "leak"}
     findings = (
         *_target_findings(targets),
         *(_constant_finding(name, features[name], training_frame[name]) for name in constant),
         *_column_findings(frame, columns, constant),
         *_duplicate_findings(spearman, categorical_text, constant),
-        *_identifier_findings(frame, targets, schema, columns),
-        *(_leak_finding(signal) for signal in signals if signal.roc_auc >= NEAR_PERFECT_AUC),
+        *identifier_findings,
+        *(
+            _leak_finding(signal)
+            for signal in signals
+            if signal.roc_auc >= NEAR_PERFECT_AUC and (signal.name,) not in ordered_ids
+        ),
         *(
             _sentinel_finding(name, values, targets, sentinels[name])
             for name, values in zip(numeric_names, numeric.T, strict=True)
@@ -685,7 +692,8 @@ def _outlier_findings(
                     (name,),
                     f"{name!r} has {int(far.sum())} extreme values (beyond {OUTLIER_SPANS:g} × "
                     f"the 1st-99th percentile range [{low:.4g}, {high:.4g}]; min {x.min():.4g}, "
-                    f"max {x.max():.4g}): check them, or use --data.scaling quantile.",
+                    f"max {x.max():.4g}): check them (the default quantile scaling bounds "
+                    "their effect on the network; --data.scaling standard would not).",
                 )
             )
     return findings

@@ -157,6 +157,13 @@ class SearchSpace:
         `--data.folds auto` to bag it as the default would."""
         return ["--config", str(config), "--data.folds=1", *self.fixed_overrides(), *cli_args]
 
+    def searched_in(self, cli_args: Iterable[str]) -> list[str]:
+        """The options among `cli_args` (a user's overrides) that this space searches, as
+        written: a trial's drawn value comes after them and replaces them."""
+        keys = {parameter.key for parameter in self.parameters}
+        given = (arg.split("=", 1)[0] for arg in cli_args if arg.startswith("--"))
+        return [option for option in dict.fromkeys(given) if option.removeprefix("--") in keys]
+
     def check_keys(self, known: Iterable[str]) -> None:
         """Every key must be an option of the training CLI (`known`: the parsed config's keys)."""
         known = set(known)

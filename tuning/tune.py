@@ -10,6 +10,7 @@ several processes or machines can work on it at once. Outputs in `tuning_results
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from rich.console import Console
 
 from benchmarking.inputs import data_file_digest
 from contracts.errors import ConfigurationError
-from lightning_modules.cli import LoanCLI, build_cli, quiet_lightning
+from lightning_modules.cli import DEBUG_ENV, LoanCLI, build_cli, quiet_lightning
 from tuning.objective import TrialInterrupted, TrialObjective
 from tuning.report import BestConfigWriter, ProgressLine, write_report
 from tuning.space import SearchSpace, load_space
@@ -95,10 +96,21 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     """Run (or resume, or join) the study; returns it once this worker is done."""
     options, cli_args = parse_args(argv)
     quiet_lightning(["fit"])
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress line says it
+    # The progress line reports each trial; a failed trial's error ends the command with its
+    # own message (and traceback, where it is not a user's mistake), so Optuna's warning,
+    # the same traceback again, is kept for LOAN_DEBUG=1.
+    debugging = os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    optuna.logging.set_verbosity(optuna.logging.WARNING if debugging else optuna.logging.ERROR)
     console = Console(highlight=False, soft_wrap=True)
 
     space = load_space(options.space)
+    if searched := space.searched_in(cli_args):
+        console.print(
+            f"note: {', '.join(searched)} {'is' if len(searched) == 1 else 'are'} searched by "
+            f"{options.space}: each trial's drawn value replaces yours (to hold yours, drop "
+            "that parameter from the space)",
+            style="yellow",
+        )
     base_args = space.trial_args(options.config, cli_args)
     name = options.study or default_study_name(options.config, options.space)
     folder = StudyFolder(options.output / name)

@@ -212,6 +212,11 @@ def test_an_identifier_that_tracks_the_outcome_is_a_leak(tmp_path):
     profile = _profile(LoanDataModule(str(path), target="y", id_column="id"))
     leaks = {f.columns for f in profile.findings if f.kind == "leak"}
     assert leaks == {("id",), ()}
+    # Left as a feature it is still one leak (in the id's words), besides the identifier.
+    as_feature = _profile(LoanDataModule(str(path), target="y"))
+    leaks = [f.columns for f in as_feature.findings if f.kind == "leak"]
+    assert sorted(leaks) == [(), ("id",)]
+    assert [f.columns for f in as_feature.findings if f.kind == "identifier"] == [("id",)]
 
 
 # Constant features, missing cells aside: numeric, numeric 60 % missing, categoricals, one

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -39,6 +42,13 @@ def test_the_default_space_names_real_options_and_holds_the_recommended_model():
         "batch_size": "auto",
         "scaling": "quantile",
     }
+
+
+def test_a_users_override_of_a_searched_option_is_named():
+    space = load_space(REPO_SPACE)
+    args = ["--model.net.dropout", "0.7", "--data.seed=1", "--model.net.n_bins=32"]
+    assert space.searched_in(args) == ["--model.net.dropout", "--model.net.n_bins"]
+    assert space.searched_in(["--data.seed", "1"]) == []
 
 
 def test_draws_follow_the_conditions_and_become_cli_arguments():
@@ -133,3 +143,21 @@ def test_the_command_prints_a_bad_space_without_a_traceback(tmp_path, capsys, mo
     shown = capsys.readouterr()
     assert f"error: {path}: parameter 'dropout': low/high: low must be below high" in shown.err
     assert "Traceback" not in shown.err + shown.out
+
+
+def test_a_trial_the_model_refuses_ends_the_study_with_one_message(tmp_path):
+    """As a user runs it: Optuna's own warning would repeat the error's traceback."""
+    path = _space_file(tmp_path, DROPOUT + "    type: categorical\n    choices: [1.2]\n")
+    args = ["--config", str(CONFIGS / "default.yaml"), "--space", str(path), "--trials", "1"]
+    args += ["--output", str(tmp_path / "out"), "--data.synthetic_rows=1000"]
+    environment = {key: value for key, value in os.environ.items() if key != DEBUG_ENV}
+    shown = subprocess.run(
+        [sys.executable, str(CONFIGS.parent / "scripts" / "tune.py"), *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=False,
+    )
+    assert shown.returncode == 2
+    assert "trial 0's values {'model.net.dropout': 1.2} are not accepted" in shown.stderr
+    assert "Traceback" not in shown.stderr + shown.stdout
