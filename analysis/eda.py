@@ -14,7 +14,7 @@ from pathlib import Path
 from analysis.profiling import profile_dataset
 from analysis.report import print_summary, write_report
 from datamodules.loan_datamodule import LoanDataModule
-from lightning_modules.cli import build_cli, config_name
+from lightning_modules.cli import build_cli, config_name, without_lightning_notices
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -35,7 +35,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
 def main(argv: list[str] | None = None) -> Path:
     options, cli_args = parse_args(argv)
     started = time.perf_counter()
-    cli = build_cli(cli_args)
+    with without_lightning_notices():
+        cli = build_cli(cli_args)
     datamodule: LoanDataModule = cli.datamodule
     table = datamodule.labelled_table()
     profile = profile_dataset(table, datamodule.schema, source=datamodule.source, rows=options.rows)

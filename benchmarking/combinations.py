@@ -23,6 +23,7 @@ from pathlib import Path
 from benchmarking.runner import RunSpec, build_run_cli
 from benchmarking.suite import SEEDS, derived_dataset
 from datamodules.loan_datamodule import BAGGING_FOLDS, LoanDataModule
+from lightning_modules.cli import without_lightning_notices
 
 
 def default_datamodule(
@@ -39,7 +40,8 @@ def default_datamodule(
         data_args=tuple(data_args),
     )
     fold_args = [] if folds is None else [f"--data.folds={folds}"]
-    return build_run_cli(spec, ["--trainer.logger=false", *fold_args]).datamodule
+    with without_lightning_notices():
+        return build_run_cli(spec, ["--trainer.logger=false", *fold_args]).datamodule
 
 
 def kept_combinations(

@@ -10,7 +10,8 @@ import signal
 import sys
 import warnings
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -249,6 +250,25 @@ def build_cli(
             seed_everything_default=0,
             **kwargs,
         )
+
+
+NOTICE_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed")
+
+
+@contextmanager
+def without_lightning_notices() -> Iterator[None]:
+    """Lightning's notices of a trainer being built (the seed, the accelerators, its tip)
+    off the console, for tools that build the CLI only to read the data (the EDA report,
+    the combinations' listing): they train nothing, so the notices only mislead."""
+    loggers = [logging.getLogger(name) for name in NOTICE_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def cli_main(args: Sequence[str] | None = None) -> LoanCLI:

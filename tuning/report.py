@@ -154,6 +154,9 @@ def write_plots(study: optuna.Study, folder: Path, *, seed: int) -> dict[str, Pa
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)
+                # One finished trial gives an axis of one value, which matplotlib widens
+                # itself after warning once per axis.
+                warnings.filterwarnings("ignore", message="Attempting to set identical low")
                 axes = draw()
         except (ValueError, RuntimeError) as error:
             written[name] = str(error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from analysis.eda import main
 from analysis.report import REPORT_NAME
 from datamodules.synthetic import generate_loan_book
+from lightning_modules.cli import NOTICE_LOGGERS
 from tests.conftest import CONFIGS
 
 # Target balance, missing values, ranking, distributions, categorical rates, correlations.
@@ -105,3 +107,24 @@ def test_give_me_some_credit_report_names_its_sentinel_values(real_data_dir, tmp
     html = report.read_text()
     assert "96 (5 rows), 98 (264 rows)" in html
     assert len(_images(report)) == FIGURES_WITH_CATEGORICALS - 1  # no categoricals
+
+
+def test_the_report_prints_no_notices_of_a_trainer_it_never_uses(tmp_path, monkeypatch):
+    """Lightning announces the seed and the accelerators when a trainer is built; the EDA
+    builds one only to read the data, so those lines would only mislead."""
+    monkeypatch.chdir(tmp_path)
+    notices: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            notices.append(record.getMessage())
+
+    loggers = [logging.getLogger(name) for name in NOTICE_LOGGERS]
+    for logger in loggers:
+        logger.addHandler(Collect())
+    try:
+        main([f"--config={CONFIGS / 'default.yaml'}", "--data.synthetic_rows=1000"])
+    finally:
+        for logger in loggers:
+            logger.handlers = [h for h in logger.handlers if not isinstance(h, Collect)]
+    assert notices == []
