@@ -22,6 +22,8 @@ from pathlib import Path
 
 from benchmarking.machine import REPO
 
+_LIBRARY_FOLDERS = frozenset({"site-packages", "dist-packages"})
+
 
 def executed_code() -> dict[str, str]:
     """{path relative to the checkout: digest} of every project module this process imported."""
@@ -31,7 +33,9 @@ def executed_code() -> dict[str, str]:
         if path is None:
             continue
         path = Path(path).resolve()
-        if path.suffix == ".py" and path.is_relative_to(REPO) and ".venv" not in path.parts:
+        # Libraries, even in a virtual environment inside the checkout, are not its code.
+        library = not _LIBRARY_FOLDERS.isdisjoint(path.parts)
+        if path.suffix == ".py" and path.is_relative_to(REPO) and not library:
             files.add(path.relative_to(REPO).as_posix())
     return code_digests(files)
 
