@@ -720,21 +720,12 @@ class LoanDataModule(L.LightningDataModule):
                 f"{source}: values outside the training range (scored like the range's nearest "
                 f"edge; check for unit errors or typos): {beyond}"
             )
-        trained_without_gaps = [
-            index
-            for index, name in enumerate(preprocessor.numeric_columns)
-            if name not in preprocessor.indicator_columns_
-        ]
-        new_gaps = np.isnan(numeric[:, trained_without_gaps]).sum(axis=0)
-        imputed = {
-            preprocessor.numeric_columns[index]: int(count)
-            for index, count in zip(trained_without_gaps, new_gaps, strict=True)
-            if count
-        }
-        if imputed:
+        new_gaps = preprocessor.count_new_gaps(numeric, categorical)
+        if new_gaps:
             rank_zero_info(
-                f"{source}: missing values in columns complete in training (median-imputed): "
-                f"{imputed}"
+                f"{source}: missing values in columns complete in training (numbers imputed "
+                f"with the training median, categories scored as missing, which training "
+                f"never showed): {new_gaps}"
             )
 
     # Guards ----------------------------------------------------------------------------

@@ -403,6 +403,23 @@ class TabularPreprocessor:
             if count
         }
 
+    def count_new_gaps(self, numeric: np.ndarray, categorical: pd.DataFrame) -> dict[str, int]:
+        """Per column that had no gaps in training, how many these rows hold: a number is
+        imputed with the training median, a category takes the missing code, which no
+        training row taught the network."""
+        self._check_fitted()
+        counts = {
+            name: int(np.isnan(column).sum())
+            for name, column in zip(self.numeric_columns, numeric.T, strict=True)
+            if name not in self.indicator_columns_
+        }
+        counts |= {
+            name: int(category_strings(categorical[name]).isna().sum())
+            for name in self.categorical_columns
+            if self.distributions_[name].counts[MISSING_CODE] == 0
+        }
+        return {name: count for name, count in counts.items() if count}
+
     def count_unknown(self, categorical: pd.DataFrame) -> dict[str, int]:
         """Per column, how many present values fall outside the kept vocabulary (unseen or rare)."""
         self._check_fitted()

@@ -144,7 +144,7 @@ class MetricsReport(L.Callback):
         }
         return ModelCard(
             title=datamodule.source,
-            data=_data_facts(datamodule, trainer.ckpt_path),
+            data=_data_facts(datamodule, trainer.ckpt_path, model.bagged_folds),
             settings=settings,
             metrics=bootstrap_intervals(
                 probs,
@@ -203,8 +203,11 @@ def _gains_rich_table(gains: pd.DataFrame) -> Table:
     return table
 
 
-def _data_facts(datamodule: LoanDataModule, checkpoint: str | None) -> dict[str, str]:
-    """The model card's data section: the file, its rows and default rate, the split."""
+def _data_facts(
+    datamodule: LoanDataModule, checkpoint: str | None, bagged_folds: int
+) -> dict[str, str]:
+    """The model card's data section: the file, its rows and default rate, the split (a
+    bag's networks trained on every non-test row, each early-stopped on its own fold)."""
     labelled = datamodule.labelled_table()
     targets = labelled.targets
 
@@ -212,12 +215,21 @@ def _data_facts(datamodule: LoanDataModule, checkpoint: str | None) -> dict[str,
         return f"{len(rows):,} rows, default rate {targets[rows].mean():.2%}"
 
     split = labelled.split
+    if bagged_folds:
+        fitted = {
+            f"train and validation ({bagged_folds} folds)": part(
+                np.concatenate([split.train, split.val])
+            )
+            + f"; each of the {bagged_folds} networks trained on {bagged_folds - 1} folds "
+            "and was early-stopped on the other",
+        }
+    else:
+        fitted = {"train": part(split.train), "validation": part(split.val)}
     return {
         "file": datamodule.source,
         "rows": f"{len(targets):,}",
         "default rate": f"{targets.mean():.2%}",
-        "train": part(split.train),
-        "validation": part(split.val),
+        **fitted,
         "test": part(split.test),
         "split": f"stratified, seed {datamodule.seed}",
         "checkpoint": str(checkpoint),

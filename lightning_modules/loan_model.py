@@ -147,6 +147,11 @@ class LoanDefaultModel(L.LightningModule):
             self._build(inputs)
 
     @property
+    def bagged_folds(self) -> int:
+        """The folds of the bag this model's checkpoint holds (0: one network)."""
+        return self._bagged_folds
+
+    @property
     def validation_outputs(self) -> EvaluationOutputs | None:
         """The last validation epoch's calibrated predictions, for the TensorBoard views."""
         return self._validation_outputs

@@ -202,9 +202,12 @@ def test_gaps_in_columns_complete_in_training_are_imputed_and_counted(
     frame = trained.applicants.copy()
     gaps = frame.index[[3, 10, 20, 30]]
     frame.loc[gaps, "age"] = np.nan
+    # A category too: scored as missing, a code no training row had.
+    frame.loc[frame.index[[5, 6]], "employment_status"] = np.nan
     with caplog.at_level(logging.INFO):
         _, cli = _predict(trained, frame, tmp_path, monkeypatch)
-    assert "'age': 4" in _line(caplog.text, "columns complete in training (median-imputed)")
+    line = _line(caplog.text, "columns complete in training (numbers imputed")
+    assert "'age': 4" in line and "'employment_status': 2" in line
 
     preprocessor = cli.datamodule.preprocessor
     assert "age" not in preprocessor.indicator_columns_  # no missing indicator was learned

@@ -11,7 +11,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from contracts.errors import ConfigurationError
 from lightning_modules.calibration import fit_temperature, mean_probability_logit
-from lightning_modules.callbacks import PROBABILITY_COLUMN
+from lightning_modules.callbacks import MODEL_CARD_FILE, PROBABILITY_COLUMN
 from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.metrics import choose_threshold
 from tests.conftest import CONFIGS, FAST_TRAINER
@@ -95,6 +95,10 @@ def test_bagged_fit_averages_its_folds_into_one_checkpoint_that_test_and_predict
     metrics = tested.trainer.callback_metrics
     assert 0.6 < float(metrics["test/roc_auc"]) <= 1.0
     assert float(metrics["test/threshold"]) == pytest.approx(float(bagged.decision_threshold))
+    # Its model card says what the bag trained on: every non-test row, fold by fold.
+    card = (tmp_path / "logs" / "default" / "version_1" / MODEL_CARD_FILE).read_text()
+    assert "train and validation (2 folds)" in card and "1,600 rows" in card
+    assert "| train |" not in card
 
     applicants = tmp_path / "applicants.csv"
     loan_frame.drop(columns=["default"]).head(200).to_csv(applicants, index=False)
