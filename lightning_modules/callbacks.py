@@ -360,14 +360,25 @@ class SubmissionWriter(BasePredictionWriter):
                 f"{len(schema.feature_columns)} feature columns to give as reasons"
             )
         inputs = datamodule.predict_inputs().tensors
+        reference_num, reference_cat = datamodule.reference_applicant()
         start = time.perf_counter()
         numeric, categorical, gap = model.input_attributions(
-            inputs.numeric, inputs.categorical, *datamodule.reference_applicant()
+            inputs.numeric, inputs.categorical, reference_num, reference_cat
         )
+        # Which columns differ from the typical applicant's, row by row: a pair's rate is
+        # credited to those of its columns that do.
+        n_numeric = len(schema.numeric_columns)
+        differs = torch.cat(
+            [
+                inputs.numeric[:, :n_numeric] != reference_num[:, :n_numeric],
+                inputs.categorical != reference_cat,
+            ],
+            dim=1,
+        ).to(numeric.device)
         # A categorical's target statistic sits in the numeric block: its share is added to
         # the categorical's own embedding's.
         by_column = column_contributions(
-            numeric, datamodule.numeric_input_owners(), schema.feature_columns
+            numeric, datamodule.numeric_input_owners(), schema.feature_columns, differs
         )
         by_column[:, len(schema.numeric_columns) :] += categorical
         contributions = by_column.cpu().numpy()

@@ -61,21 +61,33 @@ def integrated_gradients(
 
 
 def column_contributions(
-    attributions: torch.Tensor, owners: Sequence[Sequence[str]], columns: Sequence[str]
+    attributions: torch.Tensor,
+    owners: Sequence[Sequence[str]],
+    columns: Sequence[str],
+    differs: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Sum the attributions of the encoded inputs that belong to the same user column; an
-    input of several columns (a pair's joint default rate) is shared equally among them,
-    so that the contributions still add up to the logit difference.
+    """Sum the attributions of the encoded inputs that belong to the same user column, so
+    that the contributions still add up to the logit difference. An input of several
+    columns (a pair's joint default rate) goes to those of its columns whose value differs
+    from the reference applicant's in that row (`differs`), shared equally: a reason code
+    must not name a column whose value is the typical applicant's. Where none differs, or
+    without `differs`, it is shared equally among all of them.
 
-    Shape: attributions (n, d), owners (d,) the user columns of each encoded input ->
-    (n, len(columns)), in the order of `columns`.
+    Shape: attributions (n, d), owners (d,) the user columns of each encoded input,
+    differs (n, len(columns)) bool -> (n, len(columns)), in the order of `columns`.
     """
     position = {name: index for index, name in enumerate(columns)}
-    shares = attributions.new_zeros(attributions.shape[1], len(columns))
-    for row, names in enumerate(owners):
-        for name in names:
-            shares[row, position[name]] = 1.0 / len(names)
-    return attributions @ shares
+    by_column = attributions.new_zeros(attributions.shape[0], len(columns))
+    for column, names in enumerate(owners):
+        targets = [position[name] for name in names]
+        attribution = attributions[:, column : column + 1]
+        if len(targets) == 1 or differs is None:
+            by_column[:, targets] += attribution / len(targets)
+            continue
+        chosen = differs[:, targets].to(attributions.dtype)
+        chosen = torch.where(chosen.sum(1, keepdim=True) > 0, chosen, torch.ones_like(chosen))
+        by_column[:, targets] += attribution * chosen / chosen.sum(1, keepdim=True)
+    return by_column
 
 
 def top_reasons(contributions: np.ndarray, columns: Sequence[str], k: int) -> pd.DataFrame:

@@ -349,3 +349,15 @@ def test_a_pairs_rate_travels_to_predict_and_its_reasons_are_its_columns(tmp_pat
     probability = _probabilities(submission)
     assert probability[new_risky].mean() > 2 * probability[~new_risky].mean()
     assert set(submission["reason_1"][new_risky]) <= {"grade", "purpose"}
+    # Where one of the two is the typical applicant's level, the reason is the other one.
+    preprocessor = cli.datamodule.preprocessor
+    _, reference = cli.datamodule.reference_applicant()
+    labels, columns = preprocessor.code_labels(), preprocessor.categorical_columns
+    applicants_frame = frame.iloc[n_train:].reset_index(drop=True)
+    checked = 0
+    for name in ("grade", "purpose"):
+        typical = labels[name][int(reference[0, columns.index(name)])]
+        rows = new_risky & (applicants_frame[name].astype(str) == typical).to_numpy()
+        assert (submission["reason_1"][rows] != name).all()
+        checked += int(rows.sum())
+    assert checked > 0

@@ -45,6 +45,20 @@ def test_an_input_of_two_columns_is_shared_between_them_and_nothing_is_lost():
     torch.testing.assert_close(grouped.sum(1), attributions.sum(1))
 
 
+def test_a_pairs_attribution_goes_to_its_columns_that_differ_from_the_reference():
+    """Row 0: only the grade differs from the typical applicant's, so the pair's rate is
+    the grade's (a reason must not name a term that is the typical one); row 1: both
+    differ, shared; row 2: neither, shared (its attribution is about 0 anyway)."""
+    attributions = torch.tensor([[1.0, 4.0, 3.0], [-2.0, 0.5, 1.0], [0.0, 0.1, 1.0]])
+    owners = [("term",), ("grade", "term"), ("income",)]
+    differs = torch.tensor([[True, True, False], [True, True, True], [True, False, False]])
+    grouped = column_contributions(attributions, owners, ["income", "grade", "term"], differs)
+    torch.testing.assert_close(
+        grouped, torch.tensor([[3.0, 4.0, 1.0], [1.0, 0.25, -1.75], [1.0, 0.05, 0.05]])
+    )
+    torch.testing.assert_close(grouped.sum(1), attributions.sum(1))
+
+
 def test_reasons_are_the_largest_positive_contributions():
     contributions = np.array([[0.5, -1.0, 2.0, 0.1], [-0.2, -0.3, 0.4, -0.1]])
     reasons = top_reasons(contributions, ["age", "income", "rate", "term"], k=3)
