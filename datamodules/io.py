@@ -148,6 +148,8 @@ def _read_delimited(
     names = options.names
     if options.header is None and names is None:
         names = [str(i) for i in range(1, _count_fields(path, options) + 1)]
+    elif options.header is None and options.index_col is None:
+        _check_field_count(path, options, names)
     try:
         with _file_errors(path, options.encoding):
             return pd.read_csv(
@@ -212,6 +214,27 @@ def _file_errors(path: Path, encoding: str) -> Iterator[None]:
             "--data.read_options.encoding (e.g. latin-1), or, if it is not a text file (an "
             "Excel workbook, an archive), export it as CSV first."
         ) from error
+
+
+def _check_field_count(path: Path, options: ReadOptions, names: Sequence[str]) -> None:
+    """A headerless file's rows against `read_options.names`: pandas fills the columns of a
+    shorter row with gaps and turns a longer row's first fields into an index, shifting
+    every column, so a file that lost or gained a column would be read without a word."""
+    fields = len(_first_record(path, options))
+    if fields == 0:
+        raise DataValidationError(f"{path}: the file is empty (no rows).")
+    if fields < len(names):
+        raise DataValidationError(
+            f"{path}: its first row has {fields} fields but read_options.names lists "
+            f"{len(names)} columns: {list(names[fields:])} are not in the file. Is it another "
+            "export of the data (a column dropped)?"
+        )
+    if fields > len(names):
+        raise DataValidationError(
+            f"{path}: its first row has {fields} fields but read_options.names lists "
+            f"{len(names)} columns: name the {fields - len(names)} more (an appended id or "
+            "index?) in read_options.names, or remove them from the file."
+        )
 
 
 def _count_fields(path: Path, options: ReadOptions) -> int:

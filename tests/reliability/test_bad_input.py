@@ -145,6 +145,31 @@ def test_empty_and_header_only_files(tmp_path, book):
     _fails(header_only, str(header_only), "header (17 columns) but no data rows")
 
 
+def test_a_headerless_file_must_have_as_many_fields_as_names(tmp_path, book):
+    """pandas would fill a column the file lost with gaps, and read a column it gained as
+    an index, shifting every column by one."""
+    names = list(book.columns)
+    read = {"read_options": ReadOptions(header=None, names=names)}
+    shorter = tmp_path / "shorter.csv"
+    book.iloc[:, :-1].to_csv(shorter, index=False, header=False)
+    _fails(
+        shorter,
+        str(shorter),
+        "16 fields but read_options.names lists 17",
+        f"['{names[-1]}']",
+        **read,
+    )
+    longer = tmp_path / "longer.csv"
+    book.assign(row=range(len(book))).to_csv(longer, index=False, header=False)
+    _fails(longer, str(longer), "18 fields", "name the 1 more (an appended id", **read)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    _fails(empty, str(empty), "the file is empty (no rows)", **read)
+    exact = tmp_path / "exact.csv"
+    book.to_csv(exact, index=False, header=False)
+    assert len(_setup(exact, **read).labelled_table().frame) == len(book)
+
+
 # The target ---------------------------------------------------------------------------
 
 
