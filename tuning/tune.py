@@ -15,7 +15,6 @@ import signal
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import optuna
 from jsonargparse import Namespace
@@ -198,21 +197,11 @@ def shared_settings(config: Namespace, space: SearchSpace) -> dict[str, str]:
     searched = {parameter.key for parameter in space.parameters}
     settings = {
         key: str(value)
-        for key, value in _flat(config.as_dict()).items()
+        for key, value in config.items()  # dotted names, as the space's keys
         if key not in searched and not key.startswith(_UNSHARED) and "__path__" not in key
     }
     settings["data file"] = data_file_digest(config.get("data.path"), config.get("data.data_dir"))
     return settings
-
-
-def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict) and value:
-            flat |= _flat(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 @contextmanager
