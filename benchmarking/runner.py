@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,18 +38,15 @@ from benchmarking.baselines import (
 )
 from benchmarking.code_record import executed_code
 from benchmarking.machine import git_commit, peak_rss_mb
-from benchmarking.tuned import (
-    SearchCost,
-    study_folder,
-    tune_baseline,
-    tune_network,
-    untuned_name,
-)
+from benchmarking.tuned_names import untuned_name
 from datamodules.loan_datamodule import LabelledTable, LoanDataModule
 from lightning_modules.atomic import write_text_atomically
 from lightning_modules.cli import LoanCLI, build_cli, drop_callbacks
 from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.metrics import binary_report, choose_threshold
+
+if TYPE_CHECKING:
+    from benchmarking.tuned import SearchCost
 
 # The protocol's decision threshold maximises accuracy on validation, for every model.
 THRESHOLD_OBJECTIVE = "accuracy"
@@ -248,6 +245,9 @@ def run_tuned_network(spec: RunSpec) -> Outcome:
     """Search our network on the seed's train/validation rows, then run the best values."""
     if spec.network_args is None or spec.trials is None:
         raise ValueError(f"{spec.model} is not a tuned variant of our network")
+    # Imported here, not above: only a tuned run's code record should name the search.
+    from benchmarking.tuned import study_folder, tune_network
+
     overrides, cost = tune_network(
         study_folder(spec.out_dir, spec.dataset, spec.name),
         spec.config,
@@ -271,6 +271,9 @@ def run_baseline(spec: RunSpec) -> Outcome:
     params: dict[str, Any] = {}
     cost = None
     if spec.trials is not None:
+        # Imported here, not above: only a tuned run's code record should name the search.
+        from benchmarking.tuned import study_folder, tune_baseline
+
         folder = study_folder(spec.out_dir, spec.dataset, spec.name)
         params, cost = tune_baseline(folder, spec.baseline, inputs, trials=spec.trials)
     start = time.perf_counter()

@@ -67,7 +67,7 @@ from benchmarking.scoreboard import (
     worst_cases_markdown,
     worst_cases_table,
 )
-from benchmarking.tuned import DEFAULT_TRIALS, TUNED_SUFFIX, tuned_name, untuned_name
+from benchmarking.tuned_names import DEFAULT_TRIALS, TUNED_SUFFIX, tuned_name, untuned_name
 from datamodules.loan_datamodule import BAGGING_FOLDS
 from datamodules.noise import SUITE_NOISE_COLUMNS
 from lightning_modules.atomic import write_csv_atomically, write_text_atomically

@@ -33,20 +33,9 @@ from tuning.space import SearchSpace, load_space
 from tuning.study import PRUNERS, StudyFolder, open_storage, open_study, run_trials, sqlite_url
 from tuning.tune import open_search
 
-TUNED_SUFFIX = "-tuned"
-DEFAULT_TRIALS = 20
 NETWORK_SPACE = REPO / "configs" / "search" / "default.yaml"
 # A baseline's space: configs/search/<baseline>.yaml, for each of TUNABLE_BASELINES.
 BASELINE_SPACES = {name: REPO / "configs" / "search" / f"{name}.yaml" for name in TUNABLE_BASELINES}
-
-
-def tuned_name(model: str) -> str:
-    return f"{model}{TUNED_SUFFIX}"
-
-
-def untuned_name(model: str) -> str | None:
-    """The model a tuned row searches (`lightgbm-tuned` -> `lightgbm`); None if not tuned."""
-    return model.removesuffix(TUNED_SUFFIX) if model.endswith(TUNED_SUFFIX) else None
 
 
 @dataclass(frozen=True)
