@@ -724,8 +724,8 @@ class LoanDataModule(L.LightningDataModule):
         if new_gaps:
             rank_zero_info(
                 f"{source}: missing values in columns complete in training (numbers imputed "
-                f"with the training median, categories scored as missing, which training "
-                f"never showed): {new_gaps}"
+                f"with the training median, categories scored like the average training "
+                f"row's): {new_gaps}"
             )
 
     # Guards ----------------------------------------------------------------------------

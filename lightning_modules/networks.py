@@ -111,6 +111,11 @@ class CategoricalEmbeddings(nn.Module):
     first dimension: its other outputs are multiplied by 0, so the tables keep their shapes
     and a checkpoint loads before any data is seen.
 
+    A code no training row holds (a level seen only after training, or missing where
+    training had no gaps) would keep its random initial row and score the applicant with an
+    arbitrary vector; out of training it takes the training rows' average embedding instead,
+    as a numeric gap takes the training median. Training itself never meets such a code.
+
     Shape: x_cat (B, n_cat) int32 or int64 -> (B, sum of embedding dims).
     """
 
@@ -127,14 +132,30 @@ class CategoricalEmbeddings(nn.Module):
             for cardinality in cardinalities
         )
         self.scalar_above_p = scalar_above_p
+        self.cardinalities = list(cardinalities)
         self.output_dim = sum(table.embedding_dim for table in self.tables)
         self.register_buffer("output_mask", torch.ones(self.output_dim))
+        # Each code's share of the training rows, the columns' tables end to end; until
+        # `fit` every code counts as trained.
+        self.register_buffer("level_shares", torch.ones(sum(self.cardinalities)))
 
     def fit(self, x_cat: torch.Tensor, y: torch.Tensor | None) -> None:
-        """Test each column's levels against the training rows' 0/1 targets `y`; a column
-        with a p-value above `scalar_above_p` keeps one number a level: enough for any main
-        effect, without the room to fit each level's noise in several directions."""
-        if not self.tables or self.scalar_above_p >= 1:
+        """Record each code's share of the training rows x_cat, and test each column's
+        levels against their 0/1 targets `y`: a column with a p-value above
+        `scalar_above_p` keeps one number a level, enough for any main effect, without the
+        room to fit each level's noise in several directions."""
+        if not self.tables:
+            return
+        codes = x_cat.detach().cpu().long()
+        self.level_shares.copy_(
+            torch.cat(
+                [
+                    torch.bincount(codes[:, i], minlength=cardinality) / max(len(codes), 1)
+                    for i, cardinality in enumerate(self.cardinalities)
+                ]
+            )
+        )
+        if self.scalar_above_p >= 1:
             return
         if y is None:
             raise ValueError("testing the categoricals' levels needs the training targets")
@@ -149,15 +170,29 @@ class CategoricalEmbeddings(nn.Module):
     def _load_from_state_dict(
         self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
     ) -> None:
-        # A checkpoint written before the mask existed embeds every column at full size.
+        # A checkpoint written before the mask existed embeds every column at full size;
+        # one written before the shares existed scores every code with its own row.
         state_dict.setdefault(f"{prefix}output_mask", torch.ones(self.output_dim))
+        state_dict.setdefault(f"{prefix}level_shares", torch.ones(sum(self.cardinalities)))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x_cat: torch.Tensor) -> torch.Tensor:
         if not self.tables:
             return x_cat.new_zeros((x_cat.shape[0], 0), dtype=torch.float32)
-        embedded = [table(x_cat[:, i]) for i, table in enumerate(self.tables)]
+        shares = self.level_shares.split(self.cardinalities)
+        embedded = [
+            self._embed(table, x_cat[:, i], shares[i]) for i, table in enumerate(self.tables)
+        ]
         return torch.cat(embedded, dim=1) * self.output_mask
+
+    def _embed(
+        self, table: nn.Embedding, codes: torch.Tensor, shares: torch.Tensor
+    ) -> torch.Tensor:
+        vectors = table(codes)
+        if self.training:  # the training rows hold trained codes only
+            return vectors
+        untrained = (shares[codes] == 0).unsqueeze(1)
+        return torch.where(untrained, shares @ table.weight, vectors)
 
 
 def levels_chi2_p_values(x_cat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -66,6 +66,32 @@ def test_a_categorical_without_signal_keeps_one_embedding_dimension_in_the_check
     assert (plain.embeddings(x_cat[:5]) != 0).all()
 
 
+def test_a_code_no_training_row_holds_is_scored_with_the_training_rows_average_embedding():
+    generator = torch.Generator().manual_seed(0)
+    y = torch.bernoulli(torch.full((400,), 0.3), generator=generator)
+    # Column 0 never uses codes 0 (missing) or 1 (unknown) in training; 3 is 3x as common as 2.
+    x_cat = torch.stack([torch.tensor([2, 3, 3, 3]).repeat(100), torch.randint(0, 5, (400,))], 1)
+    net = small_net(1, (4, 5), scalar_embedding_above_p=1.0)
+    net.fit_to_training_rows(torch.randn(400, 1), x_cat, y)
+    embeddings = net.embeddings.eval()
+    table = embeddings.tables[0].weight
+    width = embeddings.tables[0].embedding_dim
+    average = 0.25 * table[2] + 0.75 * table[3]
+    out = embeddings(torch.tensor([[0, 1], [1, 1], [2, 1], [3, 1]]))
+    assert torch.allclose(out[0, :width], average) and torch.allclose(out[1, :width], average)
+    assert torch.equal(out[2, :width], table[2]) and torch.equal(out[3, :width], table[3])
+    assert torch.equal(out[:, width:], embeddings.tables[1].weight[[1, 1, 1, 1]])
+    # Training meets only trained codes and keeps the plain lookup; the shares are state.
+    assert torch.equal(embeddings.train()(x_cat[:4]), embeddings.eval()(x_cat[:4]))
+    rebuilt = small_net(1, (4, 5), scalar_embedding_above_p=1.0)
+    rebuilt.load_state_dict(net.state_dict())
+    assert torch.equal(rebuilt.embeddings.eval()(torch.tensor([[0, 1]])), out[:1])
+    # A checkpoint from before the shares existed scores every code with its own row.
+    older = {k: v for k, v in net.state_dict().items() if not k.endswith("level_shares")}
+    rebuilt.load_state_dict(older)
+    assert torch.equal(rebuilt.embeddings.eval()(torch.tensor([[0, 1]]))[0, :width], table[0])
+
+
 @pytest.mark.parametrize("normalization", ["batchnorm", "layernorm", "none"])
 def test_network_maps_a_batch_to_one_logit_per_row(normalization):
     torch.manual_seed(0)
