@@ -85,6 +85,7 @@ _SYNTHETIC_FILES: dict[str, Callable[[int, int], synthetic.SyntheticLoanBook]] =
     "coded_fields": generate_coded_fields,
     "coded_fields_weak": generate_weak_coded_fields,
 }
+_SYNTHETIC_ID_COLUMNS = {"loan_book": synthetic.ID_COLUMN}
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,8 @@ class LoanDataModule(L.LightningDataModule):
             "coded_fields_weak" (weak signal, mostly noise columns);
             `synthetic_rows` rows drawn with `synthetic_seed`.
         target: target column; positive_label: its value meaning "defaulted".
-        id_column: copied into prediction files, never used as a feature.
+        id_column: copied into prediction files, never used as a feature; the synthetic
+            loan book's `loan_id` is its id column unless another is named.
         drop_columns: columns ignored entirely.
         categorical_columns: None infers them (strings, booleans, integer columns with at
             most `max_inferred_levels` values); a list fixes them.
@@ -216,7 +218,13 @@ class LoanDataModule(L.LightningDataModule):
         self.path = path
         self.target = target
         self.positive_label = positive_label
-        self.id_column = id_column
+        # The loan book's row number would otherwise be read as a feature by a data module
+        # built without a config (`LoanDataModule()`).
+        self.id_column = (
+            _SYNTHETIC_ID_COLUMNS.get(synthetic)
+            if id_column is None and path is None
+            else id_column
+        )
         self.drop_columns = list(drop_columns or [])
         self.categorical_columns = categorical_columns
         self.max_inferred_levels = max_inferred_levels

@@ -91,8 +91,10 @@ def test_ids_are_copied_as_written(loan_csv, loan_frame, tmp_path, caplog):
 
 
 def test_synthetic_book_exposes_true_probabilities_for_the_bayes_ceiling():
-    dm = LoanDataModule(None, synthetic_rows=1_000, id_column="loan_id")
+    dm = LoanDataModule(synthetic_rows=1_000)  # as the README's Python example builds it
     dm.setup("fit")
+    # The book's row number is its id, not a feature, without a config saying so.
+    assert dm.schema.id_column == "loan_id" and "loan_id" not in dm.schema.feature_columns
     truth = dm.true_default_probability("test")
     assert truth.shape == (len(dm.split_tensors("test")),)
     assert ((truth > 0) & (truth < 1)).all()
