@@ -4,12 +4,15 @@ overrides name, and the data file.
 A stored run is reused when its settings match; the settings name the config and the data
 by path, so an edited config or another copy of the data behind the same path would
 otherwise reuse results computed from the old ones. The digest goes into the run's
-settings, so any such change makes the benchmark run it again.
+settings, so any such change makes the benchmark run it again. A YAML file counts by what
+it says, not how: a comment or a reordering changes no run, as a run's code is digested
+without its comments (`benchmarking/code_record.py`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator, Sequence
 from functools import cache
@@ -31,7 +34,7 @@ def inputs_digest(config: Path, args: Sequence[str]) -> str:
     files = [config, *_named_yaml(config), *_yaml_in_args(args)]
     for path in dict.fromkeys(files):
         digest.update(str(path.name).encode())
-        digest.update(_file_digest(path).encode())
+        digest.update(_yaml_digest(path).encode())
     digest.update(_data_digest(config, args).encode())
     return digest.hexdigest()
 
@@ -93,6 +96,14 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
+
+
+def _yaml_digest(path: Path) -> str:
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return _file_digest(path)  # unreadable as YAML: the run's data check will say so
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _file_digest(path: Path) -> str:

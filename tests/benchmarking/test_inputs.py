@@ -49,6 +49,16 @@ def test_an_edit_to_any_file_the_run_reads_changes_the_digest(checkout):
         assert _digest(checkout) == before, path
 
 
+def test_a_comment_or_the_order_of_keys_in_a_yaml_file_changes_no_digest(checkout):
+    before = _digest(checkout)
+    config = checkout / "configs" / "loans.yaml"
+    config.write_text(
+        "# my loans\ndata:\n  target: default  # 1 = defaulted\n  path: loans.csv\n"
+        "trainer: shared/trainer.yaml\n"
+    )
+    assert _digest(checkout) == before
+
+
 def test_a_model_file_named_in_an_override_counts_and_a_moved_checkout_does_not(
     checkout, tmp_path_factory
 ):
