@@ -1,6 +1,6 @@
 """Where training time goes: data path, framework overhead, memory and scaling.
 
-    python scripts/throughput.py                      # 100k-row figures (a few minutes on 2 cores)
+    python scripts/throughput.py                      # the loops at 100k rows, scaling to 1M
     python scripts/throughput.py --scale 100000 1000000 10000000
 
 Prints Rich tables and writes them as JSON (`--output`). These are benchmarks, not tests:

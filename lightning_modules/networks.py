@@ -98,8 +98,9 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "s
 def embedding_dim(cardinality: int, max_dim: int) -> int:
     """fastai's rule of thumb, min(max_dim, round(1.6 * cardinality ** 0.56)).
 
-    It grows sub-linearly with the number of levels: a yes/no flag gets 2 dimensions, a
-    7-level grade 5, a 50-level region 14, so small vocabularies do not overfit.
+    It grows sub-linearly with the number of codes (the levels, the missing and the
+    unknown code): a yes/no flag gets 3 dimensions, a 7-level grade 5, a 50-level region 15,
+    so small vocabularies do not overfit.
     """
     return max(1, min(max_dim, round(1.6 * cardinality**0.56)))
 
