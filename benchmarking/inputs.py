@@ -12,7 +12,6 @@ without its comments (`benchmarking/code_record.py`).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterator, Sequence
 from functools import cache
@@ -82,7 +81,7 @@ def data_file_digest(path: str | None, directory: str | None) -> str:
 def _load(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
     return loaded if isinstance(loaded, dict) else {}
 
@@ -100,10 +99,12 @@ def _strings(value: Any) -> Iterator[str]:
 
 def _yaml_digest(path: Path) -> str:
     try:
-        content = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        return _file_digest(path)  # unreadable as YAML: the run's data check will say so
-    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+        # Dumped again with sorted keys: 1 and "1" stay apart, sets and anchors are stable.
+        canonical = yaml.safe_dump(yaml.safe_load(path.read_text()), sort_keys=True)
+    except (yaml.YAMLError, UnicodeDecodeError, TypeError, ValueError):
+        # Not YAML that reads back (the run itself will say why), or keys of mixed types.
+        return _file_digest(path)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _file_digest(path: Path) -> str:

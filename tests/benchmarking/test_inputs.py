@@ -75,3 +75,11 @@ def test_a_model_file_named_in_an_override_counts_and_a_moved_checkout_does_not(
 def test_a_missing_data_file_still_has_a_digest(checkout):
     (checkout / "data" / "loans.csv").unlink()
     assert len(_digest(checkout)) == 64  # the data check reports the file, not this
+
+
+def test_a_yaml_file_that_does_not_read_back_is_digested_by_its_bytes(checkout):
+    trainer = checkout / "configs" / "shared" / "trainer.yaml"
+    trainer.write_bytes(b"max_epochs: 50 # caf\xe9\n")  # Latin-1, not UTF-8
+    before = _digest(checkout)
+    trainer.write_bytes(b"max_epochs: 50 # caf\xe8\n")
+    assert _digest(checkout) != before
