@@ -406,40 +406,44 @@ class LoanDefaultModel(L.LightningModule):
             tree_inputs(x_num, x_cat),
             tree_inputs(reference_num, reference_cat),
         )
-        # The embeddings and the trees' one-hot leaves are the attributed inputs, not a path
-        # step: codes have no gradient, and a leaf flips where a path crosses a cut.
-        with torch.no_grad():
-            inputs = [x_num, torch.cat([table(x_cat) for table in embeddings], 1)]
-            references = [
-                reference_num,
-                torch.cat([table(reference_cat) for table in embeddings], 1),
-            ]
-            if trees:
-                inputs.append(torch.cat([tree(tree_x) for tree in trees], 1))
-                references.append(torch.cat([tree(tree_reference) for tree in trees], 1))
-        network_widths = [table.output_dim for table in embeddings]
-        leaf_widths = [tree.n_leaves for tree in trees]
-
-        def logit(numeric: torch.Tensor, *encoded: torch.Tensor) -> torch.Tensor:
-            # Each network's embedding lookup (and tree) returns its part of the interpolated
-            # embeddings (and leaves).
-            codes = torch.zeros(len(numeric), x_cat.shape[1], dtype=torch.long, device=self.device)
-            replaced = list(zip(embeddings, encoded[0].split(network_widths, 1), strict=True))
-            if trees:
-                replaced += zip(trees, encoded[1].split(leaf_widths, 1), strict=True)
-            hooks = [
-                module.register_forward_hook(lambda *_, part=part: part)
-                for module, part in replaced
-            ]
-            try:
-                return self(numeric, codes)
-            finally:
-                for hook in hooks:
-                    hook.remove()
-
         was_training = self.training
-        self.eval()  # attribute the function predict uses: batch-norm statistics, no dropout
+        # Attribute the function predict uses, its lookups included: batch-norm statistics,
+        # no dropout, the training rows' average embedding for untrained codes.
+        self.eval()
         try:
+            # The embeddings and the trees' one-hot leaves are the attributed inputs, not a path
+            # step: codes have no gradient, and a leaf flips where a path crosses a cut.
+            with torch.no_grad():
+                inputs = [x_num, torch.cat([table(x_cat) for table in embeddings], 1)]
+                references = [
+                    reference_num,
+                    torch.cat([table(reference_cat) for table in embeddings], 1),
+                ]
+                if trees:
+                    inputs.append(torch.cat([tree(tree_x) for tree in trees], 1))
+                    references.append(torch.cat([tree(tree_reference) for tree in trees], 1))
+            network_widths = [table.output_dim for table in embeddings]
+            leaf_widths = [tree.n_leaves for tree in trees]
+
+            def logit(numeric: torch.Tensor, *encoded: torch.Tensor) -> torch.Tensor:
+                # Each network's embedding lookup (and tree) returns its part of the interpolated
+                # embeddings (and leaves).
+                codes = torch.zeros(
+                    len(numeric), x_cat.shape[1], dtype=torch.long, device=self.device
+                )
+                replaced = list(zip(embeddings, encoded[0].split(network_widths, 1), strict=True))
+                if trees:
+                    replaced += zip(trees, encoded[1].split(leaf_widths, 1), strict=True)
+                hooks = [
+                    module.register_forward_hook(lambda *_, part=part: part)
+                    for module, part in replaced
+                ]
+                try:
+                    return self(numeric, codes)
+                finally:
+                    for hook in hooks:
+                        hook.remove()
+
             (numeric, categorical, *leaves), gap = integrated_gradients(
                 logit, tuple(inputs), tuple(references)
             )

@@ -160,7 +160,7 @@ class CategoricalEmbeddings(nn.Module):
             return
         if y is None:
             raise ValueError("testing the categoricals' levels needs the training targets")
-        p_values = levels_chi2_p_values(x_cat.detach().cpu(), y.detach().cpu())
+        p_values = levels_chi2_p_values(codes, y.detach().cpu())
         narrowed_columns = p_values > self.scalar_above_p
         widths = torch.tensor([table.embedding_dim for table in self.tables])
         first = torch.zeros(self.output_dim, dtype=torch.bool)
