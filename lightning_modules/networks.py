@@ -133,12 +133,15 @@ class CategoricalEmbeddings(nn.Module):
             for cardinality in cardinalities
         )
         self.scalar_above_p = scalar_above_p
-        self.cardinalities = list(cardinalities)
         self.output_dim = sum(table.embedding_dim for table in self.tables)
         self.register_buffer("output_mask", torch.ones(self.output_dim))
         # Each code's share of the training rows, the columns' tables end to end; until
         # `fit` every code counts as trained.
         self.register_buffer("level_shares", torch.ones(sum(self.cardinalities)))
+
+    @property
+    def cardinalities(self) -> list[int]:
+        return [table.num_embeddings for table in self.tables]
 
     def fit(self, x_cat: torch.Tensor, y: torch.Tensor | None) -> None:
         """Record each code's share of the training rows x_cat, and test each column's
