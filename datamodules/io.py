@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import warnings
 import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -151,13 +152,18 @@ def _read_delimited(
     elif options.header is None and options.index_col is None:
         _check_field_count(path, options, names)
     try:
-        with _file_errors(path, options.encoding):
-            return pd.read_csv(
+        with _file_errors(path, options.encoding), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            frame = pd.read_csv(
                 path,
                 sep=options.sep,
                 header=options.header,
                 names=names,
-                index_col=options.index_col,
+                # Without an index column named, pandas takes a row's first field for an
+                # index when rows have more fields than the header (a delimiter at the end
+                # of every line, as some exports write), shifting every column by one; with
+                # `False` it drops trailing empty fields and warns when one holds a value.
+                index_col=False if options.index_col is None else options.index_col,
                 na_values=["", *options.na_values],
                 keep_default_na=False,
                 dtype=dict.fromkeys(text_columns, str),
@@ -173,6 +179,17 @@ def _read_delimited(
             f"{path}: cannot parse the file as delimited text with sep={options.sep!r} "
             f"({error}). Check --data.read_options.sep and header."
         ) from error
+    for warning in caught:
+        if issubclass(warning.category, pd.errors.ParserWarning) and "loss of data" in str(
+            warning.message
+        ):
+            raise DataValidationError(
+                f"{path}: some rows have more fields than the header names columns "
+                f"({len(frame.columns)}), and the extra fields hold values: name every column "
+                "in the header (or in read_options.names), or remove the extra fields."
+            )
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return frame
 
 
 def _first_record(path: Path, options: ReadOptions) -> list[str]:

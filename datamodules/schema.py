@@ -7,6 +7,7 @@ that a prediction file is checked against exactly the columns the model was trai
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,9 @@ from contracts.errors import ConfigurationError, DataValidationError
 Label = str | int | float | bool
 _TRUE_TEXT = ("true", "1")
 _FALSE_TEXT = ("false", "0")
+
+# Amounts written with their currency: read as text, they are numbers all the same.
+CURRENCY_SIGNS = re.compile(r"[$€£¥₹]")
 
 
 @dataclass(frozen=True)
@@ -182,11 +186,14 @@ def _looks_categorical(column: pd.Series, max_levels: int) -> bool:
 
 
 def _mostly_numbers_as_text(column: pd.Series) -> bool:
-    """True when most present cells read as numbers once separators, "%" and "$" are removed."""
+    """True when most present cells read as numbers once separators, "%" and currency signs
+    are removed."""
     text = column.dropna().astype(str).str.strip()
     if text.empty:
         return False
-    cleaned = text.str.replace(r"[,%$\s]", "", regex=True)
+    cleaned = text.str.replace(CURRENCY_SIGNS, "", regex=True).str.replace(
+        r"[,%\s]", "", regex=True
+    )
     return bool(pd.to_numeric(cleaned, errors="coerce").notna().mean() > 0.5)
 
 

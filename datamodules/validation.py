@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from contracts.errors import DataValidationError
-from datamodules.schema import TableSchema
+from datamodules.schema import CURRENCY_SIGNS, TableSchema
 
 log = logging.getLogger(__name__)
 # "1,234", "-12,500.5": a comma every three digits. "13,47", "0,5": a decimal comma.
@@ -122,17 +122,19 @@ def _remedy(examples: list[str]) -> str:
     generic ones. "13,47" can only be a decimal comma; "1,234" could be either, and reading
     a decimal comma as a thousands separator would make every such value 10-1,000x larger,
     so the message then names both options and the user decides."""
-    commas = [value.strip() for value in examples if "," in value]
-    specific = ""
+    currency = [value for value in examples if CURRENCY_SIGNS.search(value)]
+    unsigned = [CURRENCY_SIGNS.sub("", value).strip() for value in examples]
+    commas = [value for value in unsigned if "," in value]
+    specific = "Write amounts without the currency sign. " if currency else ""
     if commas and all(_THOUSANDS.fullmatch(value) for value in commas):
-        specific = (
+        specific += (
             "If the comma separates thousands (1,000) set --data.read_options.thousands ','; "
             "if it is the decimal mark (2,5 for 2.5) set --data.read_options.decimal ','. "
         )
     elif commas and all(_DECIMAL_COMMA.fullmatch(value) for value in commas):
-        specific = "The comma is the decimal mark here: set --data.read_options.decimal ','. "
+        specific += "The comma is the decimal mark here: set --data.read_options.decimal ','. "
     elif any("%" in value for value in examples):
-        specific = "Write percentages without the % sign. "
+        specific += "Write percentages without the % sign. "
     return (
         f"{specific}Clean the file, list missing-value tokens in --data.read_options.na_values, "
         "declare the column categorical, or set --data.coerce_numeric true to treat such cells "

@@ -170,6 +170,20 @@ def test_a_headerless_file_must_have_as_many_fields_as_names(tmp_path, book):
     assert len(_setup(exact, **read).labelled_table().frame) == len(book)
 
 
+def test_a_delimiter_at_the_end_of_every_row_is_read_without_shifting_columns(tmp_path, book):
+    """pandas reads rows with one field more than the header with the first field as an
+    index, so every column would hold its right-hand neighbour's values."""
+    plain = _csv(tmp_path, book)
+    trailing = tmp_path / "trailing.csv"
+    lines = plain.read_text().splitlines()
+    trailing.write_text("\n".join([lines[0], *(line + "," for line in lines[1:])]) + "\n")
+    expected, read = _setup(plain), _setup(trailing)
+    pd.testing.assert_frame_equal(read.labelled_table().frame, expected.labelled_table().frame)
+    valued = tmp_path / "valued.csv"
+    valued.write_text("\n".join([lines[0], lines[1] + ",7", *lines[2:]]) + "\n")
+    _fails(valued, str(valued), "more fields than the header names columns (17)")
+
+
 # The target ---------------------------------------------------------------------------
 
 
@@ -261,6 +275,8 @@ def test_duplicate_column_names(tmp_path, book):
         ("1,000", "--data.read_options.thousands ','"),
         ("1,000", "--data.read_options.decimal ','"),
         ("12%", "without the % sign"),
+        ("$46,500", "without the currency sign"),
+        ("$46,500", "--data.read_options.thousands ','"),
     ],
 )
 def test_text_in_a_numeric_column(tmp_path, book, token, remedy):
@@ -302,6 +318,13 @@ def test_numbers_as_text_are_never_taken_for_categories(tmp_path, book):
     np.testing.assert_allclose(
         datamodule.labelled_table().numeric[:, column], book["loan_amount"].round(), atol=0.5
     )
+
+
+@pytest.mark.parametrize("sign", ["$", "€", "£"])
+def test_amounts_with_a_currency_sign_are_never_taken_for_categories(tmp_path, book, sign):
+    frame = book.assign(loan_amount=book["loan_amount"].map(f"{sign}{{:.0f}}".format))
+    path = _csv(tmp_path, frame)
+    _fails(path, "numeric column 'loan_amount'", "without the currency sign")
 
 
 def test_a_decimal_comma_is_named_as_such_and_read_with_its_option(tmp_path, book):
