@@ -24,6 +24,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from rich.console import Console
 from rich.text import Text
@@ -33,7 +34,7 @@ from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.bagging import BaggedFit, FoldRun, fit_bagged
 from lightning_modules.callbacks import MetricsReport, SubmissionWriter
 from lightning_modules.loan_model import LoanDefaultModel
-from lightning_modules.resume import find_last_checkpoint
+from lightning_modules.resume import find_last_checkpoint, newest_fit_version
 from lightning_modules.tensorboard_views import TensorBoardViews, run_hyperparameters
 
 DEBUG_ENV = "LOAN_DEBUG"  # set to 1 for the full traceback of a user-facing error
@@ -146,7 +147,8 @@ class LoanCLI(LightningCLI):
 
     @staticmethod
     def _continue_last_version(config: Namespace) -> None:
-        """`fit --ckpt_path last`: resume the newest `last.ckpt` of this run, in its version.
+        """`fit --ckpt_path last`: resume the newest fit of this run from its `last.ckpt`,
+        in its version; start a new fit where it has none.
 
         Lightning would look only in the new version's empty folder and start over. (With
         a fixed logger version it looks in the right folder already.)
@@ -156,11 +158,20 @@ class LoanCLI(LightningCLI):
             return
         if init_args.version is not None:
             return
-        last = find_last_checkpoint(Path(init_args.save_dir) / str(init_args.name))
-        if last is not None:
-            # A bagged fit finds each fold's own checkpoint in the version's fold folders.
-            config.ckpt_path = "last" if last.fold is not None else str(last.path)
-            init_args.version = last.version
+        run_dir = Path(init_args.save_dir) / str(init_args.name)
+        version = newest_fit_version(run_dir)
+        last = find_last_checkpoint(run_dir / f"version_{version}") if version is not None else None
+        if last is None:
+            newest = "no fit" if version is None else f"its newest fit (version_{version}) has none"
+            rank_zero_info(
+                f"--ckpt_path last: no complete epoch saved in {run_dir} ({newest}); "
+                "starting a new fit."
+            )
+            config.ckpt_path = None
+            return
+        # A bagged fit finds each fold's own checkpoint in the version's fold folders.
+        config.ckpt_path = "last" if last.fold is not None else str(last.path)
+        init_args.version = last.version
 
 
 def _out_of_fold_text(bagged: BaggedFit, report: dict[str, float]) -> str:

@@ -7,7 +7,7 @@ masks; it looks for "last" only in the new run's own (empty) version folder; and
 saves a top-k checkpoint (Lightning 2.6), so with a monitored metric `last.ckpt` is the
 best epoch, not the last one. `LastEpochCheckpoint` writes `last.ckpt` after every
 complete epoch; `ResumableRun` keeps the generators' state in every checkpoint;
-`find_last_checkpoint` finds the newest `last.ckpt` among a run's earlier versions.
+`newest_fit_version` and `find_last_checkpoint` find the newest fit's `last.ckpt`.
 
 A run resumes from the end of its last complete epoch (checkpoints are written after
 validation, never on an interruption): the interrupted epoch is trained again from its
@@ -55,6 +55,12 @@ class LastEpochCheckpoint(ModelCheckpoint):
             enable_version_counter=False,
         )
 
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Make the checkpoint folder now: it marks the version folder as a fit's even if
+        the fit stops before its first epoch ends (`newest_fit_version`)."""
+        if trainer.is_global_zero and self.dirpath is not None:
+            Path(self.dirpath).mkdir(parents=True, exist_ok=True)
+
     @property
     def path(self) -> str:
         """The file written after the newest complete epoch ("" before the first)."""
@@ -99,7 +105,10 @@ class ResumableRun(L.Callback):
         last = last_epoch_checkpoint(trainer)
         where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
         if not last:
-            rank_zero_info(f"fit interrupted at {where}, before any checkpoint was written.")
+            rank_zero_info(
+                f"fit interrupted at {where}, before its first complete epoch was saved: "
+                "--ckpt_path last starts this fit over (a bag keeps its finished folds)."
+            )
             return
         rank_zero_info(
             f"fit interrupted at {where}. The last complete epoch is saved in {last}; rerun the "
@@ -117,21 +126,36 @@ class LastCheckpoint:
     fold: str | None = None
 
 
-def find_last_checkpoint(run_dir: Path) -> LastCheckpoint | None:
-    """The most recently written `version_N/checkpoints/last*.ckpt` (or a bagged fit's
-    `version_N/fold_<j>/checkpoints/last*.ckpt`) under a logger's run folder.
+def newest_fit_version(run_dir: Path) -> int | None:
+    """The highest `version_N` under a logger's run folder that a fit began to write to
+    (`LastEpochCheckpoint` makes its checkpoint folder when training starts; a bag's folds
+    each have theirs), or None.
+
+    The newest fit is the run `--ckpt_path last` continues: an older version's `last.ckpt`
+    belongs to another run, perhaps with other settings, which a fit interrupted before
+    its first complete epoch must not take over.
+    """
+    versions = [
+        int(match.group(1))
+        for folder in run_dir.glob("version_*")
+        if (match := re.fullmatch(r"version_(\d+)", folder.name))
+        and ((folder / "checkpoints").is_dir() or any(folder.glob("fold_*/checkpoints")))
+    ]
+    return max(versions, default=None)
+
+
+def find_last_checkpoint(version_dir: Path) -> LastCheckpoint | None:
+    """The most recently written `checkpoints/last*.ckpt` of a logger version folder (or of
+    a bagged fit's `fold_<j>/checkpoints/`), None before its first complete epoch.
 
     Resuming into that same version keeps the TensorBoard curves in one place and lets
     `ModelCheckpoint` restore its best score, which it only does for the same folder.
     """
-    found = []
-    for within in ("", "fold_*/"):
-        for path in run_dir.glob(f"version_*/{within}checkpoints/{LAST_CHECKPOINT_GLOB}"):
-            parts = path.relative_to(run_dir).parts
-            match = re.fullmatch(r"version_(\d+)", parts[0])
-            if match and path.is_file():
-                fold = parts[1] if within else None
-                found.append(LastCheckpoint(path=path, version=int(match.group(1)), fold=fold))
-    if not found:
-        return None
-    return max(found, key=lambda last: last.path.stat().st_mtime)
+    version = int(version_dir.name.removeprefix("version_"))
+    found = [
+        LastCheckpoint(path=path, version=version, fold=path.parts[-3] if within else None)
+        for within in ("", "fold_*/")
+        for path in version_dir.glob(f"{within}checkpoints/{LAST_CHECKPOINT_GLOB}")
+        if path.is_file()
+    ]
+    return max(found, key=lambda last: last.path.stat().st_mtime, default=None)

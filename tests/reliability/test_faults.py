@@ -235,6 +235,29 @@ def test_sigterm_then_ctrl_c_then_resume_ends_exactly_like_an_uninterrupted_run(
         assert torch.equal(tensor, reference["state_dict"][name]), name
 
 
+def test_resuming_a_fit_stopped_in_its_first_epoch_starts_it_over_not_an_older_run(
+    run_cli, tmp_path
+):
+    """The newest fit is the one to continue: an older finished run's `last.ckpt` (other
+    settings) must be neither trained on nor overwritten."""
+    finished = run_cli("fit", *SMALL_RUN, "--trainer.max_epochs=1")
+    older = tmp_path / "logs" / "default" / "version_0"
+    assert finished.trainer.logger.version == 0
+    written = {path: path.read_bytes() for path in older.rglob("*") if path.is_file()}
+
+    other = ["--model.net.dropout=0.0", "--trainer.max_epochs=2", "--data.batch_size=16"]
+    code, output = _interrupted(tmp_path, 0, signal.SIGINT, *other)
+    assert code == 1, output
+    assert "before its first complete epoch was saved" in output
+    assert (tmp_path / "logs" / "default" / "version_1" / "checkpoints").is_dir()
+
+    resumed = run_cli("fit", *SMALL_RUN, *other, "--ckpt_path=last")
+    assert resumed.trainer.ckpt_path is None
+    assert resumed.trainer.logger.version == 2
+    assert resumed.trainer.current_epoch == 2
+    assert {path: path.read_bytes() for path in older.rglob("*") if path.is_file()} == written
+
+
 @pytest.mark.slow
 def test_an_interrupted_bag_resumes_fold_by_fold_and_ends_like_an_uninterrupted_one(
     run_cli, tmp_path
