@@ -27,52 +27,83 @@ class HeldOutRows:
     """A digest of the held-out rows' values and the settings that chose them.
 
     settings: the data options that decide the split ({"seed": 0, "test_size": 0.2, ...}),
-    kept to name the one that differs; the digest decides.
+    kept to name the one that differs; the digest decides. all_rows: the same digest over
+    every labelled row, training rows included, which a fit continued from a checkpoint
+    must find unchanged too (None in checkpoints written before it was kept).
     """
 
     digest: str
     settings: dict[str, Any]
+    all_rows: str | None = None
 
     def to_state(self) -> dict[str, Any]:
-        return {"digest": self.digest, "settings": dict(self.settings)}
+        return {"digest": self.digest, "settings": dict(self.settings), "all_rows": self.all_rows}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> HeldOutRows:
-        return cls(state["digest"], dict(state["settings"]))
+        return cls(state["digest"], dict(state["settings"]), state.get("all_rows"))
 
 
 def held_out_rows(
     frame: pd.DataFrame, columns: Sequence[str], split: SplitIndices, settings: dict[str, Any]
 ) -> HeldOutRows:
-    """The digest of the validation and test rows' values in `columns` (the model's
-    features and the target), one column at a time so the rows are never copied as a
-    whole frame."""
-    rows = np.concatenate([split.val, split.test])
+    """The digests of the validation and test rows' values in `columns` (the model's
+    features and the target), and of all rows'."""
+    held_out = np.concatenate([split.val, split.test])
+    return HeldOutRows(
+        _rows_digest(frame, columns, split, held_out),
+        settings,
+        _rows_digest(frame, columns, split),
+    )
+
+
+def _rows_digest(
+    frame: pd.DataFrame, columns: Sequence[str], split: SplitIndices, rows: np.ndarray | None = None
+) -> str:
+    """Of `rows` (None: all), one column at a time, so the rows are never copied as a whole
+    frame."""
     digest = hashlib.sha256(np.array([len(frame), len(split.val), len(split.test)]).tobytes())
     for name in columns:
         digest.update(name.encode())
-        values = pd.util.hash_pandas_object(frame[name].iloc[rows], index=False)
+        column = frame[name] if rows is None else frame[name].iloc[rows]
+        values = pd.util.hash_pandas_object(column, index=False)
         digest.update(values.to_numpy().tobytes())
-    return HeldOutRows(digest.hexdigest(), settings)
+    return digest.hexdigest()
 
 
 def require_same_held_out(fitted: HeldOutRows, current: HeldOutRows, *, source: str) -> None:
     """Refuse to score other held-out rows than the fit's, naming the setting that differs."""
     if fitted.digest == current.digest:
         return
+    raise ConfigurationError(
+        f"{source}: {_cause(fitted, current, source)}, so this run's validation and test rows "
+        "are not the ones the fit held out, and some of them trained the network: its scores "
+        "would be too good. Pass the fit's data settings, e.g. its own config: --config "
+        "logs/<config name>/version_N/config.yaml."
+    )
+
+
+def require_same_rows(
+    fitted: HeldOutRows, current: HeldOutRows, *, source: str, continued: str
+) -> None:
+    """Refuse to continue a fit (`continued`: its checkpoint, or a bag's fold) on other
+    labelled rows than it began on: training rows count too."""
+    if fitted.digest == current.digest and fitted.all_rows in (None, current.all_rows):
+        return
+    raise ConfigurationError(
+        f"{continued}: {_cause(fitted, current, source)}, so continuing it would train one "
+        "model on two datasets. Start a new fit (without --ckpt_path last), or continue "
+        "with the fit's own data settings: --config logs/<config name>/version_N/config.yaml."
+    )
+
+
+def _cause(fitted: HeldOutRows, current: HeldOutRows, source: str) -> str:
+    """The data setting that differs, else the file."""
     changed = [
         f"--data.{name} {fitted.settings[name]} (this run: {current.settings.get(name)})"
         for name in fitted.settings
         if fitted.settings[name] != current.settings.get(name)
     ]
-    cause = (
-        "the checkpoint was fitted with " + ", ".join(changed)
-        if changed
-        else f"{source} is not the file the checkpoint was fitted on (its rows changed since)"
-    )
-    raise ConfigurationError(
-        f"{source}: {cause}, so this run's validation and test rows are not the ones the fit "
-        "held out, and some of them trained the network: its scores would be too good. "
-        "Pass the fit's data settings, e.g. its own config: --config "
-        "logs/<config name>/version_N/config.yaml."
-    )
+    if changed:
+        return "the checkpoint was fitted with " + ", ".join(changed)
+    return f"{source} is not the file the checkpoint was fitted on (its rows changed since)"

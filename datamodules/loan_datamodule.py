@@ -36,7 +36,12 @@ from contracts.features import (
 )
 from datamodules import synthetic
 from datamodules.coded_fields import generate_coded_fields, generate_weak_coded_fields
-from datamodules.held_out import HeldOutRows, held_out_rows, require_same_held_out
+from datamodules.held_out import (
+    HeldOutRows,
+    held_out_rows,
+    require_same_held_out,
+    require_same_rows,
+)
 from datamodules.io import ReadOptions, read_table, release_reader_memory, resolve_data_path
 from datamodules.noise import append_noise_columns, noise_column_names
 from datamodules.preprocessing import (
@@ -456,6 +461,20 @@ class LoanDataModule(L.LightningDataModule):
         """After a checkpoint is restored, the labelled rows must split as the fit's did."""
         if self._fitted_held_out is not None:
             require_same_held_out(self._fitted_held_out, labelled.held_out, source=self.source)
+
+    def require_fitted_rows(self, state: dict[str, Any], *, continued: str) -> None:
+        """Before a fit continues from `state` (a checkpoint's data module state, or what a
+        bag's fold recorded), its labelled rows must be the ones it began on. Checked before
+        the model is restored: a changed file could change the network's input width too,
+        and the restore would then fail with a size mismatch instead of this message."""
+        held_out = state.get("held_out")
+        if held_out is not None:
+            require_same_rows(
+                HeldOutRows.from_state(held_out),
+                self.labelled_table().held_out,
+                source=self.source,
+                continued=continued,
+            )
 
     def split_tensors(self, split: Split) -> TabularTensors:
         """The split's inputs and targets, encoded with the fitted (or restored) preprocessor."""

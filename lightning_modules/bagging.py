@@ -30,11 +30,13 @@ from typing import Any
 import lightning as L
 import torch
 
+from contracts.errors import ConfigurationError
 from contracts.evaluation import EvaluationOutputs
 from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.atomic import save_torch_atomically
 from lightning_modules.loan_model import BAGGED_FOLDS_KEY, LoanDefaultModel
 from lightning_modules.metrics import binary_report
+from lightning_modules.resume import require_same_data
 
 CHECKPOINT_NAME = "bagged.ckpt"
 # Written in a fold's folder when its fit has ended: its network at the best epoch, the
@@ -93,7 +95,7 @@ def fit_bagged(
         run = new_fold_run(fold)
         record = run.folder / FOLD_RECORD
         if resume and record.is_file():
-            model, epochs = _read_back(record)
+            model, epochs = _read_back(record, datamodule, folds)
         else:
             model, epochs = _fit_fold(run, datamodule, members, resume=resume)
         fold_epochs.append(epochs)
@@ -120,7 +122,10 @@ def _fit_fold(
         # every fold takes the first fold's resolved `auto` settings.
         model.settings = fitted[0].settings
     last = run.folder / "checkpoints" / "last.ckpt"
-    trainer.fit(model, datamodule=datamodule, ckpt_path=last if resume and last.is_file() else None)
+    resumed = resume and last.is_file()
+    if resumed:
+        require_same_data(last, datamodule)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=last if resumed else None)
     rng = torch.get_rng_state()
     # The best epoch on the fold's own rows, as `test(ckpt_path="best")` would load it (a
     # trainer without a monitored checkpoint keeps the last epoch).
@@ -134,14 +139,27 @@ def _fit_fold(
         "state_dict": model.state_dict(),
         "epochs": trainer.current_epoch,
         "torch_rng": rng,
+        "folds": datamodule.resolved_folds(),
+        "data": {"held_out": datamodule.labelled_table().held_out.to_state()},
     }
     save_torch_atomically(record, run.folder / FOLD_RECORD)
     return model, trainer.current_epoch
 
 
-def _read_back(record_path: Path) -> tuple[LoanDefaultModel, int]:
-    """A finished fold's network, and the random state its fit ended with."""
+def _read_back(
+    record_path: Path, datamodule: LoanDataModule, folds: int
+) -> tuple[LoanDefaultModel, int]:
+    """A finished fold's network, and the random state its fit ended with; refused if the
+    fold was fitted on other rows or in a bag of other folds, whose out-of-fold rows
+    would then include rows it trained on."""
     record = torch.load(record_path, map_location="cpu", weights_only=True)
+    if record.get("folds", folds) != folds:
+        raise ConfigurationError(
+            f"{record_path}: this fold belongs to a bag of {record['folds']} folds, this run's "
+            f"has {folds}. Start a new fit (without --ckpt_path last), or continue with the "
+            "fit's own --data.folds."
+        )
+    datamodule.require_fitted_rows(record.get("data", {}), continued=str(record_path))
     member = LoanDefaultModel(**record["hyper_parameters"])
     member.load_state_dict(record["state_dict"])
     torch.set_rng_state(record["torch_rng"])

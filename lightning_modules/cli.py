@@ -34,7 +34,7 @@ from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.bagging import BaggedFit, FoldRun, fit_bagged
 from lightning_modules.callbacks import MetricsReport, SubmissionWriter
 from lightning_modules.loan_model import LoanDefaultModel
-from lightning_modules.resume import find_last_checkpoint, newest_fit_version
+from lightning_modules.resume import find_last_checkpoint, newest_fit_version, require_same_data
 from lightning_modules.tensorboard_views import TensorBoardViews, run_hyperparameters
 
 DEBUG_ENV = "LOAN_DEBUG"  # set to 1 for the full traceback of a user-facing error
@@ -74,6 +74,8 @@ class LoanCLI(LightningCLI):
         """`fit`: the trainer's, or one network per fold averaged (LightningCLI runs a CLI
         method named after the subcommand instead of the trainer's)."""
         if datamodule.resolved_folds() == 1:
+            if ckpt_path is not None and Path(ckpt_path).is_file():
+                require_same_data(ckpt_path, datamodule)
             self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
             return
         if ckpt_path not in (None, "last"):

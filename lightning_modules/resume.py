@@ -30,6 +30,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from datamodules.loan_datamodule import LoanDataModule
+
 LAST_CHECKPOINT_GLOB = "last*.ckpt"
 
 
@@ -159,3 +161,12 @@ def find_last_checkpoint(version_dir: Path) -> LastCheckpoint | None:
         if path.is_file()
     ]
     return max(found, key=lambda last: last.path.stat().st_mtime, default=None)
+
+
+def require_same_data(checkpoint_path: str | Path, datamodule: LoanDataModule) -> None:
+    """Before a fit continues from `checkpoint_path`: the labelled rows must be the ones the
+    checkpoint's fit began on (`LoanDataModule.require_fitted_rows`; Lightning keeps the
+    data module's state under its class's name). Memory-mapped: only that state is read."""
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
+    state = checkpoint.get(type(datamodule).__qualname__, {})
+    datamodule.require_fitted_rows(state, continued=str(checkpoint_path))

@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 
 from contracts.errors import ConfigurationError
-from datamodules.held_out import HeldOutRows, held_out_rows, require_same_held_out
+from datamodules.held_out import (
+    HeldOutRows,
+    held_out_rows,
+    require_same_held_out,
+    require_same_rows,
+)
 from datamodules.splits import SplitIndices
 
 SPLIT = SplitIndices(train=np.array([0, 1, 2]), val=np.array([3]), test=np.array([4, 5]))
@@ -46,3 +51,17 @@ def test_a_mismatch_names_the_setting_that_differs_or_else_the_file():
         require_same_held_out(fitted, reseeded, source="loans.csv")
     with pytest.raises(ConfigurationError, match=r"loans\.csv is not the file the checkpoint"):
         require_same_held_out(fitted, HeldOutRows("other", SETTINGS), source="loans.csv")
+
+
+def test_a_continued_fit_needs_its_training_rows_unchanged_too():
+    fitted = held_out_rows(_frame(), ["income", "grade", "y"], SPLIT, SETTINGS)
+    require_same_rows(fitted, fitted, source="loans.csv", continued="last.ckpt")
+    training_row = _frame()
+    training_row.loc[0, "y"] = 1
+    current = held_out_rows(training_row, ["income", "grade", "y"], SPLIT, SETTINGS)
+    assert current.digest == fitted.digest and current.all_rows != fitted.all_rows
+    require_same_held_out(fitted, current, source="loans.csv")  # `test` scores the same rows
+    with pytest.raises(ConfigurationError, match=r"^last\.ckpt: loans\.csv is not the file"):
+        require_same_rows(fitted, current, source="loans.csv", continued="last.ckpt")
+    older = HeldOutRows.from_state({"digest": fitted.digest, "settings": SETTINGS})
+    require_same_rows(older, current, source="loans.csv", continued="last.ckpt")

@@ -19,8 +19,9 @@ import pandas as pd
 import pytest
 import torch
 
-from contracts.errors import NonFiniteTrainingError
+from contracts.errors import ConfigurationError, NonFiniteTrainingError
 from datamodules.loan_datamodule import LoanDataModule
+from datamodules.synthetic import generate_loan_book
 from lightning_modules.atomic import write_csv_atomically
 from lightning_modules.bagging import FOLD_RECORD
 from lightning_modules.guards import FiniteGuard
@@ -290,6 +291,29 @@ def test_an_interrupted_bag_resumes_fold_by_fold_and_ends_like_an_uninterrupted_
     assert resumed.keys() == reference["state_dict"].keys()
     for name, tensor in resumed.items():
         assert torch.equal(tensor, reference["state_dict"][name]), name
+
+
+@pytest.mark.parametrize("folds", [1, 2])
+def test_a_fit_continued_on_a_changed_file_is_refused_before_anything_is_restored(
+    run_cli, tmp_path, folds
+):
+    """Labels flipped in training rows only (the held-out rows, which `test` checks, are
+    unchanged): a single network would go on training on them, a bag would read its folds back and
+    calibrate them on rows some of them trained on."""
+    loans = tmp_path / "loans.csv"
+    generate_loan_book(1500, seed=0).frame.to_csv(loans, index=False)
+    on_file = [*SMALL_RUN, f"--data.path={loans}", f"--data.folds={folds}"]
+    fitted = run_cli("fit", *on_file, "--trainer.max_epochs=1")
+    training_rows = fitted.datamodule.labelled_table().split.train[:40]
+    changed = pd.read_csv(loans)
+    changed.loc[training_rows, "default"] = 1 - changed.loc[training_rows, "default"]
+    changed.to_csv(loans, index=False)
+    record = f"fold_0/{FOLD_RECORD}" if folds > 1 else "checkpoints/last.ckpt"
+    with pytest.raises(ConfigurationError) as refused:
+        run_cli("fit", *on_file, "--ckpt_path=last")
+    message = str(refused.value)
+    assert message.startswith(f"logs/default/version_0/{record}: ")
+    assert f"{loans} is not the file the checkpoint was fitted on" in message
 
 
 def test_resuming_from_a_complete_epoch_restores_the_random_state(tmp_path):
