@@ -20,7 +20,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from contracts.choices import check_choice, check_range
@@ -434,6 +434,10 @@ class LoanDataModule(L.LightningDataModule):
         self.schema = restored
         self.preprocessor = TabularPreprocessor.from_state_dict(state_dict["preprocessor"])
         self.positive_rate = state_dict["positive_rate"]
+        if restored.text_categoricals:
+            # Read before the checkpoint was restored (Lightning sets up first): again, with
+            # those columns as text.
+            self._predict_frame = None
         held_out = state_dict.get("held_out")
         self._fitted_held_out = HeldOutRows.from_state(held_out) if held_out else None
         self._tensors.clear()
@@ -695,7 +699,8 @@ class LoanDataModule(L.LightningDataModule):
                 "predict needs an unlabelled file: pass --data.predict_path <file>."
             )
         path = resolve_data_path(self.predict_path, self.data_dir)
-        frame = read_table(path, self.predict_read_options, self._text_columns())
+        text = [*self._text_columns(), *(self.schema.text_categoricals if self.schema else ())]
+        frame = read_table(path, self.predict_read_options, text)
         return append_noise_columns(frame, self.noise_columns, seed=self.seed, source=str(path))
 
     def _configured_categoricals(self) -> list[str] | None:
@@ -741,6 +746,15 @@ class LoanDataModule(L.LightningDataModule):
             rank_zero_info(
                 f"{source}: category levels unseen in training (unknown code): {unknown}"
             )
+        vocabularies = preprocessor.vocabularies_
+        for name, count in unknown.items():
+            if count == categorical[name].notna().sum():
+                rank_zero_warn(
+                    f"{source}: column {name!r}: none of its values is a level training had "
+                    f"(e.g. {categorical[name].dropna().astype(str).unique()[:3].tolist()}; "
+                    f"training's: {list(vocabularies[name][:3])}), so every row is scored like "
+                    "an unknown level. Is the column written another way in this file?"
+                )
         beyond = preprocessor.count_beyond_range(numeric)
         if beyond:
             rank_zero_info(

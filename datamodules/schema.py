@@ -37,6 +37,10 @@ class TableSchema:
     numeric_columns: tuple[str, ...]
     categorical_columns: tuple[str, ...]
     id_column: str | None = None
+    # Categoricals the training file held as text, not numbers. A file to score reads them
+    # as text too: pandas reads a column of digits only as numbers, so codes written "007"
+    # would become 7 and match no training level.
+    text_categoricals: tuple[str, ...] = ()
 
     @property
     def feature_columns(self) -> tuple[str, ...]:
@@ -49,6 +53,7 @@ class TableSchema:
             "numeric_columns": list(self.numeric_columns),
             "categorical_columns": list(self.categorical_columns),
             "id_column": self.id_column,
+            "text_categoricals": list(self.text_categoricals),
         }
 
     @classmethod
@@ -59,6 +64,7 @@ class TableSchema:
             numeric_columns=tuple(state["numeric_columns"]),
             categorical_columns=tuple(state["categorical_columns"]),
             id_column=state["id_column"],
+            text_categoricals=tuple(state.get("text_categoricals", ())),
         )
 
 
@@ -115,6 +121,9 @@ def build_schema(
         numeric_columns=tuple(numeric),
         categorical_columns=tuple(categorical),
         id_column=id_column,
+        text_categoricals=tuple(
+            name for name in categorical if not pd.api.types.is_numeric_dtype(frame[name])
+        ),
     )
 
 

@@ -169,6 +169,12 @@ def test_unseen_category_levels_get_the_unknown_code_and_are_counted(
     assert (codes[:7] == UNKNOWN_CODE).all() and (codes[7:] != UNKNOWN_CODE).all()
 
 
+def test_a_column_of_nothing_but_unseen_levels_is_warned_about(trained, tmp_path, monkeypatch):
+    frame = trained.applicants.assign(region=trained.applicants["region"].str.upper())
+    with pytest.warns(UserWarning, match=r"column 'region': none of its values is a level"):
+        _predict(trained, frame, tmp_path, monkeypatch)
+
+
 def test_values_outside_the_training_range_are_counted(trained, tmp_path, monkeypatch, caplog):
     """An income of 1e30 is scored like the largest training income: a unit error or a
     typo the population stability report's open-ended top bin does not show."""
@@ -361,3 +367,38 @@ def test_a_pairs_rate_travels_to_predict_and_its_reasons_are_its_columns(tmp_pat
         assert (submission["reason_1"][rows] != name).all()
         checked += int(rows.sum())
     assert checked > 0
+
+
+def test_codes_with_leading_zeros_keep_them_in_a_file_of_digits_only(tmp_path, monkeypatch):
+    """Training read "007" as text (the column also holds "X01"); a file to score whose codes
+    are all digits would be read as numbers (7) and match no training level."""
+    monkeypatch.chdir(tmp_path)
+    train = generate_loan_book(1500, seed=5).frame
+    train["branch"] = [f"{row % 12:03d}" for row in range(len(train))]
+    train.loc[train.index[:30], "branch"] = "X01"
+    train_csv = tmp_path / "train.csv"
+    train.to_csv(train_csv, index=False)
+    categoricals = ["employment_status", "home_ownership", "loan_purpose", "region", "branch"]
+    on_file = [
+        f"--config={CONFIGS / 'default.yaml'}",
+        f"--data.path={train_csv}",
+        f"--data.categorical_columns={categoricals}",  # mostly digits: inferred numeric
+    ]
+    cli_main(["fit", *on_file, *FAST_TRAINER, "--trainer.max_epochs=1"])
+    applicants = generate_loan_book(200, seed=6).frame.drop(columns=["default"])
+    applicants["branch"] = [f"{row % 12:03d}" for row in range(len(applicants))]
+    applicants_csv = tmp_path / "applicants.csv"
+    applicants.to_csv(applicants_csv, index=False)
+    cli = cli_main(
+        [
+            "predict",
+            *on_file,
+            f"--data.predict_path={applicants_csv}",
+            "--ckpt_path=logs/default/version_0/checkpoints/last.ckpt",
+            f"--submission.output_path={tmp_path / 'predictions.csv'}",
+        ]
+    )
+    assert "branch" in cli.datamodule.schema.text_categoricals
+    branch = cli.datamodule.schema.categorical_columns.index("branch")
+    codes = cli.datamodule.predict_dataloader().dataset.tensors.categorical[:, branch]
+    assert len(codes) == 200 and not (codes == UNKNOWN_CODE).any()
