@@ -218,7 +218,9 @@ def encode_target(column: pd.Series, positive_label: Label, *, source: str) -> n
             f"(first data rows {rows}, counting from 0 after the header); remove or label "
             "those rows."
         )
-    levels = pd.unique(column)
+    # Text labels compare stripped (`label_matches`): "Charged Off " is "Charged Off".
+    is_text = not pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    levels = pd.unique(column.astype(str).str.strip() if is_text else column)
     if len(levels) > 2:
         raise DataValidationError(
             f"{source}: target column {name!r} has {len(levels)} distinct values "

@@ -41,8 +41,17 @@ def _write_atomically(
         )
         with os.fdopen(handle, **options) as stream:
             write(stream)
+        # mkstemp makes the file private (0600); give it the mode `open` would have.
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -22,6 +22,7 @@ from rich.table import Table
 from contracts.choices import check_range
 from contracts.errors import ConfigurationError
 from contracts.evaluation import EvaluationOutputs, InspectableModel
+from datamodules.io import resolve_data_path
 from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.atomic import write_csv_atomically, write_text_atomically
 from lightning_modules.loan_model import LoanDefaultModel
@@ -310,6 +311,20 @@ class SubmissionWriter(BasePredictionWriter):
         self.reason_codes = reason_codes
         self.psi = psi
         self.console = Console()
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Refuse, before anything is scored, an output path that is the file to score."""
+        datamodule = trainer.datamodule
+        if stage != "predict" or not isinstance(datamodule, LoanDataModule):
+            return
+        if datamodule.predict_path is None:
+            return
+        scored = resolve_data_path(datamodule.predict_path, datamodule.data_dir).resolve()
+        if Path(self.output_path).resolve() == scored:
+            raise ConfigurationError(
+                f"--submission.output_path {self.output_path} is the file to score ({scored}): "
+                "the predictions would replace it. Write them to another file."
+            )
 
     def write_on_epoch_end(
         self,

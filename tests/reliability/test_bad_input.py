@@ -212,6 +212,14 @@ def test_positive_label_absent_lists_the_values_present(tmp_path, book):
     assert datamodule.positive_rate == pytest.approx(book["default"].mean(), abs=0.02)
 
 
+def test_text_labels_with_stray_spaces_are_the_same_labels(tmp_path, book):
+    words = book["default"].map({1: "Charged Off", 0: "Fully Paid"})
+    words.iloc[::7] = words.iloc[::7] + " "
+    path = _csv(tmp_path, book.assign(default=words))
+    datamodule = _setup(path, positive_label="Charged Off")
+    np.testing.assert_array_equal(datamodule.labelled_table().targets, book["default"])
+
+
 def test_target_with_a_single_class(tmp_path, book):
     only_defaults = _csv(tmp_path, book.assign(default=1), "defaults.csv")
     _fails(only_defaults, str(only_defaults), "only the positive label '1'", "both classes")

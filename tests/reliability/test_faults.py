@@ -347,6 +347,14 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_written_file_has_the_mode_of_any_new_file(tmp_path):
+    """Not the temporary file's private 0600: others may need to read predictions."""
+    plain = tmp_path / "plain.csv"
+    plain.write_text("id\n")
+    written = write_csv_atomically(pd.DataFrame({"id": [1]}), tmp_path / "predictions.csv")
+    assert written.stat().st_mode == plain.stat().st_mode
+
+
 def test_a_killed_writer_leaves_the_old_file_intact(tmp_path):
     """SIGKILL mid-write (no cleanup possible): the target still holds the complete old file."""
     target = tmp_path / "predictions.csv"

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import torch
 
-from contracts.errors import DataValidationError
+from contracts.errors import ConfigurationError, DataValidationError
 from datamodules.preprocessing import UNKNOWN_CODE
 from datamodules.synthetic import generate_loan_book
 from lightning_modules.callbacks import PROBABILITY_COLUMN
@@ -144,6 +144,25 @@ def test_a_labelled_file_with_another_schema_is_refused_at_test(trained, tmp_pat
                 f"--ckpt_path={trained.checkpoint}",
             ]
         )
+
+
+def test_predictions_are_never_written_over_the_file_to_score(trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    applicants = tmp_path / "applicants.csv"
+    trained.applicants.to_csv(applicants, index=False)
+    before = applicants.read_bytes()
+    with pytest.raises(ConfigurationError, match=r"applicants\.csv is the file to score"):
+        cli_main(
+            [
+                "predict",
+                f"--config={CONFIGS / 'default.yaml'}",
+                f"--data.path={trained.train_csv}",
+                "--data.predict_path=applicants.csv",
+                f"--ckpt_path={trained.checkpoint}",
+                f"--submission.output_path={applicants}",
+            ]
+        )
+    assert applicants.read_bytes() == before
 
 
 def test_extra_columns_are_ignored_with_a_note(trained, tmp_path, monkeypatch, caplog):
