@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import lightning as L
+
 # Lightning 2.6 still calls jsonargparse APIs deprecated in 4.49; the warnings are not the
 # user's to act on, so keep them off the console. (Read when jsonargparse is imported.)
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
@@ -39,6 +41,18 @@ from lightning_modules.tensorboard_views import TensorBoardViews, run_hyperparam
 
 DEBUG_ENV = "LOAN_DEBUG"  # set to 1 for the full traceback of a user-facing error
 Result = TypeVar("Result")
+
+
+class RunConfig(SaveConfigCallback):
+    """A fit's `config.yaml` as the recipe of the run: without the `ckpt_path` a resumed fit
+    continued from, so that `--config <run>/config.yaml` trains the run again rather than
+    reading its own last checkpoint back."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and self.config.get("ckpt_path") is not None:
+            self.config = self.config.clone()
+            self.config.ckpt_path = None
+        super().setup(trainer, pl_module, stage)
 
 
 class LoanCLI(LightningCLI):
@@ -291,6 +305,7 @@ def cli_main(args: Sequence[str] | None = None) -> LoanCLI:
         LoanDefaultModel,
         LoanDataModule,
         seed_everything_default=0,
+        save_config_callback=RunConfig,
         save_config_kwargs={"overwrite": True},
         args=None if args is None else list(args),
     )

@@ -225,6 +225,9 @@ def test_sigterm_then_ctrl_c_then_resume_ends_exactly_like_an_uninterrupted_run(
     resumed = run_cli("fit", *SMALL_RUN, *max_epochs, "--ckpt_path=last")
     assert Path(resumed.trainer.ckpt_path).resolve() == last.resolve()
     assert resumed.trainer.current_epoch == 3
+    # The run's recipe trains it again from the start, not from its own last checkpoint.
+    recipe = (tmp_path / "logs/default/version_0/config.yaml").read_text()
+    assert "\nckpt_path: null\n" in recipe
 
     uninterrupted = run_cli("fit", *SMALL_RUN, *max_epochs)
     assert uninterrupted.trainer.logger.version == 1
