@@ -332,7 +332,8 @@ def run_entry_point(main: Callable[[], Result]) -> Result:
     Bad files, columns and options raise `UserFacingError` (or Lightning's
     `MisconfigurationException`); their message says what to fix, and a traceback would only
     bury it. Set LOAN_DEBUG=1 to see the traceback anyway. A SIGTERM ends with status 143:
-    Lightning exits 0 on it, but a stopped run is not a success.
+    Lightning exits 0 on it, but a stopped run is not a success; Ctrl-C outside training
+    with 130.
     """
     try:
         return main()
@@ -345,3 +346,10 @@ def run_entry_point(main: Callable[[], Result]) -> Result:
         sys.exit(2)
     except SIGTERMException:
         sys.exit(128 + signal.SIGTERM)
+    except KeyboardInterrupt:
+        # Outside a trainer's loop (reading data, writing a bag's checkpoint), which
+        # handles its own: what was written is whole (atomic writes), so no traceback.
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        Console(stderr=True, highlight=False).print("interrupted (Ctrl-C)", style="bold red")
+        sys.exit(128 + signal.SIGINT)

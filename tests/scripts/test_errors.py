@@ -76,3 +76,13 @@ def test_the_script_exits_with_the_message_and_no_traceback(tmp_path):
     assert "error: data file 'loans.csv' not found" in result.stderr
     assert f"(set {DEBUG_ENV}=1 for the traceback)" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_ctrl_c_outside_training_ends_with_a_line_and_status_130(capsys):
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as raised:
+        run_entry_point(interrupted)
+    assert raised.value.code == 130
+    assert capsys.readouterr().err.strip() == "interrupted (Ctrl-C)"
