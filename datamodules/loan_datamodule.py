@@ -662,11 +662,13 @@ class LoanDataModule(L.LightningDataModule):
             _warn_on_unusable_ids(ids, source=str(self.predict_path))
             return schema.id_column, ids.to_numpy()
         if schema.id_column is not None:
+            near = [name for name in frame.columns if name.lower() == schema.id_column.lower()]
             log.warning(
-                "%s: no id column %r; the predictions are written in the file's row order "
+                "%s: no id column %r%s; the predictions are written in the file's row order "
                 "without ids",
                 self.predict_path,
                 schema.id_column,
+                f" (the file has {near[0]!r}: rename it to add the ids)" if near else "",
             )
         if self.predict_read_options.index_col is not None:
             return str(frame.index.name or "id"), frame.index.to_numpy()

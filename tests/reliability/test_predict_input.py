@@ -165,6 +165,14 @@ def test_predictions_are_never_written_over_the_file_to_score(trained, tmp_path,
     assert applicants.read_bytes() == before
 
 
+def test_an_id_column_spelled_in_other_case_is_pointed_out(trained, tmp_path, monkeypatch, caplog):
+    frame = trained.applicants.rename(columns={"loan_id": "LOAN_ID"})
+    with caplog.at_level(logging.WARNING):
+        submission, _ = _predict(trained, frame, tmp_path, monkeypatch)
+    assert "no id column 'loan_id' (the file has 'LOAN_ID': rename it" in caplog.text
+    assert "loan_id" not in submission.columns and len(submission) == len(frame)
+
+
 def test_extra_columns_are_ignored_with_a_note(trained, tmp_path, monkeypatch, caplog):
     frame = trained.applicants.assign(branch="Leeds", default=0)
     plain, _ = _predict(trained, trained.applicants, tmp_path / "plain", monkeypatch)
