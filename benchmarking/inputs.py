@@ -59,12 +59,37 @@ def _yaml_in_args(args: Sequence[str]) -> Iterator[Path]:
 
 
 def _data_digest(config: Path, args: Sequence[str]) -> str:
-    data = _load(config).get("data") or {}
-    overrides = dict(arg.removeprefix("--").split("=", 1) for arg in args if "=" in arg)
+    data = _data_section(config)
+    overrides = _overrides(args)
     path = overrides.get("data.path", data.get("path"))
     return data_file_digest(
         None if path == "null" else path, overrides.get("data.data_dir", data.get("data_dir"))
     )
+
+
+def _data_section(config: Path) -> dict[str, Any]:
+    """The config's data section, also where it is a file of its own (`data: data.yaml`,
+    relative to the config's folder, as the CLI reads it)."""
+    data = _load(config).get("data")
+    if isinstance(data, str) and data.endswith(_YAML_SUFFIXES):
+        data = _load(config.parent / data)
+    return data if isinstance(data, dict) else {}
+
+
+def _overrides(args: Sequence[str]) -> dict[str, str]:
+    """CLI overrides by key, written `--key=value` or `--key value` (the CLI takes both)."""
+    overrides = {}
+    for index, arg in enumerate(args):
+        if not arg.startswith("--"):
+            continue
+        if "=" in arg:
+            key, value = arg.removeprefix("--").split("=", 1)
+        elif index + 1 < len(args) and not args[index + 1].startswith("--"):
+            key, value = arg.removeprefix("--"), args[index + 1]
+        else:
+            continue
+        overrides[key] = value
+    return overrides
 
 
 def data_file_digest(path: str | None, directory: str | None) -> str:

@@ -627,9 +627,15 @@ def _no_result(what: str, exit_code: int, log: Path) -> str:
         lines = log.read_text(errors="replace").splitlines()
     except OSError:
         lines = []
-    stated = next((line.strip() for line in reversed(lines) if line.startswith("error:")), None)
-    if stated is not None:
-        return f"the {what} stopped: {stated[:MAX_STATED_ERROR]}{_LOG_NOTE}{log})"
+    starts = [index for index, line in enumerate(lines) if line.startswith("error:")]
+    if starts:
+        # jsonargparse states the cause on the indented lines below its "error:" line.
+        stated = [lines[starts[-1]].strip()]
+        for line in lines[starts[-1] + 1 :]:
+            if not line[:1].isspace() or not line.strip():
+                break
+            stated.append(line.strip())
+        return f"the {what} stopped: {' '.join(stated)[:MAX_STATED_ERROR]}{_LOG_NOTE}{log})"
     return f"the {what}'s process exited with code {exit_code} without a result{_LOG_NOTE}{log})"
 
 
@@ -780,7 +786,8 @@ def _markdown_header(metadata: dict[str, Any], records: list[dict[str, Any]]) ->
         "are baselines, and `<baseline>-bagged` is one on the default's folds (on those of "
         "its bag where it fits one network).",
         "- comparisons: a model against the best baseline, the one with the highest mean "
-        "ROC-AUC over the seeds both ran; differences are paired seed by seed, with a 95 % "
+        "ROC-AUC over the seeds every baseline completed; differences are paired seed by "
+        "seed (over the seeds both runs completed), with a 95 % "
         't-interval over the seeds. "Ahead or level" counts the datasets whose mean '
         'difference is at least 0, "behind beyond the noise" those whose interval lies '
         "below 0; the rest are behind inside the noise.",

@@ -83,3 +83,20 @@ def test_a_yaml_file_that_does_not_read_back_is_digested_by_its_bytes(checkout):
     before = _digest(checkout)
     trainer.write_bytes(b"max_epochs: 50 # caf\xe8\n")
     assert _digest(checkout) != before
+
+
+def test_the_data_file_counts_however_its_path_is_given(checkout):
+    """`--data.path x` as well as `--data.path=x`, and a data section in a file of its own."""
+    other = checkout / "data" / "other.csv"
+    other.write_text("income,default\n1,0\n2,1\n")
+    spaced = _digest(checkout, "--data.path", str(other))
+    assert spaced == _digest(checkout, f"--data.path={other}")
+    other.write_text("income,default\n1,1\n2,0\n")
+    assert _digest(checkout, "--data.path", str(other)) != spaced
+
+    config = checkout / "configs" / "loans.yaml"
+    config.write_text("trainer: shared/trainer.yaml\ndata: data.yaml\n")
+    (checkout / "configs" / "data.yaml").write_text("path: other.csv\ntarget: default\n")
+    before = _digest(checkout)
+    other.write_text("income,default\n1,0\n2,1\n")
+    assert _digest(checkout) != before

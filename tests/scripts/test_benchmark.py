@@ -27,6 +27,7 @@ from benchmarking.scoreboard import (
 from benchmarking.suite import (
     MODELS,
     ROBUSTNESS,
+    _no_result,
     derived_dataset,
     is_derived,
     main,
@@ -521,6 +522,24 @@ def test_ctrl_c_says_where_the_finished_runs_are_and_how_to_go_on(monkeypatch, t
     printed = " ".join(capsys.readouterr().out.split())
     assert f"the finished runs are stored in {tmp_path / 'runs'}" in printed
     assert "the same command continues with the others" in printed
+
+
+def test_a_stopped_process_is_reported_with_the_cause_below_its_error_line(tmp_path):
+    """jsonargparse writes the cause on indented lines under "error: Parser key ..."."""
+    log = tmp_path / "check.log"
+    log.write_text(
+        "usage: main.py [-h] ...\n"
+        'error: Parser key "trainer":\n'
+        "  Unable to load config 'shared/trainer.yaml'\n"
+        "  - Expected a dict\n"
+        "\n"
+        "more output\n"
+    )
+    reason = _no_result("data check", 2, log)
+    assert reason.startswith(
+        'the data check stopped: error: Parser key "trainer": '
+        "Unable to load config 'shared/trainer.yaml' - Expected a dict"
+    )
 
 
 @pytest.mark.slow
