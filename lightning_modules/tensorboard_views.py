@@ -43,6 +43,17 @@ from lightning_modules.metrics import CALIBRATION_BINS, binary_report
 
 METADATA_HEADER = ["level", "train_rows", "train_default_rate"]
 OPTIMIZER_SETTINGS = ("lr", "weight_decay", "momentum", "betas", "eps")
+# Hyperparameters some runs lack (a bag's or a test's trainer builds no optimiser; only a
+# test names a checkpoint), with a value of each one's type.
+OPTIONAL_HPARAMS: dict[str, bool | int | float | str] = {
+    "ckpt_path": "",
+    "optimizer/class": "",
+    "optimizer/lr": 0.0,
+    "optimizer/weight_decay": 0.0,
+    "optimizer/momentum": 0.0,
+    "optimizer/betas": "",
+    "optimizer/eps": 0.0,
+}
 EXTRA_METRICS = ("train/loss_epoch", "train/roc_auc", "train/accuracy", "val/loss", "test/loss")
 
 
@@ -136,7 +147,11 @@ class TensorBoardViews(L.Callback):
     def write_hparams(self, logger: TensorBoardLogger, params: dict[str, Any]) -> None:
         """Declare these hyperparameters and every metric for the logger's run folder."""
         logger.log_hyperparams(params)  # kept in the run's hparams.yaml
-        experiment, start, end = hparams(params, dict.fromkeys(metric_tags(), 0.0))
+        metrics = dict.fromkeys(metric_tags(), 0.0)
+        _, start, end = hparams(params, metrics)
+        # TensorBoard takes its columns from the first run's declaration it reads: declare
+        # the keys only some runs have (a fit's optimiser, a test's checkpoint) in every run.
+        experiment, _, _ = hparams(OPTIONAL_HPARAMS | params, metrics)
         writer = logger.experiment.file_writer
         for summary in (experiment, start, end):
             writer.add_summary(summary)

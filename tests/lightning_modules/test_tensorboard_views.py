@@ -267,9 +267,24 @@ def test_a_separate_test_run_gets_its_own_hparams_and_test_metrics(run, monkeypa
         ]
     )
     events = read_events(run_dir.parent / "version_1")
+    content = events.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(
-        events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+        content["_hparams_/session_start_info"]
     ).session_start_info
     assert start.hparams["data/synthetic_rows"].number_value == 2000
+    assert start.hparams["ckpt_path"].string_value == str(best)
     assert "optimizer/lr" not in start.hparams  # testing builds no optimiser
+    # TensorBoard takes the columns from whichever run it reads first: the fit's and the
+    # test's declare the same ones, so neither hides the other's optimiser or checkpoint.
+    declared = [
+        {
+            info.name
+            for info in plugin_data_pb2.HParamsPluginData.FromString(
+                read_events(folder).PluginTagToContent("hparams")["_hparams_/experiment"]
+            ).experiment.hparam_infos
+        }
+        for folder in (run_dir, run_dir.parent / "version_1")
+    ]
+    assert declared[0] == declared[1]
+    assert {"ckpt_path", "optimizer/lr"} <= declared[0]
     assert 0.6 < events.Scalars("test/roc_auc")[0].value <= 1
