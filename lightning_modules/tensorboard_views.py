@@ -162,7 +162,10 @@ class TensorBoardViews(L.Callback):
         outputs = pl_module.validation_outputs if isinstance(pl_module, InspectableModel) else None
         if logger is None or outputs is None or not self.figures:
             return
-        self.write_figures(logger, outputs, trainer.global_step, stage="val", rows="validation")
+        # The epoch in the title: the last figures are the last epoch's, which need not be
+        # the kept (best) one, nor its threshold.
+        rows = f"validation, epoch {trainer.current_epoch}"
+        self.write_figures(logger, outputs, trainer.global_step, stage="val", rows=rows)
         self._curves_step = trainer.global_step
 
     def write_figures(
