@@ -371,6 +371,12 @@ class LoanDataModule(L.LightningDataModule):
         self._tensors.pop("train", None)
         self._tensors.pop("val", None)
 
+    @property
+    def selected_fold(self) -> int | None:
+        """The bagging fold served as the training and validation splits (None: the
+        protocol's)."""
+        return self._fold
+
     def active_split(self) -> SplitIndices:
         """The rows behind each split name: the protocol's, or the selected fold's."""
         labelled = self.labelled_table()

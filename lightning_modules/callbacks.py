@@ -80,7 +80,10 @@ class MetricsReport(L.Callback):
         metrics = _stage_metrics(trainer, "val")
         if not metrics:
             return
-        table = _metrics_table("Validation metrics (last epoch)", {"model": metrics})
+        fold = getattr(trainer.datamodule, "selected_fold", None)
+        # A bag's fold: its own early-stopping rows, not the bag's out-of-fold figures.
+        rows = "" if fold is None else f", fold {fold} of the bag"
+        table = _metrics_table(f"Validation metrics (last epoch{rows})", {"model": metrics})
         self.console.print(table)
         checkpoint = trainer.checkpoint_callback
         best = checkpoint.best_model_score if isinstance(checkpoint, ModelCheckpoint) else None
