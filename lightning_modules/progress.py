@@ -40,3 +40,14 @@ class StridedRichProgressBar(RichProgressBar):
         done = batch_idx + 1
         if done % self.every_n_batches == 0 or done == self.total_train_batches:
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def get_metrics(
+        self, trainer: L.Trainer, pl_module: L.LightningModule
+    ) -> dict[str, int | str | float | dict[str, float]]:
+        """Lightning's, with a bag's fold named in `v_num`: Lightning keeps the last four
+        characters of a version written as text ("ld_7" of "version_0/fold_7")."""
+        metrics = super().get_metrics(trainer, pl_module)
+        version = trainer.logger.version if trainer.logger is not None else None
+        if isinstance(version, str) and "v_num" in metrics:
+            metrics["v_num"] = version.rsplit("/", 1)[-1]
+        return metrics

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import lightning as L
 import pytest
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.loan_model import LoanDefaultModel
@@ -48,3 +49,10 @@ def test_the_bar_moves_every_n_batches_and_after_the_epochs_last(tmp_path):
 def test_a_stride_below_one_is_refused():
     with pytest.raises(ValueError, match="every_n_batches"):
         StridedRichProgressBar(every_n_batches=0)
+
+
+def test_a_bags_fold_is_named_in_the_bar(tmp_path):
+    bar = StridedRichProgressBar()
+    logger = TensorBoardLogger(tmp_path, name="loans", version="version_0/fold_7")
+    trainer = L.Trainer(logger=logger, callbacks=[bar], enable_checkpointing=False)
+    assert bar.get_metrics(trainer, LoanDefaultModel())["v_num"] == "fold_7"
