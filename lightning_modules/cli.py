@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import lightning as L
+import yaml
 
 # Lightning 2.6 still calls jsonargparse APIs deprecated in 4.49; the warnings are not the
 # user's to act on, so keep them off the console. (Read when jsonargparse is imported.)
@@ -26,7 +27,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from rich.console import Console
 from rich.text import Text
@@ -36,7 +37,12 @@ from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.bagging import BaggedFit, FoldRun, fit_bagged
 from lightning_modules.callbacks import MetricsReport, SubmissionWriter
 from lightning_modules.loan_model import LoanDefaultModel
-from lightning_modules.resume import find_last_checkpoint, newest_fit_version, require_same_data
+from lightning_modules.resume import (
+    LastCheckpoint,
+    find_last_checkpoint,
+    newest_fit_version,
+    require_same_data,
+)
 from lightning_modules.tensorboard_views import TensorBoardViews, run_hyperparameters
 
 DEBUG_ENV = "LOAN_DEBUG"  # set to 1 for the full traceback of a user-facing error
@@ -161,8 +167,7 @@ class LoanCLI(LightningCLI):
             return
         init_args.name = config_name(config, default="run")
 
-    @staticmethod
-    def _continue_last_version(config: Namespace) -> None:
+    def _continue_last_version(self, config: Namespace) -> None:
         """`fit --ckpt_path last`: resume the newest fit of this run from its `last.ckpt`,
         in its version; start a new fit where it has none.
 
@@ -185,9 +190,42 @@ class LoanCLI(LightningCLI):
             )
             config.ckpt_path = None
             return
+        self._require_settings_it_began_with(config, run_dir / f"version_{version}", last)
         # A bagged fit finds each fold's own checkpoint in the version's fold folders.
         config.ckpt_path = "last" if last.fold is not None else str(last.path)
         init_args.version = last.version
+
+    def _require_settings_it_began_with(
+        self, config: Namespace, version_dir: Path, last: LastCheckpoint
+    ) -> None:
+        """A bag continued with other model or data settings than its `config.yaml` (written
+        as it began) would average folds trained two ways: refused. A single network may
+        be continued otherwise on purpose (more epochs, a lower rate): said, not refused."""
+        recipe = version_dir / "config.yaml"
+        if not recipe.is_file():
+            return
+        began = _flat(yaml.safe_load(recipe.read_text()) or {})
+        now = _flat(yaml.safe_load(self._parser("fit").dump(config, skip_none=False)) or {})
+        changed = [
+            f"{key} {began.get(key)!r} (this run: {now.get(key)!r})"
+            for key in sorted(began.keys() | now.keys())
+            if key.startswith(("model.", "data.", "seed_everything"))
+            and not key.startswith("data.predict_")
+            and began.get(key) != now.get(key)
+        ]
+        if not changed:
+            return
+        if last.fold is not None:
+            raise ConfigurationError(
+                f"--ckpt_path last: the bag in {version_dir} began with {', '.join(changed)}; "
+                "its finished folds would be averaged with networks trained otherwise. "
+                f"Continue it with its own settings (--config {recipe} --ckpt_path last), or "
+                "start a new fit."
+            )
+        rank_zero_warn(
+            f"--ckpt_path last: continuing {version_dir} with other settings than it began "
+            f"with: {', '.join(changed)}"
+        )
 
 
 def _out_of_fold_text(bagged: BaggedFit, report: dict[str, float]) -> str:
@@ -353,3 +391,14 @@ def run_entry_point(main: Callable[[], Result]) -> Result:
             raise
         Console(stderr=True, highlight=False).print("interrupted (Ctrl-C)", style="bold red")
         sys.exit(128 + signal.SIGINT)
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as {"model.net.dropout": 0.25, ...}."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

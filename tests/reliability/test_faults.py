@@ -8,6 +8,7 @@ run with an uninterrupted one: on CPU with the same seed they must be identical.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -317,6 +318,28 @@ def test_a_fit_continued_on_a_changed_file_is_refused_before_anything_is_restore
     message = str(refused.value)
     assert message.startswith(f"logs/default/version_0/{record}: ")
     assert f"{loans} is not the file the checkpoint was fitted on" in message
+
+
+@pytest.mark.parametrize("folds", [1, 2])
+def test_a_fit_continued_with_other_model_settings_is_refused_for_a_bag_and_said_for_one(
+    run_cli, tmp_path, folds
+):
+    """A bag would average its finished folds with networks trained otherwise; one network
+    may be continued otherwise on purpose."""
+    bag = [*SMALL_RUN, f"--data.folds={folds}", "--trainer.max_epochs=1"]
+    run_cli("fit", *bag)
+    other = [*bag, "--model.net.dropout=0.0", "--ckpt_path=last"]
+    began = "model.net.dropout 0.25 (this run: 0.0)"
+    if folds > 1:
+        with pytest.raises(ConfigurationError, match=re.escape(began)):
+            run_cli("fit", *other)
+        run_cli("fit", *bag, "--ckpt_path=last")  # with its own settings it goes on
+    else:
+        with pytest.warns(
+            UserWarning, match=re.escape(f"other settings than it began with: {began}")
+        ):
+            run_cli("fit", *other)
+    assert not (tmp_path / "logs" / "default" / "version_1").exists()
 
 
 def test_resuming_from_a_complete_epoch_restores_the_random_state(tmp_path):
