@@ -43,7 +43,11 @@ from lightning_modules.resume import (
     newest_fit_version,
     require_same_data,
 )
-from lightning_modules.tensorboard_views import TensorBoardViews, run_hyperparameters
+from lightning_modules.tensorboard_views import (
+    TensorBoardViews,
+    flat_settings,
+    run_hyperparameters,
+)
 
 DEBUG_ENV = "LOAN_DEBUG"  # set to 1 for the full traceback of a user-facing error
 Result = TypeVar("Result")
@@ -204,8 +208,9 @@ class LoanCLI(LightningCLI):
         recipe = version_dir / "config.yaml"
         if not recipe.is_file():
             return
-        began = _flat(yaml.safe_load(recipe.read_text()) or {})
-        now = _flat(yaml.safe_load(self._parser("fit").dump(config, skip_none=False)) or {})
+        began = flat_settings(yaml.safe_load(recipe.read_text()) or {}, separator=".")
+        dumped = self._parser("fit").dump(config, skip_none=False)
+        now = flat_settings(yaml.safe_load(dumped) or {}, separator=".")
         changed = [
             f"{key} {began.get(key)!r} (this run: {now.get(key)!r})"
             for key in sorted(began.keys() | now.keys())
@@ -391,14 +396,3 @@ def run_entry_point(main: Callable[[], Result]) -> Result:
             raise
         Console(stderr=True, highlight=False).print("interrupted (Ctrl-C)", style="bold red")
         sys.exit(128 + signal.SIGINT)
-
-
-def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested config as {"model.net.dropout": 0.25, ...}."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat |= _flat(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

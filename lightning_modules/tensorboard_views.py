@@ -231,7 +231,7 @@ def run_hyperparameters(
     dataclass, which would stop checkpoints from loading with `weights_only=True`.
     `datamodule`: where the trainer has none attached (a bag's run, whose trainer never fits).
     """
-    params = _flat(
+    params = flat_settings(
         {name: value for name, value in pl_module.hparams.items() if not name.startswith("_")}
     )
     # `auto` as the fit resolved it (the loan model's epochs and schedule).
@@ -290,12 +290,15 @@ def embedding_metadata(
     ]
 
 
-def _flat(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested settings (`net`, `inputs`) as one column each: `net/dropout`, `net/n_bins`."""
+def flat_settings(
+    values: Mapping[str, Any], separator: str = "/", prefix: str = ""
+) -> dict[str, Any]:
+    """Nested settings as one key each, joined by `separator`: HPARAMS' columns (`net/dropout`,
+    `net/n_bins`), or a config's options as the command line names them (`model.net.dropout`)."""
     flat: dict[str, Any] = {}
     for name, value in values.items():
         if isinstance(value, Mapping):
-            flat |= _flat(value, f"{prefix}{name}/")
+            flat |= flat_settings(value, separator, f"{prefix}{name}{separator}")
         else:
             flat[f"{prefix}{name}"] = value
     return flat
