@@ -380,11 +380,17 @@ def _ratio_cells(record: dict[str, Any]) -> list[str]:
     return [
         record["dataset"],
         record["model"],
-        f"{record['model_fit_seconds']:.1f}",
-        f"{record['reference_fit_seconds']:.1f}",
+        _seconds(record["model_fit_seconds"]),
+        _seconds(record["reference_fit_seconds"]),
         f"{record['ratio']:.1f}x",
         str(record["seeds"]),
     ]
+
+
+def _seconds(value: float) -> str:
+    """Two significant digits below a second, so that a ratio reads back from its cells
+    (LightGBM's 0.12 s shown as 0.1 would make 387x look like 461x)."""
+    return f"{value:.2g}" if value < 1 else f"{value:.1f}"
 
 
 _PAIRED_HEADER = [

@@ -19,6 +19,7 @@ from benchmarking.machine import git_commit
 from benchmarking.scoreboard import (
     METRICS,
     fit_time_ratios,
+    markdown_tables,
     paired_comparison,
     summarise,
     worst_cases,
@@ -416,6 +417,11 @@ def test_fit_time_ratio_against_lightgbm_over_shared_seeds():
     (row,) = fit_time_ratios(runs, ours=["mlp"]).to_dict("records")
     assert (row["model_fit_seconds"], row["reference_fit_seconds"]) == (15.0, 1.5)
     assert row["ratio"] == pytest.approx(10.0) and row["seeds"] == 2
+    runs["fit_seconds"] = [10.0, 20.0, np.nan, 0.12, 0.13, 100.0]
+    ratios = fit_time_ratios(runs, ours=["mlp"])
+    paired = paired_comparison(runs, ours=["mlp"], baselines=["lightgbm"])
+    table = markdown_tables(summarise(runs), paired, ratios)
+    assert "| mlp | 15.0 | 0.12 | 120.0x | 2 |" in table  # the ratio reads back from its cells
 
 
 def test_summary_averages_successful_seeds_and_counts_failures():
