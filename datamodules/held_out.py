@@ -48,27 +48,17 @@ def held_out_rows(
     frame: pd.DataFrame, columns: Sequence[str], split: SplitIndices, settings: dict[str, Any]
 ) -> HeldOutRows:
     """The digests of the validation and test rows' values in `columns` (the model's
-    features and the target), and of all rows'."""
-    held_out = np.concatenate([split.val, split.test])
-    return HeldOutRows(
-        _rows_digest(frame, columns, split, held_out),
-        settings,
-        _rows_digest(frame, columns, split),
-    )
-
-
-def _rows_digest(
-    frame: pd.DataFrame, columns: Sequence[str], split: SplitIndices, rows: np.ndarray | None = None
-) -> str:
-    """Of `rows` (None: all), one column at a time, so the rows are never copied as a whole
-    frame."""
-    digest = hashlib.sha256(np.array([len(frame), len(split.val), len(split.test)]).tobytes())
+    features and the target), and of all rows'. Each column is hashed once, and never the
+    rows as a whole frame; the held-out digest takes its rows' hashes."""
+    sizes = np.array([len(frame), len(split.val), len(split.test)]).tobytes()
+    held_out, every_row = hashlib.sha256(sizes), hashlib.sha256(sizes)
+    rows = np.concatenate([split.val, split.test])
     for name in columns:
-        digest.update(name.encode())
-        column = frame[name] if rows is None else frame[name].iloc[rows]
-        values = pd.util.hash_pandas_object(column, index=False)
-        digest.update(values.to_numpy().tobytes())
-    return digest.hexdigest()
+        hashes = pd.util.hash_pandas_object(frame[name], index=False).to_numpy()
+        for digest, values in ((held_out, hashes[rows]), (every_row, hashes)):
+            digest.update(name.encode())
+            digest.update(values.tobytes())
+    return HeldOutRows(held_out.hexdigest(), settings, every_row.hexdigest())
 
 
 def require_same_held_out(fitted: HeldOutRows, current: HeldOutRows, *, source: str) -> None:
@@ -92,8 +82,9 @@ def require_same_rows(
         return
     raise ConfigurationError(
         f"{continued}: {_cause(fitted, current, source)}, so continuing it would train one "
-        "model on two datasets. Start a new fit (without --ckpt_path last), or continue "
-        "with the fit's own data settings: --config logs/<config name>/version_N/config.yaml."
+        "model on two datasets. Start a new fit, or continue on the data it began on: its "
+        "file as it was, with its own settings (--config logs/<config name>/version_N/"
+        "config.yaml)."
     )
 
 

@@ -76,9 +76,10 @@ def resolve_data_path(path: str | os.PathLike[str], directory: str | None = None
 def read_table(path: Path, options: ReadOptions, text_columns: Sequence[str] = ()) -> pd.DataFrame:
     """Read a whole file into a DataFrame with string column names and at least one data row.
 
-    `text_columns` (an id column) keep their values as written: read as numbers, "00042"
-    would lose its zeros, and a column of integer ids with one blank cell would turn into
-    floats ("9000001.0"). A typed (Parquet) column of such floats becomes integers again.
+    `text_columns` (an id column, categoricals training read as text) keep their values as
+    written: read as numbers, "00042" would lose its zeros, and a column of integer ids with
+    one blank cell would turn into floats ("9000001.0"). A typed (Parquet) column of such
+    floats becomes integers again.
     """
     if path.suffix.lower() in PARQUET_SUFFIXES:
         frame = _read_parquet(path)

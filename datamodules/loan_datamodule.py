@@ -307,7 +307,9 @@ class LoanDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         if stage == "predict":
-            self._predict_frame = self._read_predict_file()
+            # Read when first needed: after the checkpoint is restored (Lightning sets up
+            # first), whose schema says which columns to read as text.
+            self._predict_frame = None
             self._predict_inputs = None
             return
         labelled = self.labelled_table()
@@ -758,7 +760,7 @@ class LoanDataModule(L.LightningDataModule):
         for name, count in unknown.items():
             if count == categorical[name].notna().sum():
                 rank_zero_warn(
-                    f"{source}: column {name!r}: none of its values is a level training had "
+                    f"{source}: column {name!r}: none of its values is a level training kept "
                     f"(e.g. {categorical[name].dropna().astype(str).unique()[:3].tolist()}; "
                     f"training's: {list(vocabularies[name][:3])}), so every row is scored like "
                     "an unknown level. Is the column written another way in this file?"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -10,6 +11,17 @@ from typing import IO, Any
 
 import pandas as pd
 import torch
+
+
+def _read_umask() -> int:
+    """The process's umask: reading it means setting it, so it is set straight back, once,
+    at import (not while other threads, such as TensorBoard's writer, create files)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def write_csv_atomically(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
@@ -41,17 +53,12 @@ def _write_atomically(
         )
         with os.fdopen(handle, **options) as stream:
             write(stream)
-        # mkstemp makes the file private (0600); give it the mode `open` would have.
-        os.chmod(temporary, 0o666 & ~_umask())
+        # mkstemp makes the file private (0600); give it the mode `open` would have (a
+        # file system without modes keeps its own).
+        with contextlib.suppress(OSError):
+            os.chmod(temporary, 0o666 & ~_UMASK)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
-
-
-def _umask() -> int:
-    """The process's umask (reading it means setting it: set it straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

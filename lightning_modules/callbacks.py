@@ -5,6 +5,7 @@ and a population stability report) after `predict`."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -323,7 +324,9 @@ class SubmissionWriter(BasePredictionWriter):
         if datamodule.predict_path is None:
             return
         scored = resolve_data_path(datamodule.predict_path, datamodule.data_dir).resolve()
-        if Path(self.output_path).resolve() == scored:
+        output = Path(self.output_path)
+        # samefile: a hard link, or another case of the name on a case-insensitive disk.
+        if output.resolve() == scored or (output.exists() and os.path.samefile(output, scored)):
             raise ConfigurationError(
                 f"--submission.output_path {self.output_path} is the file to score ({scored}): "
                 "the predictions would replace it. Write them to another file."

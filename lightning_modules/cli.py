@@ -38,7 +38,6 @@ from lightning_modules.bagging import BaggedFit, FoldRun, fit_bagged
 from lightning_modules.callbacks import MetricsReport, SubmissionWriter
 from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.resume import (
-    LastCheckpoint,
     find_last_checkpoint,
     newest_fit_version,
     require_same_data,
@@ -49,19 +48,48 @@ from lightning_modules.tensorboard_views import (
     run_hyperparameters,
 )
 
+# What `fit --ckpt_path last` compares with the run's config.yaml; the file's rows are
+# compared by their digest instead (`require_same_data`), so the path may differ.
+_COMPARED_ON_RESUME = (
+    "model.",
+    "data.",
+    "seed_everything",
+    "trainer.max_epochs",
+    "trainer.precision",
+    "trainer.gradient_clip",
+    "trainer.accumulate_grad_batches",
+)
+_NOT_COMPARED_ON_RESUME = ("data.predict_", "data.path", "data.data_dir", "data.eval_batch_size")
+# What a single network may be continued with otherwise: how it goes on, not what it is.
+_CONTINUED_OTHERWISE = (
+    "model.optimizer.",
+    "model.lr_schedule",
+    "model.training_epochs",
+    "model.warmup_fraction",
+    "data.batch_size",
+    "seed_everything",
+    "trainer.",
+)
 DEBUG_ENV = "LOAN_DEBUG"  # set to 1 for the full traceback of a user-facing error
 Result = TypeVar("Result")
 
 
 class RunConfig(SaveConfigCallback):
     """A fit's `config.yaml` as the recipe of the run: without the `ckpt_path` a resumed fit
-    continued from, so that `--config <run>/config.yaml` trains the run again rather than
-    reading its own last checkpoint back."""
+    continued from, nor the logger version `--ckpt_path last` found for it (`continued`),
+    so that `--config <run>/config.yaml` trains the run again in a version of its own
+    rather than reading its last checkpoint back or writing over it."""
+
+    def __init__(self, *args: Any, continued: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.continued = continued
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit" and self.config.get("ckpt_path") is not None:
             self.config = self.config.clone()
             self.config.ckpt_path = None
+            if self.continued:
+                self.config.trainer.logger.init_args.version = None
         super().setup(trainer, pl_module, stage)
 
 
@@ -98,8 +126,14 @@ class LoanCLI(LightningCLI):
         """`fit`: the trainer's, or one network per fold averaged (LightningCLI runs a CLI
         method named after the subcommand instead of the trainer's)."""
         if datamodule.resolved_folds() == 1:
-            if ckpt_path is not None and Path(ckpt_path).is_file():
-                require_same_data(ckpt_path, datamodule)
+            last = (
+                find_last_checkpoint(Path(self.trainer.log_dir or "."))
+                if ckpt_path == "last"
+                else None
+            )
+            resumed = str(last.path) if last is not None else ckpt_path
+            if resumed is not None and Path(resumed).is_file():
+                require_same_data(resumed, datamodule)
             self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
             return
         if ckpt_path not in (None, "last"):
@@ -181,9 +215,14 @@ class LoanCLI(LightningCLI):
         init_args = getattr(config.trainer.logger, "init_args", None)
         if init_args is None or not all(k in init_args for k in ("save_dir", "name", "version")):
             return
-        if init_args.version is not None:
-            return
         run_dir = Path(init_args.save_dir) / str(init_args.name)
+        if init_args.version is not None:
+            # Lightning looks in the right folder already; the settings still must match.
+            version = init_args.version
+            fixed = run_dir / (f"version_{version}" if isinstance(version, int) else str(version))
+            bag = any(fixed.glob("fold_*/checkpoints"))
+            self._require_settings_it_began_with(config, fixed, bag=bag)
+            return
         version = newest_fit_version(run_dir)
         last = find_last_checkpoint(run_dir / f"version_{version}") if version is not None else None
         if last is None:
@@ -194,43 +233,51 @@ class LoanCLI(LightningCLI):
             )
             config.ckpt_path = None
             return
-        self._require_settings_it_began_with(config, run_dir / f"version_{version}", last)
+        bag = last.fold is not None
+        self._require_settings_it_began_with(config, run_dir / f"version_{version}", bag=bag)
         # A bagged fit finds each fold's own checkpoint in the version's fold folders.
-        config.ckpt_path = "last" if last.fold is not None else str(last.path)
+        config.ckpt_path = "last" if bag else str(last.path)
         init_args.version = last.version
+        self.save_config_kwargs = {**self.save_config_kwargs, "continued": True}
 
     def _require_settings_it_began_with(
-        self, config: Namespace, version_dir: Path, last: LastCheckpoint
+        self, config: Namespace, version_dir: Path, *, bag: bool
     ) -> None:
-        """A bag continued with other model or data settings than its `config.yaml` (written
-        as it began) would average folds trained two ways: refused. A single network may
-        be continued otherwise on purpose (more epochs, a lower rate): said, not refused."""
+        """Continue a fit only with the settings it began with (its `config.yaml`, written
+        as it began), but for those that change how it goes on, not what it is: a single
+        network may take another rate, schedule, batch size or seed (said, not refused).
+        Other model or data settings would build another network or other inputs (the
+        restore would fail with a size mismatch, or load weights into inputs they were not
+        trained on); in a bag, any change would average folds trained two ways."""
         recipe = version_dir / "config.yaml"
         if not recipe.is_file():
             return
         began = flat_settings(yaml.safe_load(recipe.read_text()) or {}, separator=".")
         dumped = self._parser("fit").dump(config, skip_none=False)
         now = flat_settings(yaml.safe_load(dumped) or {}, separator=".")
-        changed = [
-            f"{key} {began.get(key)!r} (this run: {now.get(key)!r})"
-            for key in sorted(began.keys() | now.keys())
-            if key.startswith(("model.", "data.", "seed_everything"))
-            and not key.startswith("data.predict_")
-            and began.get(key) != now.get(key)
-        ]
-        if not changed:
-            return
-        if last.fold is not None:
+        changed = {
+            key: f"{key} {began[key]!r} (this run: {now.get(key)!r})"
+            for key in sorted(began)  # keys a config written before them lacks: not compared
+            if key.startswith(_COMPARED_ON_RESUME)
+            and not key.startswith(_NOT_COMPARED_ON_RESUME)
+            and began[key] != now.get(key)
+        }
+        allowed = [key for key in changed if not bag and key.startswith(_CONTINUED_OTHERWISE)]
+        refused = [text for key, text in changed.items() if key not in allowed]
+        if refused:
+            what = "its finished folds would be averaged with networks trained otherwise"
+            if not bag:
+                what = "its network would be restored into one built for other settings"
             raise ConfigurationError(
-                f"--ckpt_path last: the bag in {version_dir} began with {', '.join(changed)}; "
-                "its finished folds would be averaged with networks trained otherwise. "
+                f"--ckpt_path last: {version_dir} began with {', '.join(refused)}; {what}. "
                 f"Continue it with its own settings (--config {recipe} --ckpt_path last), or "
                 "start a new fit."
             )
-        rank_zero_warn(
-            f"--ckpt_path last: continuing {version_dir} with other settings than it began "
-            f"with: {', '.join(changed)}"
-        )
+        if allowed:
+            rank_zero_warn(
+                f"--ckpt_path last: continuing {version_dir} with other settings than it "
+                f"began with: {', '.join(changed[key] for key in allowed)}"
+            )
 
 
 def _out_of_fold_text(bagged: BaggedFit, report: dict[str, float]) -> str:

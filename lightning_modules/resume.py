@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -30,7 +30,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from datamodules.loan_datamodule import LoanDataModule
+if TYPE_CHECKING:
+    from datamodules.loan_datamodule import LoanDataModule
 
 LAST_CHECKPOINT_GLOB = "last*.ckpt"
 
@@ -124,7 +125,7 @@ class LastCheckpoint:
     bagging fold's folder name (None outside a bag)."""
 
     path: Path
-    version: int
+    version: int | str
     fold: str | None = None
 
 
@@ -153,7 +154,8 @@ def find_last_checkpoint(version_dir: Path) -> LastCheckpoint | None:
     Resuming into that same version keeps the TensorBoard curves in one place and lets
     `ModelCheckpoint` restore its best score, which it only does for the same folder.
     """
-    version = int(version_dir.name.removeprefix("version_"))
+    numbered = re.fullmatch(r"version_(\d+)", version_dir.name)
+    version = int(numbered.group(1)) if numbered else version_dir.name  # a fixed version
     found = [
         LastCheckpoint(path=path, version=version, fold=path.parts[-3] if within else None)
         for within in ("", "fold_*/")

@@ -19,6 +19,7 @@ import lightning as L
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from contracts.errors import ConfigurationError, NonFiniteTrainingError
 from datamodules.loan_datamodule import LoanDataModule
@@ -297,17 +298,20 @@ def test_an_interrupted_bag_resumes_fold_by_fold_and_ends_like_an_uninterrupted_
         assert torch.equal(tensor, reference["state_dict"][name]), name
 
 
-@pytest.mark.parametrize("folds", [1, 2])
+@pytest.mark.parametrize(("folds", "version"), [(1, None), (2, None), (1, "mine")])
 def test_a_fit_continued_on_a_changed_file_is_refused_before_anything_is_restored(
-    run_cli, tmp_path, folds
+    run_cli, tmp_path, folds, version
 ):
     """Labels flipped in training rows only (the held-out rows, which `test` checks, are
-    unchanged): a single network would go on training on them, a bag would read its folds back and
-    calibrate them on rows some of them trained on."""
+    unchanged): a single network would go on training on them, a bag would read its folds
+    back and calibrate them on rows some of them trained on."""
     loans = tmp_path / "loans.csv"
     generate_loan_book(1500, seed=0).frame.to_csv(loans, index=False)
     on_file = [*SMALL_RUN, f"--data.path={loans}", f"--data.folds={folds}"]
-    fitted = run_cli("fit", *on_file, "--trainer.max_epochs=1")
+    on_file.append("--trainer.max_epochs=1")
+    if version is not None:  # a version the user fixed: Lightning finds "last" itself
+        on_file.append(f"--trainer.logger.init_args.version={version}")
+    fitted = run_cli("fit", *on_file)
     training_rows = fitted.datamodule.labelled_table().split.train[:40]
     changed = pd.read_csv(loans)
     changed.loc[training_rows, "default"] = 1 - changed.loc[training_rows, "default"]
@@ -316,30 +320,40 @@ def test_a_fit_continued_on_a_changed_file_is_refused_before_anything_is_restore
     with pytest.raises(ConfigurationError) as refused:
         run_cli("fit", *on_file, "--ckpt_path=last")
     message = str(refused.value)
-    assert message.startswith(f"logs/default/version_0/{record}: ")
+    assert message.startswith(f"logs/default/{version or 'version_0'}/{record}: ")
     assert f"{loans} is not the file the checkpoint was fitted on" in message
 
 
-@pytest.mark.parametrize("folds", [1, 2])
-def test_a_fit_continued_with_other_model_settings_is_refused_for_a_bag_and_said_for_one(
-    run_cli, tmp_path, folds
+@pytest.mark.parametrize(
+    ("folds", "other", "began", "refused"),
+    [
+        (2, "--model.net.dropout=0.0", "model.net.dropout 0.25 (this run: 0.0)", True),
+        (1, "--data.value_counts=false", "data.value_counts True (this run: False)", True),
+        (1, "--model.optimizer.init_args.lr=0.0005", "lr 0.001 (this run: 0.0005)", False),
+    ],
+    ids=["bag, any setting", "network, its inputs", "network, its rate"],
+)
+def test_a_fit_continued_with_other_settings_is_refused_unless_they_only_steer_training(
+    run_cli, tmp_path, folds, other, began, refused
 ):
-    """A bag would average its finished folds with networks trained otherwise; one network
-    may be continued otherwise on purpose."""
-    bag = [*SMALL_RUN, f"--data.folds={folds}", "--trainer.max_epochs=1"]
-    run_cli("fit", *bag)
-    other = [*bag, "--model.net.dropout=0.0", "--ckpt_path=last"]
-    began = "model.net.dropout 0.25 (this run: 0.0)"
-    if folds > 1:
+    """A bag would average folds trained two ways; a single network restored into other
+    inputs fails with a size mismatch (or worse, loads); another rate is a choice."""
+    run = [*SMALL_RUN, f"--data.folds={folds}", "--trainer.max_epochs=1"]
+    run_cli("fit", *run)
+    version_0 = tmp_path / "logs" / "default" / "version_0"
+    if refused:
         with pytest.raises(ConfigurationError, match=re.escape(began)):
-            run_cli("fit", *other)
-        run_cli("fit", *bag, "--ckpt_path=last")  # with its own settings it goes on
+            run_cli("fit", *run, other, "--ckpt_path=last")
+        run_cli("fit", *run, "--ckpt_path=last")  # with its own settings it goes on
     else:
-        with pytest.warns(
-            UserWarning, match=re.escape(f"other settings than it began with: {began}")
-        ):
-            run_cli("fit", *other)
+        with pytest.warns(UserWarning, match=re.escape(began)):
+            run_cli("fit", *run, other, "--ckpt_path=last", "--trainer.max_epochs=2")
     assert not (tmp_path / "logs" / "default" / "version_1").exists()
+    # The recipe of the continued run trains it again, in a version of its own.
+    recipe = yaml.safe_load((version_0 / "config.yaml").read_text())
+    assert (
+        recipe["ckpt_path"] is None and recipe["trainer"]["logger"]["init_args"]["version"] is None
+    )
 
 
 def test_resuming_from_a_complete_epoch_restores_the_random_state(tmp_path):
@@ -372,7 +386,6 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["predictions.csv"]
 
 
-@pytest.mark.slow
 def test_a_written_file_has_the_mode_of_any_new_file(tmp_path):
     """Not the temporary file's private 0600: others may need to read predictions."""
     plain = tmp_path / "plain.csv"
@@ -381,6 +394,7 @@ def test_a_written_file_has_the_mode_of_any_new_file(tmp_path):
     assert written.stat().st_mode == plain.stat().st_mode
 
 
+@pytest.mark.slow
 def test_a_killed_writer_leaves_the_old_file_intact(tmp_path):
     """SIGKILL mid-write (no cleanup possible): the target still holds the complete old file."""
     target = tmp_path / "predictions.csv"
