@@ -44,10 +44,11 @@ class StridedRichProgressBar(RichProgressBar):
     def get_metrics(
         self, trainer: L.Trainer, pl_module: L.LightningModule
     ) -> dict[str, int | str | float | dict[str, float]]:
-        """Lightning's, with a bag's fold named in `v_num`: Lightning keeps the last four
-        characters of a version written as text ("ld_7" of "version_0/fold_7")."""
+        """Lightning's, with the version as text in `v_num`: Lightning keeps the last four
+        characters of a version written as text ("ld_7" of a bag's "version_0/fold_7"),
+        and Rich formats a numbered one as a float ("0.000")."""
         metrics = super().get_metrics(trainer, pl_module)
         version = trainer.logger.version if trainer.logger is not None else None
-        if isinstance(version, str) and "v_num" in metrics:
-            metrics["v_num"] = version.rsplit("/", 1)[-1]
+        if version is not None and "v_num" in metrics:
+            metrics["v_num"] = str(version).rsplit("/", 1)[-1]
         return metrics

@@ -51,8 +51,9 @@ def test_a_stride_below_one_is_refused():
         StridedRichProgressBar(every_n_batches=0)
 
 
-def test_a_bags_fold_is_named_in_the_bar(tmp_path):
+@pytest.mark.parametrize(("version", "shown"), [("version_0/fold_7", "fold_7"), (3, "3")])
+def test_the_bar_names_the_version_as_written(tmp_path, version, shown):
     bar = StridedRichProgressBar()
-    logger = TensorBoardLogger(tmp_path, name="loans", version="version_0/fold_7")
+    logger = TensorBoardLogger(tmp_path, name="loans", version=version)
     trainer = L.Trainer(logger=logger, callbacks=[bar], enable_checkpointing=False)
-    assert bar.get_metrics(trainer, LoanDefaultModel())["v_num"] == "fold_7"
+    assert bar.get_metrics(trainer, LoanDefaultModel())["v_num"] == shown
