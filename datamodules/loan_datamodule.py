@@ -580,8 +580,10 @@ class LoanDataModule(L.LightningDataModule):
         return read_table(path, self.read_options, self._text_columns()), None
 
     def _text_columns(self) -> list[str]:
-        """Columns read as written: the id, which predictions copy."""
-        return [self.id_column] if self.id_column else []
+        """Columns read as written: the id, which predictions copy, and once a schema is
+        fitted or restored the categoricals training held as text."""
+        text = [self.id_column] if self.id_column else []
+        return [*text, *(self.schema.text_categoricals if self.schema else ())]
 
     def _preprocessing_rows(self) -> np.ndarray:
         """The rows the preprocessing is fitted on: the training split's, or with bagging (a
@@ -709,8 +711,7 @@ class LoanDataModule(L.LightningDataModule):
                 "predict needs an unlabelled file: pass --data.predict_path <file>."
             )
         path = resolve_data_path(self.predict_path, self.data_dir)
-        text = [*self._text_columns(), *(self.schema.text_categoricals if self.schema else ())]
-        frame = read_table(path, self.predict_read_options, text)
+        frame = read_table(path, self.predict_read_options, self._text_columns())
         return append_noise_columns(frame, self.noise_columns, seed=self.seed, source=str(path))
 
     def _configured_categoricals(self) -> list[str] | None:

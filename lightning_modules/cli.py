@@ -41,6 +41,7 @@ from lightning_modules.resume import (
     find_last_checkpoint,
     newest_fit_version,
     require_same_data,
+    version_folder,
 )
 from lightning_modules.tensorboard_views import (
     TensorBoardViews,
@@ -161,7 +162,7 @@ class LoanCLI(LightningCLI):
                 "each fold's fit beside the others: configure a TensorBoardLogger as "
                 "trainer.logger, or train one network with --data.folds 1"
             )
-        run = f"version_{root.version}" if isinstance(root.version, int) else str(root.version)
+        run = version_folder(root.version)
         # The run's own config.yaml, as a single fit writes it (the trainer that would
         # write it never fits here): `--config <run>/config.yaml` reproduces the bag.
         for callback in self.trainer.callbacks:
@@ -218,26 +219,26 @@ class LoanCLI(LightningCLI):
         run_dir = Path(init_args.save_dir) / str(init_args.name)
         if init_args.version is not None:
             # Lightning looks in the right folder already; the settings still must match.
-            version = init_args.version
-            fixed = run_dir / (f"version_{version}" if isinstance(version, int) else str(version))
+            fixed = run_dir / version_folder(init_args.version)
             bag = any(fixed.glob("fold_*/checkpoints"))
             self._require_settings_it_began_with(config, fixed, bag=bag)
             return
         version = newest_fit_version(run_dir)
-        last = find_last_checkpoint(run_dir / f"version_{version}") if version is not None else None
+        newest = run_dir / version_folder(version) if version is not None else None
+        last = find_last_checkpoint(newest) if newest is not None else None
         if last is None:
-            newest = "no fit" if version is None else f"its newest fit (version_{version}) has none"
+            which = "no fit" if newest is None else f"its newest fit ({newest.name}) has none"
             rank_zero_info(
-                f"--ckpt_path last: no complete epoch saved in {run_dir} ({newest}); "
+                f"--ckpt_path last: no complete epoch saved in {run_dir} ({which}); "
                 "starting a new fit."
             )
             config.ckpt_path = None
             return
         bag = last.fold is not None
-        self._require_settings_it_began_with(config, run_dir / f"version_{version}", bag=bag)
+        self._require_settings_it_began_with(config, newest, bag=bag)
         # A bagged fit finds each fold's own checkpoint in the version's fold folders.
         config.ckpt_path = "last" if bag else str(last.path)
-        init_args.version = last.version
+        init_args.version = version
         self.save_config_kwargs = {**self.save_config_kwargs, "continued": True}
 
     def _require_settings_it_began_with(

@@ -121,12 +121,17 @@ class ResumableRun(L.Callback):
 
 @dataclass(frozen=True)
 class LastCheckpoint:
-    """The newest `last.ckpt` of a run, the logger version folder it belongs to, and its
-    bagging fold's folder name (None outside a bag)."""
+    """The newest `last.ckpt` of a run, and its bagging fold's folder name (None outside a
+    bag)."""
 
     path: Path
-    version: int | str
     fold: str | None = None
+
+
+def version_folder(version: int | str) -> str:
+    """The folder of a logger version, as `TensorBoardLogger` names it: `version_N`, or a
+    version given as text as it is."""
+    return f"version_{version}" if isinstance(version, int) else str(version)
 
 
 def newest_fit_version(run_dir: Path) -> int | None:
@@ -154,10 +159,8 @@ def find_last_checkpoint(version_dir: Path) -> LastCheckpoint | None:
     Resuming into that same version keeps the TensorBoard curves in one place and lets
     `ModelCheckpoint` restore its best score, which it only does for the same folder.
     """
-    numbered = re.fullmatch(r"version_(\d+)", version_dir.name)
-    version = int(numbered.group(1)) if numbered else version_dir.name  # a fixed version
     found = [
-        LastCheckpoint(path=path, version=version, fold=path.parts[-3] if within else None)
+        LastCheckpoint(path=path, fold=path.parts[-3] if within else None)
         for within in ("", "fold_*/")
         for path in version_dir.glob(f"{within}checkpoints/{LAST_CHECKPOINT_GLOB}")
         if path.is_file()

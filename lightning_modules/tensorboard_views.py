@@ -48,11 +48,7 @@ OPTIMIZER_SETTINGS = ("lr", "weight_decay", "momentum", "betas", "eps")
 OPTIONAL_HPARAMS: dict[str, bool | int | float | str] = {
     "ckpt_path": "",
     "optimizer/class": "",
-    "optimizer/lr": 0.0,
-    "optimizer/weight_decay": 0.0,
-    "optimizer/momentum": 0.0,
-    "optimizer/betas": "",
-    "optimizer/eps": 0.0,
+    **{f"optimizer/{name}": "" if name == "betas" else 0.0 for name in OPTIMIZER_SETTINGS},
 }
 EXTRA_METRICS = ("train/loss_epoch", "train/roc_auc", "train/accuracy", "val/loss", "test/loss")
 
