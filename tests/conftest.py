@@ -13,10 +13,10 @@ import torch
 from datamodules.synthetic import generate_loan_book
 from lightning_modules.cli import LoanCLI, cli_main
 
-# One torch thread for the whole suite and the runs it starts: on test-sized batches several
-# OpenMP threads mostly wait for each other (a 2-epoch fit measured 2.8 s on one thread,
-# 16 s on two on a busy machine), and one thread keeps sums in the same order in
-# subprocesses and in-process runs that are compared with each other.
+# One torch thread in each test worker (setup.cfg runs one per core) and the runs it starts:
+# on test-sized batches several OpenMP threads mostly wait for each other (a 2-epoch fit
+# measured 2.8 s on one thread, 16 s on two on a busy machine), and one thread keeps sums in
+# the same order in subprocesses and in-process runs that are compared with each other.
 os.environ["OMP_NUM_THREADS"] = "1"
 torch.set_num_threads(1)
 
