@@ -87,7 +87,9 @@ def read_table(path: Path, options: ReadOptions, text_columns: Sequence[str] = (
             frame[name] = _integers_where_whole(frame[name])
     else:
         _check_unique_header(path, options)
-        frame = _read_delimited(path, options, text_columns)
+        frame = _without_trailing_empty_fields(
+            path, options, _read_delimited(path, options, text_columns)
+        )
     frame.columns = [str(name) for name in frame.columns]
     if frame.empty:
         raise DataValidationError(
@@ -191,6 +193,21 @@ def _read_delimited(
             )
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return frame
+
+
+def _without_trailing_empty_fields(
+    path: Path, options: ReadOptions, frame: pd.DataFrame
+) -> pd.DataFrame:
+    """Drop the column of a delimiter at the end of the header and of every row (as some
+    exports write): pandas names it "Unnamed: N", and, empty, it would stop the run as a
+    feature with no values. One with values, or a name, stays a column."""
+    if options.header != 0 or options.names is not None or options.index_col is not None:
+        return frame
+    header = _first_record(path, options)
+    if len(header) != len(frame.columns) or header[-1].strip():
+        return frame
+    last = frame.columns[-1]
+    return frame.drop(columns=last) if frame[last].isna().all() else frame
 
 
 def _first_record(path: Path, options: ReadOptions) -> list[str]:

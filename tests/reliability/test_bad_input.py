@@ -177,8 +177,11 @@ def test_a_delimiter_at_the_end_of_every_row_is_read_without_shifting_columns(tm
     trailing = tmp_path / "trailing.csv"
     lines = plain.read_text().splitlines()
     trailing.write_text("\n".join([lines[0], *(line + "," for line in lines[1:])]) + "\n")
-    expected, read = _setup(plain), _setup(trailing)
-    pd.testing.assert_frame_equal(read.labelled_table().frame, expected.labelled_table().frame)
+    both = tmp_path / "both.csv"  # the header ends in the delimiter too
+    both.write_text("\n".join(line + "," for line in lines) + "\n")
+    expected = _setup(plain).labelled_table().frame
+    for path in (trailing, both):
+        pd.testing.assert_frame_equal(_setup(path).labelled_table().frame, expected)
     valued = tmp_path / "valued.csv"
     valued.write_text("\n".join([lines[0], lines[1] + ",7", *lines[2:]]) + "\n")
     _fails(valued, str(valued), "more fields than the header names columns (17)")
