@@ -164,6 +164,7 @@ class MetricsReport(L.Callback):
             tradeoff=cutoff_tradeoff(probs.numpy(), targets.numpy(), threshold),
             gains=gains,
             training=distribution_summary(*_reference_distributions(datamodule, model)),
+            bagged_folds=model.bagged_folds,
         )
 
     @staticmethod
@@ -225,8 +226,9 @@ def _data_facts(
             f"train and validation ({bagged_folds} folds)": part(
                 np.concatenate([split.train, split.val])
             )
-            + f"; each of the {bagged_folds} networks trained on {bagged_folds - 1} folds "
-            "and was early-stopped on the other",
+            + f"; each of the {bagged_folds} networks trained on {bagged_folds - 1} "
+            + ("fold" if bagged_folds == 2 else "folds")
+            + " and was early-stopped on the other",
         }
     else:
         fitted = {"train": part(split.train), "validation": part(split.val)}

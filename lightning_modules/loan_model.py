@@ -316,10 +316,15 @@ class LoanDefaultModel(L.LightningModule):
         threshold = choose_threshold(probs, targets, self.hparams.threshold_objective)
         self.decision_threshold.fill_(threshold)
         self._validation_outputs = EvaluationOutputs(probs, targets, float(self.decision_threshold))
+        self.keep_score_reference(probs)
+        return self._validation_outputs
+
+    def keep_score_reference(self, probs: torch.Tensor) -> None:
+        """Keep the distribution of scores on rows the model did not train on, which
+        `predict`'s stability report compares a new file's scores with. Shape: probs (n,)."""
         reference = numeric_distribution(probs.double().cpu().numpy())
         self.score_cuts.copy_(torch.from_numpy(reference.cuts))
         self.score_counts.copy_(torch.from_numpy(reference.counts))
-        return self._validation_outputs
 
     def on_test_epoch_end(self) -> None:
         logits, targets = self.test_predictions.compute()

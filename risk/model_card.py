@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from risk.gains import CutoffTradeoff
@@ -23,7 +24,9 @@ class ModelCard:
     data: facts about the labelled file and its split, in display order; settings: the
     model's flat settings; metrics: `bootstrap_intervals` output (metric, estimate, low,
     high); ks_cutoff: the probability where KS is reached; gains: `gains_table` output;
-    training: `distribution_summary` output.
+    training: `distribution_summary` output; bagged_folds: the networks of a bag (0 for
+    one network), whose temperature and threshold come from out-of-fold predictions and
+    whose score reference from the test rows' scores.
     """
 
     title: str
@@ -36,6 +39,7 @@ class ModelCard:
     tradeoff: CutoffTradeoff
     gains: pd.DataFrame
     training: pd.DataFrame
+    bagged_folds: int = 0
 
 
 def render_model_card(card: ModelCard) -> str:
@@ -54,10 +58,11 @@ def render_model_card(card: ModelCard) -> str:
         "## Calibration\n\n"
         f"Expected calibration error {_interval(metric.loc['calibration_error'])}, Brier "
         f"score {_interval(metric.loc['brier'])}, after temperature scaling with T = "
-        f"{card.temperature:.3f} (fitted on validation). Resampling adds noise, and noise "
+        f"{card.temperature:.3f} (fitted on {_calibration_rows(card)}). Resampling adds "
+        "noise, and noise "
         "only adds calibration gaps, so the calibration error's interval can lie above "
         "its estimate.",
-        _threshold_section(card.tradeoff),
+        _threshold_section(card.tradeoff, _calibration_rows(card)),
         "## Gains table (test)\n\nApplicants ranked riskiest first, in bands of equal size. "
         "captured: share of all defaults in this band and the riskier ones; lift: the band's "
         "default rate over the overall rate.\n\n"
@@ -73,9 +78,14 @@ def render_model_card(card: ModelCard) -> str:
                 "lift": "{:.2f}",
             },
         ),
-        "## Training distribution\n\nThe training rows (the score: the validation scores of "
-        "the saved epoch), as stored in the checkpoint: `predict` measures each new file's "
-        "population stability against these bins.\n\n"
+        "## Training distribution\n\nThe training rows (the score: "
+        + (
+            "the bag's scores on the test rows, which no network trained on"
+            if card.bagged_folds
+            else "the validation scores of the saved epoch"
+        )
+        + "), as stored in the checkpoint: `predict` measures each new file's population "
+        "stability against these bins.\n\n"
         + markdown_table(card.training, {"rows": "{:,}", "missing": "{:.1%}"}),
     ]
     return "\n\n".join(sections) + "\n"
@@ -121,14 +131,33 @@ def _metrics_section(card: ModelCard) -> str:
     )
 
 
-def _threshold_section(trade: CutoffTradeoff) -> str:
-    return (
+def _calibration_rows(card: ModelCard) -> str:
+    if card.bagged_folds:
+        return f"the out-of-fold predictions of the bag's {card.bagged_folds} networks"
+    return "validation"
+
+
+def _threshold_section(trade: CutoffTradeoff, chosen_on: str) -> str:
+    head = (
         "## Decision threshold\n\n"
         f"Applicants with a default probability >= {trade.threshold:.4f} are predicted to "
-        "default (the threshold chosen on validation). On the test rows it approves "
-        f"{trade.approval_rate:.1%} of applicants and declines {trade.defaults_caught:.1%} "
-        f"of the defaulters; approved applicants default at a rate of "
-        f"{trade.approved_default_rate:.2%}, declined ones at {trade.declined_default_rate:.2%}."
+        f"default (the threshold chosen on {chosen_on}). On the test rows it "
+    )
+    if np.isnan(trade.declined_default_rate):
+        return head + (
+            "declines no applicant: every test score is below it, so it approves 100% of "
+            f"applicants, and they default at a rate of {trade.approved_default_rate:.2%}."
+        )
+    if np.isnan(trade.approved_default_rate):
+        return head + (
+            "approves no applicant: every test score is at or above it, so it declines all "
+            f"of them, and they default at a rate of {trade.declined_default_rate:.2%}."
+        )
+    return head + (
+        f"approves {trade.approval_rate:.1%} of applicants and declines "
+        f"{trade.defaults_caught:.1%} of the defaulters; approved applicants default at a rate "
+        f"of {trade.approved_default_rate:.2%}, declined ones at "
+        f"{trade.declined_default_rate:.2%}."
     )
 
 

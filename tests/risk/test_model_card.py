@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pandas as pd
 
 from risk.gains import CutoffTradeoff
@@ -53,6 +55,14 @@ def test_card_has_every_section_with_its_numbers():
     assert "approves 90.0% of applicants and declines 45.0% of the defaulters" in text
     assert "| 1 | 0.5000 | 0.9000 | 1,000 |" in text
     assert "| grade | categorical | 2,000 | 1.0% |" in text
+
+
+def test_a_threshold_that_declines_nobody_says_so_instead_of_a_nan_rate():
+    card = replace(_card(), tradeoff=CutoffTradeoff(0.9, 1.0, 0.0, 0.3, float("nan")))
+    text = " ".join(render_model_card(card).split())
+    assert "nan" not in text
+    assert "declines no applicant: every test score is below it" in text
+    assert "they default at a rate of 30.00%" in text
 
 
 def test_markdown_table_escapes_pipes_and_aligns_columns():

@@ -91,7 +91,6 @@ def test_bagged_fit_averages_its_folds_into_one_checkpoint_that_test_and_predict
     assert float(bagged.decision_threshold) == pytest.approx(
         choose_threshold(probs, targets, "accuracy")
     )
-    assert int(bagged.score_counts.sum()) == 1_600
 
     tested = run_cli("test", *data, f"--ckpt_path={bagged_path}", "--report.bootstrap_resamples=20")
     metrics = tested.trainer.callback_metrics
@@ -100,10 +99,17 @@ def test_bagged_fit_averages_its_folds_into_one_checkpoint_that_test_and_predict
     # Its model card says what the bag trained on: every non-test row, fold by fold.
     card = (tmp_path / "logs" / "default" / "version_1" / MODEL_CARD_FILE).read_text()
     assert "train and validation (2 folds)" in card and "1,600 rows" in card
+    assert "each of the 2 networks trained on 1 fold and" in card
+    assert "T = " in card and "(fitted on the out-of-fold predictions of the bag's 2" in card
+    assert "(the threshold chosen on the out-of-fold predictions" in card
+    assert "(the score: the bag's scores on the test rows" in card
     assert "| train |" not in card
 
+    # The test rows as new applicants: the bag's score on them is what its stability
+    # reference holds (its out-of-fold scores are single networks', more spread out).
     applicants = tmp_path / "applicants.csv"
-    loan_frame.drop(columns=["default"]).head(200).to_csv(applicants, index=False)
+    test_rows = datamodule.labelled_table().split.test
+    loan_frame.drop(columns=["default"]).iloc[test_rows].to_csv(applicants, index=False)
     output = tmp_path / "submission.csv"
     predicted = run_cli(
         "predict",
@@ -118,6 +124,8 @@ def test_bagged_fit_averages_its_folds_into_one_checkpoint_that_test_and_predict
         expected = torch.sigmoid(bagged(x_num, x_cat)).numpy()
     submission = pd.read_csv(output)
     np.testing.assert_allclose(submission[PROBABILITY_COLUMN], expected, rtol=1e-5, atol=1e-6)
+    stability = pd.read_csv(output.with_suffix(".psi.csv")).set_index("variable")
+    assert stability.loc[PROBABILITY_COLUMN, "psi"] < 0.01
 
     # `validate` would score rows the bag trained on: refused, with the figures to use.
     with pytest.raises(ConfigurationError, match="every validation row trained all but one"):
