@@ -24,7 +24,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from contracts.choices import check_choice, check_range
-from contracts.errors import DataValidationError
+from contracts.errors import ConfigurationError, DataValidationError
 from contracts.features import (
     FEW_TRAINING_CASES,
     SMALL_TRAINING_ROWS,
@@ -91,6 +91,8 @@ _SYNTHETIC_FILES: dict[str, Callable[[int, int], synthetic.SyntheticLoanBook]] =
     "coded_fields_weak": generate_weak_coded_fields,
 }
 _SYNTHETIC_ID_COLUMNS = {"loan_book": synthetic.ID_COLUMN}
+# The target's label meaning "defaulted" unless a config names another.
+DEFAULT_POSITIVE_LABEL = 1
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,7 @@ class LoanDataModule(L.LightningDataModule):
         path: str | None = None,
         *,
         target: str = synthetic.TARGET_COLUMN,
-        positive_label: Label = 1,
+        positive_label: Label = DEFAULT_POSITIVE_LABEL,
         id_column: str | None = None,
         drop_columns: list[str] | None = None,
         categorical_columns: list[str] | None = None,
@@ -438,6 +440,7 @@ class LoanDataModule(L.LightningDataModule):
         if not state_dict:
             return
         restored = TableSchema.from_state(state_dict["schema"])
+        self._require_same_positive_label(restored)
         schema_changed = restored != self.schema
         self.schema = restored
         self.preprocessor = TabularPreprocessor.from_state_dict(state_dict["preprocessor"])
@@ -455,6 +458,21 @@ class LoanDataModule(L.LightningDataModule):
             self._labelled = self._load_labelled()
         if self._labelled is not None:
             self._require_fitted_held_out(self._labelled)
+
+    def _require_same_positive_label(self, restored: TableSchema) -> None:
+        """A checkpoint scores the probability of the label it was fitted on: another label
+        named now would be ignored (the run's config.yaml recording it all the same), and
+        every figure read as the other class's. The default can't be told from the same
+        value given on purpose, so it passes."""
+        given = str(self.positive_label).strip()
+        if self.positive_label == DEFAULT_POSITIVE_LABEL or given == restored.positive_label:
+            return
+        raise ConfigurationError(
+            f"--data.positive_label {given!r}: the checkpoint was fitted with "
+            f"{restored.positive_label!r} as the value of {restored.target!r} that means "
+            "default, and its scores are that value's probability. Leave the option out "
+            "(the checkpoint keeps its label), or fit a new model with the other label."
+        )
 
     # Labelled data ---------------------------------------------------------------------
 

@@ -219,3 +219,18 @@ def test_own_csv_by_config_alone(run_cli, loan_frame, tmp_path):
     assert cli.datamodule.positive_rate == pytest.approx(
         (loan_frame["default"] == 1).mean(), abs=0.02
     )
+    # The checkpoint scores "Charged Off": the other label named at `test` is refused, not
+    # silently ignored.
+    read = ["--data.read_options.sep=;", "--data.read_options.na_values=[n/a]"]
+    best = cli.trainer.checkpoint_callback.best_model_path
+    with pytest.raises(
+        ConfigurationError, match="fitted with 'Charged Off' as the value of 'default' that means"
+    ):
+        run_cli(
+            "test",
+            f"--config={CONFIGS / 'default.yaml'}",
+            f"--data.path={path}",
+            "--data.positive_label=Fully Paid",
+            *read,
+            f"--ckpt_path={best}",
+        )
