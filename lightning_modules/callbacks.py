@@ -32,7 +32,7 @@ from lightning_modules.tensorboard_views import metric_tags, run_hyperparameters
 from risk.attribution import column_contributions, top_reasons
 from risk.bootstrap import bootstrap_intervals
 from risk.discrimination import kolmogorov_smirnov
-from risk.gains import cutoff_tradeoff, gains_table
+from risk.gains import cutoff_tradeoff, defaults_format, gains_table
 from risk.model_card import ModelCard, render_model_card
 from risk.scorecard import ScorecardScaling
 from risk.stability import (
@@ -196,12 +196,13 @@ def _gains_rich_table(gains: pd.DataFrame) -> Table:
     table = Table(title=f"Test gains table ({len(gains)} bands of equal size, riskiest first)")
     for name in ("band", "default probability", "rows", "defaults", "rate", "captured", "lift"):
         table.add_column(name, justify="right")
+    defaults = defaults_format(gains)
     for row in gains.itertuples(index=False):
         table.add_row(
             str(row.band),
             f"{row.score_from:.4f}-{row.score_to:.4f}",
             f"{row.rows:,}",
-            f"{row.defaults:,}",
+            defaults.format(row.defaults),
             f"{row.default_rate:.2%}",
             f"{row.captured:.1%}",
             f"{row.lift:.2f}",

@@ -21,27 +21,41 @@ def gains_table(scores: np.ndarray, targets: np.ndarray, n_bands: int = 10) -> p
     band: band (1 = riskiest), score_from, score_to (the band's lowest and highest score),
     rows, defaults, default_rate, captured (cumulative share of all defaults in this band
     and the riskier ones) and lift (the band's default rate over the overall rate).
-    Bands are cut by rank, so rows tied at a band's edge can fall on both sides; the sort
-    is stable, so the table is reproducible.
+
+    Bands are cut by rank, so rows tied on the score can fall on both sides of a band's
+    edge. Their order in the file says nothing about them (a file sorted by outcome would
+    put every tied defaulter in the riskier band), so each tied row counts its group's
+    default rate, as ROC-AUC counts a tie as half: a band's defaults are fractional where a
+    tied group straddles its edge, and the table does not depend on the rows' order.
     """
     if n_bands < 1:
         raise ValueError(f"n_bands must be >= 1, got {n_bands}")
     scores, targets = np.asarray(scores, dtype=np.float64), np.asarray(targets, dtype=np.float64)
     order = np.argsort(-scores, kind="stable")
+    ranked = scores[order]
+    _, tie_group = np.unique(ranked, return_inverse=True)
+    group_rate = np.bincount(tie_group, weights=targets[order]) / np.bincount(tie_group)
     band = np.arange(len(scores)) * n_bands // max(len(scores), 1) + 1
-    frame = pd.DataFrame({"band": band, "score": scores[order], "target": targets[order]})
+    frame = pd.DataFrame({"band": band, "score": ranked, "target": group_rate[tie_group]})
     table = frame.groupby("band").agg(
         score_from=("score", "min"),
         score_to=("score", "max"),
         rows=("target", "size"),
         defaults=("target", "sum"),
     )
-    table["defaults"] = table["defaults"].astype(np.int64)
+    # Sums of tied groups' rates: whole numbers but for a rounding error, or fractions.
+    table["defaults"] = table["defaults"].round(6)
     table["default_rate"] = table["defaults"] / table["rows"]
     table["captured"] = table["defaults"].cumsum() / max(table["defaults"].sum(), 1)
     overall = targets.mean() if len(targets) else np.nan
     table["lift"] = table["default_rate"] / overall if overall > 0 else np.nan
     return table.reset_index()
+
+
+def defaults_format(gains: pd.DataFrame) -> str:
+    """How to print a gains table's defaults: whole counts as such, and with one decimal
+    where a tied group straddles a band's edge."""
+    return "{:,.0f}" if (gains["defaults"] % 1 == 0).all() else "{:,.1f}"
 
 
 @dataclass(frozen=True)

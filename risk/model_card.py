@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from risk.gains import CutoffTradeoff
+from risk.gains import CutoffTradeoff, defaults_format
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def render_model_card(card: ModelCard) -> str:
                 "score_from": "{:.4f}",
                 "score_to": "{:.4f}",
                 "rows": "{:,}",
-                "defaults": "{:,}",
+                "defaults": defaults_format(card.gains),
                 "default_rate": "{:.2%}",
                 "captured": "{:.1%}",
                 "lift": "{:.2f}",

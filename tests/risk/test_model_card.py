@@ -16,7 +16,13 @@ def _card() -> ModelCard:
         }
     )
     gains = pd.DataFrame(
-        {"band": [1, 2], "score_from": [0.5, 0.1], "score_to": [0.9, 0.5], "rows": [1000, 1000]}
+        {
+            "band": [1, 2],
+            "score_from": [0.5, 0.1],
+            "score_to": [0.9, 0.5],
+            "rows": [1000, 1000],
+            "defaults": [300.0, 20.0],
+        }
     )
     training = pd.DataFrame(
         {"variable": ["grade"], "kind": ["categorical"], "rows": [2000], "missing": [0.01]}
@@ -53,7 +59,7 @@ def test_card_has_every_section_with_its_numbers():
     assert "Gini 0.7000 (95 % interval 0.6600-0.7400)" in text
     assert "reached at default probability >= 0.3100" in text
     assert "approves 90.0% of applicants and declines 45.0% of the defaulters" in text
-    assert "| 1 | 0.5000 | 0.9000 | 1,000 |" in text
+    assert "| 1 | 0.5000 | 0.9000 | 1,000 | 300 |" in text
     assert "| grade | categorical | 2,000 | 1.0% |" in text
 
 
