@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import lightning as L
@@ -93,6 +93,20 @@ _SYNTHETIC_FILES: dict[str, Callable[[int, int], synthetic.SyntheticLoanBook]] =
 _SYNTHETIC_ID_COLUMNS = {"loan_book": synthetic.ID_COLUMN}
 # The target's label meaning "defaulted" unless a config names another.
 DEFAULT_POSITIVE_LABEL = 1
+
+
+def _read_options(options: ReadOptions | dict[str, Any] | None) -> ReadOptions | None:
+    """The command line builds `ReadOptions`; Python callers may pass the same settings as
+    a dict, as a config writes them (`{"sep": ";"}`)."""
+    if not isinstance(options, dict):
+        return options
+    known = {field.name for field in fields(ReadOptions)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigurationError(
+            f"read_options: unknown settings {unknown}; the settings are {sorted(known)}"
+        )
+    return ReadOptions(**options)
 
 
 @dataclass(frozen=True)
@@ -235,7 +249,7 @@ class LoanDataModule(L.LightningDataModule):
         self.drop_columns = list(drop_columns or [])
         self.categorical_columns = categorical_columns
         self.max_inferred_levels = max_inferred_levels
-        self.read_options = read_options or ReadOptions()
+        self.read_options = _read_options(read_options) or ReadOptions()
         self.data_dir = data_dir
         check_choice("synthetic", synthetic, SyntheticData)
         self.synthetic = synthetic
@@ -264,7 +278,7 @@ class LoanDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.predict_path = predict_path
-        self.predict_read_options = predict_read_options or self.read_options
+        self.predict_read_options = _read_options(predict_read_options) or self.read_options
 
         self.schema: TableSchema | None = None
         self.preprocessor: TabularPreprocessor | None = None

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from contracts.errors import DataValidationError
+from contracts.errors import ConfigurationError, DataValidationError
 from datamodules.io import DATA_DIR_ENV, ReadOptions
 from datamodules.loan_datamodule import LoanDataModule
 from datamodules.preprocessing import FIRST_LEVEL_CODE
@@ -351,11 +351,14 @@ def test_a_decimal_comma_is_named_as_such_and_read_with_its_option(tmp_path, boo
         read_options=ReadOptions(sep=";"),
     )
     assert "thousands" not in message
-    datamodule = _setup(path, read_options=ReadOptions(sep=";", decimal=","))
+    # From Python the options may be a dict, as a config writes them.
+    datamodule = _setup(path, read_options={"sep": ";", "decimal": ","})
     column = datamodule.schema.numeric_columns.index("loan_amount")
     np.testing.assert_allclose(
         datamodule.labelled_table().numeric[:, column], book["loan_amount"], atol=0.01
     )
+    with pytest.raises(ConfigurationError, match=r"unknown settings \['delimiter'\]"):
+        LoanDataModule(str(path), read_options={"delimiter": ";"})
 
 
 def test_pandas_missing_tokens_are_not_silently_missing(tmp_path, book):
