@@ -229,6 +229,16 @@ def test_values_outside_the_training_range_are_counted(trained, tmp_path, monkey
     }
 
 
+def test_a_column_with_no_value_in_the_file_is_pointed_out(trained, tmp_path, monkeypatch):
+    frame = trained.applicants.copy()
+    frame["age"] = np.nan
+    frame["employment_status"] = np.nan
+    with pytest.warns(UserWarning, match="no value in any row") as caught:
+        _predict(trained, frame, tmp_path, monkeypatch)
+    (warning,) = [w for w in caught if "no value in any row" in str(w.message)]
+    assert "['age', 'employment_status']" in str(warning.message)
+
+
 def test_gaps_in_columns_complete_in_training_are_imputed_and_counted(
     trained, tmp_path, monkeypatch, caplog
 ):
