@@ -112,8 +112,8 @@ def fit_bagged(
     # reference is the bag's own scores on the test rows, which no network trained on;
     # their features only, never their labels.
     test = datamodule.split_tensors("test")
-    with torch.inference_mode():
-        bagged.keep_score_reference(torch.sigmoid(bagged(test.numeric, test.categorical)))
+    test_logits = _raw_logits(bagged, test.numeric, test.categorical)
+    bagged.keep_score_reference(torch.sigmoid(test_logits / bagged.temperature))
     checkpoint = run_dir / "checkpoints" / CHECKPOINT_NAME
     save_torch_atomically(_checkpoint(bagged, datamodule, folds), checkpoint)
     return BaggedFit(bagged, out_of_fold, fold_epochs, checkpoint)
@@ -189,11 +189,24 @@ def average(members: list[LoanDefaultModel]) -> LoanDefaultModel:
     return bagged.eval()
 
 
+# Rows scored at once: a whole split in one pass would hold every network's activations for
+# all its rows (a 10M-row file's test split through a bag of five: about 10 GB).
+_SCORING_ROWS = 65_536
+
+
 def _raw_logits(
     model: LoanDefaultModel, numeric: torch.Tensor, categorical: torch.Tensor
 ) -> torch.Tensor:
     with torch.inference_mode():
-        return model.raw_logits(numeric, categorical)
+        return torch.cat(
+            [
+                model.raw_logits(
+                    numeric[start : start + _SCORING_ROWS],
+                    categorical[start : start + _SCORING_ROWS],
+                )
+                for start in range(0, len(numeric), _SCORING_ROWS)
+            ]
+        )
 
 
 def _checkpoint(model: LoanDefaultModel, datamodule: LoanDataModule, folds: int) -> dict[str, Any]:
