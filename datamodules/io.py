@@ -200,14 +200,22 @@ def _without_trailing_empty_fields(
 ) -> pd.DataFrame:
     """Drop the column of a delimiter at the end of the header and of every row (as some
     exports write): pandas names it "Unnamed: N", and, empty, it would stop the run as a
-    feature with no values. One with values, or a name, stays a column."""
+    feature with no values. Values in it stop the run, as extra fields do after a header
+    without the delimiter: a column with no name is not a feature to guess at."""
     if options.header != 0 or options.names is not None or options.index_col is not None:
         return frame
     header = _first_record(path, options)
     if len(header) != len(frame.columns) or header[-1].strip():
         return frame
-    last = frame.columns[-1]
-    return frame.drop(columns=last) if frame[last].isna().all() else frame
+    last = frame[frame.columns[-1]].astype("string").str.strip()
+    held = last[last.fillna("") != ""]
+    if held.empty:
+        return frame.drop(columns=frame.columns[-1])
+    raise DataValidationError(
+        f"{path}: the header ends in the delimiter (a last column with no name), and "
+        f"{len(held):,} rows hold a value there (e.g. {held.iloc[0]!r}): name that column in "
+        "the header, or remove the extra fields."
+    )
 
 
 def _first_record(path: Path, options: ReadOptions) -> list[str]:

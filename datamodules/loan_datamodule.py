@@ -59,6 +59,7 @@ from datamodules.schema import (
     encode_target,
     require_columns,
     require_trained_columns,
+    same_label,
 )
 from datamodules.splits import SplitIndices, bagging_folds, protocol_split
 from datamodules.tensor_data import Batch, batch_loader
@@ -106,6 +107,10 @@ def _read_options(options: ReadOptions | dict[str, Any] | None) -> ReadOptions |
         raise ConfigurationError(
             f"read_options: unknown settings {unknown}; the settings are {sorted(known)}"
         )
+    for name in ("na_values", "names"):  # a string would be read as its characters
+        value = options.get(name)
+        if value is not None and not isinstance(value, list | tuple):
+            raise ConfigurationError(f"read_options: {name} is a list, got {value!r}")
     return ReadOptions(**options)
 
 
@@ -146,7 +151,8 @@ class LoanDataModule(L.LightningDataModule):
             "coded_fields" (strong signal, much of it in combinations of categoricals),
             "coded_fields_weak" (weak signal, mostly noise columns);
             `synthetic_rows` rows drawn with `synthetic_seed`.
-        target: target column; positive_label: its value meaning "defaulted".
+        target: target column; positive_label: its value meaning "defaulted" (None: a
+            restored checkpoint's, else 1).
         id_column: copied into prediction files, never used as a feature; the synthetic
             loan book's `loan_id` is its id column unless another is named.
         drop_columns: columns ignored entirely.
@@ -204,7 +210,7 @@ class LoanDataModule(L.LightningDataModule):
         path: str | None = None,
         *,
         target: str = synthetic.TARGET_COLUMN,
-        positive_label: Label = DEFAULT_POSITIVE_LABEL,
+        positive_label: Label | None = None,
         id_column: str | None = None,
         drop_columns: list[str] | None = None,
         categorical_columns: list[str] | None = None,
@@ -473,16 +479,20 @@ class LoanDataModule(L.LightningDataModule):
         if self._labelled is not None:
             self._require_fitted_held_out(self._labelled)
 
+    def resolved_positive_label(self) -> Label:
+        """The label named, else a restored checkpoint's, else 1."""
+        if self.positive_label is not None:
+            return self.positive_label
+        return DEFAULT_POSITIVE_LABEL if self.schema is None else self.schema.positive_label
+
     def _require_same_positive_label(self, restored: TableSchema) -> None:
         """A checkpoint scores the probability of the label it was fitted on: another label
         named now would be ignored (the run's config.yaml recording it all the same), and
-        every figure read as the other class's. The default can't be told from the same
-        value given on purpose, so it passes."""
-        given = str(self.positive_label).strip()
-        if self.positive_label == DEFAULT_POSITIVE_LABEL or given == restored.positive_label:
+        every figure read as the other class's."""
+        if self.positive_label is None or same_label(self.positive_label, restored.positive_label):
             return
         raise ConfigurationError(
-            f"--data.positive_label {given!r}: the checkpoint was fitted with "
+            f"--data.positive_label {self.positive_label!r}: the checkpoint was fitted with "
             f"{restored.positive_label!r} as the value of {restored.target!r} that means "
             "default, and its scores are that value's probability. Leave the option out "
             "(the checkpoint keeps its label), or fit a new model with the other label."
@@ -546,7 +556,7 @@ class LoanDataModule(L.LightningDataModule):
         frame, default_probability = sample_labelled_rows(
             *self._read_labelled_file(),
             target=self.target,
-            positive_label=self.positive_label,
+            positive_label=self.resolved_positive_label(),
             rows=self.sample_rows,
             positive_rate=self.sample_positive_rate,
             seed=self.seed,
@@ -558,7 +568,7 @@ class LoanDataModule(L.LightningDataModule):
                 frame,
                 source=self.source,
                 target=self.target,
-                positive_label=self.positive_label,
+                positive_label=self.resolved_positive_label(),
                 id_column=self.id_column,
                 drop_columns=self.drop_columns,
                 categorical_columns=self._configured_categoricals(),

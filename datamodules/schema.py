@@ -253,6 +253,19 @@ def require_label_as_written(column: pd.Series, label: Label, *, source: str) ->
         )
 
 
+def same_label(first: Label, second: Label) -> bool:
+    """Whether two labels name the same class as `label_matches` reads a column: 1, 1.0
+    and "1" agree, as do True, true and "TRUE"."""
+    texts = [str(label).strip() for label in (first, second)]
+    folded = [text.lower() for text in texts]
+    if all(text in (*_TRUE_TEXT, *_FALSE_TEXT) for text in folded):
+        return (folded[0] in _TRUE_TEXT) == (folded[1] in _TRUE_TEXT)
+    try:
+        return float(texts[0]) == float(texts[1])
+    except ValueError:
+        return texts[0] == texts[1]
+
+
 def label_matches(column: pd.Series, label: Label) -> pd.Series:
     """Compare by number when both sides are numbers (so 1, 1.0 and "1" agree), as booleans
     when pandas read the column as booleans (so TRUE, true and True agree), else by text."""

@@ -309,7 +309,8 @@ class LoanDefaultModel(L.LightningModule):
     def calibrate(self, logits: torch.Tensor, targets: torch.Tensor) -> EvaluationOutputs:
         """Fit the temperature and the decision threshold, and keep the score reference, on
         held-out raw logits and their targets: the validation rows after each validation
-        epoch, or a bag's out-of-fold rows. Shape: logits (n,), targets (n,)."""
+        epoch, or a bag's out-of-fold rows (whose score reference the bag then replaces with
+        its scores on the test rows). Shape: logits (n,), targets (n,)."""
         if self.hparams.temperature_scaling:
             self.temperature.fill_(fit_temperature(logits, targets))
         probs = torch.sigmoid(logits / self.temperature)

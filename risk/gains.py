@@ -44,7 +44,9 @@ def gains_table(scores: np.ndarray, targets: np.ndarray, n_bands: int = 10) -> p
         defaults=("target", "sum"),
     )
     # Sums of tied groups' rates: whole numbers but for a rounding error, or fractions.
-    table["defaults"] = table["defaults"].round(6)
+    defaults = table["defaults"].round(6)
+    whole = (defaults % 1 == 0).all()
+    table["defaults"] = defaults.astype(np.int64) if whole else defaults
     table["default_rate"] = table["defaults"] / table["rows"]
     table["captured"] = table["defaults"].cumsum() / max(table["defaults"].sum(), 1)
     overall = targets.mean() if len(targets) else np.nan

@@ -182,6 +182,12 @@ def test_a_delimiter_at_the_end_of_every_row_is_read_without_shifting_columns(tm
     expected = _setup(plain).labelled_table().frame
     for path in (trailing, both):
         pd.testing.assert_frame_equal(_setup(path).labelled_table().frame, expected)
+    spaced = tmp_path / "spaced.csv"  # a blank after the last delimiter is no value either
+    spaced.write_text("\n".join(line + ", " for line in lines) + "\n")
+    pd.testing.assert_frame_equal(_setup(spaced).labelled_table().frame, expected)
+    named = tmp_path / "named.csv"  # the unnamed last column holds a value in one row
+    named.write_text("\n".join([lines[0] + ",", lines[1] + ",7", *(x + "," for x in lines[2:])]))
+    _fails(named, str(named), "the header ends in the delimiter", "1 rows hold a value there")
     valued = tmp_path / "valued.csv"
     valued.write_text("\n".join([lines[0], lines[1] + ",7", *lines[2:]]) + "\n")
     _fails(valued, str(valued), "more fields than the header names columns (17)")
@@ -359,6 +365,8 @@ def test_a_decimal_comma_is_named_as_such_and_read_with_its_option(tmp_path, boo
     )
     with pytest.raises(ConfigurationError, match=r"unknown settings \['delimiter'\]"):
         LoanDataModule(str(path), read_options={"delimiter": ";"})
+    with pytest.raises(ConfigurationError, match="na_values is a list, got 'n/a'"):
+        LoanDataModule(str(path), read_options={"na_values": "n/a"})
 
 
 def test_pandas_missing_tokens_are_not_silently_missing(tmp_path, book):

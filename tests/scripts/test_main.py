@@ -223,9 +223,7 @@ def test_own_csv_by_config_alone(run_cli, loan_frame, tmp_path):
     # silently ignored.
     read = ["--data.read_options.sep=;", "--data.read_options.na_values=[n/a]"]
     best = cli.trainer.checkpoint_callback.best_model_path
-    with pytest.raises(
-        ConfigurationError, match="fitted with 'Charged Off' as the value of 'default' that means"
-    ):
+    with pytest.raises(ConfigurationError, match="fitted with 'Charged Off' as the value"):
         run_cli(
             "test",
             f"--config={CONFIGS / 'default.yaml'}",
@@ -234,3 +232,17 @@ def test_own_csv_by_config_alone(run_cli, loan_frame, tmp_path):
             *read,
             f"--ckpt_path={best}",
         )
+
+
+def test_the_default_label_given_on_purpose_is_checked_too(run_cli, loan_csv, tmp_path):
+    """A model of the 0 class, tested with a config file that names 1 (the default)."""
+    data = [f"--config={CONFIGS / 'default.yaml'}", f"--data.path={loan_csv}"]
+    cli = run_cli("fit", *data, "--data.positive_label=0", *FAST_TRAINER)
+    one = tmp_path / "one.yaml"
+    one.write_text("data:\n  positive_label: 1\n")
+    best = cli.trainer.checkpoint_callback.best_model_path
+    with pytest.raises(ConfigurationError, match="fitted with '0' as the value of 'default'"):
+        run_cli("test", *data, f"--config={one}", f"--ckpt_path={best}")
+    # The same label written another way is the same label.
+    tested = run_cli("test", *data, "--data.positive_label=0.0", f"--ckpt_path={best}")
+    assert 0.5 < float(tested.trainer.callback_metrics["test/roc_auc"]) <= 1.0
