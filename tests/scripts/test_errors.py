@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 
 import pytest
 
 from contracts.errors import DataValidationError
-from lightning_modules.cli import DEBUG_ENV, cli_main, run_entry_point
+from lightning_modules.cli import DEBUG_ENV, cli_main, quiet_lightning, run_entry_point
 from tests.conftest import CONFIGS, REPO
 
 SMALL = [f"--config={CONFIGS / 'default.yaml'}", "--data.synthetic_rows=1500"]
@@ -76,6 +77,19 @@ def test_the_script_exits_with_the_message_and_no_traceback(tmp_path):
     assert "error: data file 'loans.csv' not found" in result.stderr
     assert f"(set {DEBUG_ENV}=1 for the traceback)" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_warning_prints_as_one_line_without_its_source(monkeypatch):
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
+    monkeypatch.setattr(warnings, "filters", list(warnings.filters))
+    monkeypatch.setenv(DEBUG_ENV, "1")
+    quiet_lightning(["predict"])
+    shown = warnings.formatwarning(UserWarning("a.csv: odd"), UserWarning, "x.py", 7, "warn(")
+    assert "x.py:7" in shown  # with LOAN_DEBUG, where it came from
+    monkeypatch.setenv(DEBUG_ENV, "")
+    quiet_lightning(["predict"])
+    shown = warnings.formatwarning(UserWarning("a.csv: odd"), UserWarning, "x.py", 7, "warn(")
+    assert shown == "UserWarning: a.csv: odd\n"
 
 
 def test_ctrl_c_outside_training_ends_with_a_line_and_status_130(capsys):
