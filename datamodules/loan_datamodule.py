@@ -814,15 +814,8 @@ class LoanDataModule(L.LightningDataModule):
                 f"{source}: values outside the training range (scored like the range's nearest "
                 f"edge; check for unit errors or typos): {beyond}"
             )
-        schema = self._require_schema()
-        empty = [
-            *(
-                name
-                for name, column in zip(schema.numeric_columns, numeric.T, strict=True)
-                if np.isnan(column).all()
-            ),
-            *(name for name in categorical.columns if categorical[name].isna().all()),
-        ]
+        gaps = preprocessor.count_gaps(numeric, categorical)
+        empty = [name for name, count in gaps.items() if count == len(numeric)]
         if empty and len(numeric) > 1:
             # A column left empty by an export: each row is scored as a gap there, which a
             # column with gaps in training would otherwise pass without a word.
@@ -831,7 +824,7 @@ class LoanDataModule(L.LightningDataModule):
                 "as missing there (numbers at the training median). Was the column left "
                 "out of the export?"
             )
-        new_gaps = preprocessor.count_new_gaps(numeric, categorical)
+        new_gaps = preprocessor.new_gaps(gaps)
         if new_gaps:
             rank_zero_info(
                 f"{source}: missing values in columns complete in training (numbers imputed "

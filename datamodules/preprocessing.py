@@ -12,7 +12,7 @@ with `torch.load(..., weights_only=True)` and survives scikit-learn upgrades.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -403,22 +403,27 @@ class TabularPreprocessor:
             if count
         }
 
-    def count_new_gaps(self, numeric: np.ndarray, categorical: pd.DataFrame) -> dict[str, int]:
-        """Per column that had no gaps in training, how many these rows hold: a number is
-        imputed with the training median, a category takes the missing code, which no
-        training row taught the network."""
+    def count_gaps(self, numeric: np.ndarray, categorical: pd.DataFrame) -> dict[str, int]:
+        """Per feature column, how many of these rows hold no value."""
         self._check_fitted()
         counts = {
             name: int(np.isnan(column).sum())
             for name, column in zip(self.numeric_columns, numeric.T, strict=True)
-            if name not in self.indicator_columns_
         }
-        counts |= {
+        return counts | {
             name: int(category_strings(categorical[name]).isna().sum())
             for name in self.categorical_columns
-            if self.distributions_[name].counts[MISSING_CODE] == 0
         }
-        return {name: count for name, count in counts.items() if count}
+
+    def new_gaps(self, gaps: Mapping[str, int]) -> dict[str, int]:
+        """Of `count_gaps`' counts, those in columns that had no gaps in training: a number
+        is imputed with the training median, a category takes the missing code, which no
+        training row taught the network."""
+        had_gaps = {
+            *self.indicator_columns_,
+            *(n for n in self.categorical_columns if self.distributions_[n].counts[MISSING_CODE]),
+        }
+        return {name: count for name, count in gaps.items() if count and name not in had_gaps}
 
     def count_unknown(self, categorical: pd.DataFrame) -> dict[str, int]:
         """Per column, how many present values fall outside the kept vocabulary (unseen or rare)."""

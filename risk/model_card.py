@@ -59,9 +59,8 @@ def render_model_card(card: ModelCard) -> str:
         f"Expected calibration error {_interval(metric.loc['calibration_error'])}, Brier "
         f"score {_interval(metric.loc['brier'])}, after temperature scaling with T = "
         f"{card.temperature:.3f} (fitted on {_calibration_rows(card)}). Resampling adds "
-        "noise, and noise "
-        "only adds calibration gaps, so the calibration error's interval can lie above "
-        "its estimate.",
+        "noise, and noise only adds calibration gaps, so the calibration error's interval "
+        "can lie above its estimate.",
         _threshold_section(card.tradeoff, _calibration_rows(card)),
         "## Gains table (test)\n\nApplicants ranked riskiest first, in bands of equal size. "
         "captured: share of all defaults in this band and the riskier ones; lift: the band's "
