@@ -35,7 +35,12 @@ from contracts.errors import ConfigurationError
 from contracts.evaluation import EvaluationOutputs
 from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.atomic import save_torch_atomically
-from lightning_modules.loan_model import BAGGED_FOLDS_KEY, LoanDefaultModel
+from lightning_modules.loan_model import (
+    BAGGED_FOLDS_KEY,
+    FIT_RECORD_KEY,
+    FOLD_EPOCHS_KEY,
+    LoanDefaultModel,
+)
 from lightning_modules.metrics import binary_report
 from lightning_modules.resume import require_same_data
 
@@ -106,6 +111,7 @@ def fit_bagged(
         members.append(model)
     datamodule.select_fold(None)
     bagged = average(members)
+    bagged.fit_record, bagged.fold_epochs = members[0].fit_record, fold_epochs
     out_of_fold = bagged.calibrate(torch.cat(logits), torch.cat(targets))
     # The out-of-fold scores are single networks', more spread out than the bag's average
     # (german's bag of eight: PSI 1.1 between the two on the same test rows), so the score
@@ -146,6 +152,7 @@ def _fit_fold(
         "hyper_parameters": _init_arguments(model),
         "state_dict": model.state_dict(),
         "epochs": trainer.current_epoch,
+        FIT_RECORD_KEY: model.fit_record,
         "torch_rng": rng,
         "folds": datamodule.resolved_folds(),
         "data": {"held_out": datamodule.labelled_table().held_out.to_state()},
@@ -170,6 +177,7 @@ def _read_back(
     datamodule.require_fitted_rows(record.get("data", {}), continued=str(record_path))
     member = LoanDefaultModel(**record["hyper_parameters"])
     member.load_state_dict(record["state_dict"])
+    member.fit_record = record.get(FIT_RECORD_KEY, {})
     torch.set_rng_state(record["torch_rng"])
     return member.eval(), int(record["epochs"])
 
@@ -215,6 +223,8 @@ def _checkpoint(model: LoanDefaultModel, datamodule: LoanDataModule, folds: int)
     and the fold count, so that `validate` knows the validation rows were trained on."""
     return {
         BAGGED_FOLDS_KEY: folds,
+        FIT_RECORD_KEY: model.fit_record,
+        FOLD_EPOCHS_KEY: model.fold_epochs,
         "pytorch-lightning_version": L.__version__,
         "epoch": 0,
         "global_step": 0,

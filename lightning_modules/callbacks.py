@@ -142,10 +142,11 @@ class MetricsReport(L.Callback):
         gains: pd.DataFrame,
     ) -> ModelCard:
         probs, targets, threshold = outputs.probabilities, outputs.targets, outputs.threshold
+        unused = {f"net/{name}" for name in model.settings.unused_settings()}
         settings = {
             name: value
             for name, value in run_hyperparameters(trainer, model).items()
-            if not name.startswith("data/")
+            if not name.startswith("data/") and name not in unused
         }
         return ModelCard(
             title=datamodule.source,
@@ -165,6 +166,8 @@ class MetricsReport(L.Callback):
             gains=gains,
             training=distribution_summary(*_reference_distributions(datamodule, model)),
             bagged_folds=model.bagged_folds,
+            saved_epoch=model.saved_epoch,
+            fold_epochs=tuple(model.fold_epochs),
         )
 
     @staticmethod

@@ -33,7 +33,7 @@ from lightning_modules.metrics import (
     probability_quality,
 )
 from lightning_modules.networks import LoanDefaultNet, NetworkBag, NetworkSettings, tree_inputs
-from lightning_modules.optimizers import AdamW
+from lightning_modules.optimizers import AdamW, optimizer_settings
 from lightning_modules.weight_averaging import WeightMovingAverage
 from risk.attribution import integrated_gradients
 from risk.stability import QUANTILE_LEVELS, BinnedDistribution, numeric_distribution, numeric_labels
@@ -48,6 +48,12 @@ AUTO_EPOCH_BOUNDS = (8, 16)
 # A bagged fit's checkpoint holds its fold count under this key: its networks trained on
 # the protocol's validation rows, so `validate` must not score them as held out.
 BAGGED_FOLDS_KEY = "bagged_folds"
+# A fitted checkpoint's record of its fit: the `auto` settings as the fit resolved them, the
+# trainer's epoch limit and the optimiser's settings (a bag's, also each fold's epochs).
+# `test` and `predict` neither fit nor build an optimiser, so without it their model card
+# and HPARAMS could show only `auto` and no learning rate.
+FIT_RECORD_KEY = "fit_record"
+FOLD_EPOCHS_KEY = "fold_epochs"
 RECOMMENDED_NETWORK = NetworkSettings()
 
 
@@ -143,6 +149,9 @@ class LoanDefaultModel(L.LightningModule):
         self._validation_outputs: EvaluationOutputs | None = None
         self._test_outputs: EvaluationOutputs | None = None
         self._bagged_folds = 0  # set from a bagged fit's checkpoint (BAGGED_FOLDS_KEY)
+        self.fit_record: dict[str, Any] = {}  # this fit's, or its checkpoint's (FIT_RECORD_KEY)
+        self.fold_epochs: list[int] = []  # a bag's, from its checkpoint (FOLD_EPOCHS_KEY)
+        self.saved_epoch: int | None = None  # the loaded checkpoint's epoch (0-based)
         if inputs is not None:
             self._build(inputs)
 
@@ -379,10 +388,28 @@ class LoanDefaultModel(L.LightningModule):
         from before the score reference without one. A bagged fit's says so
         (BAGGED_FOLDS_KEY)."""
         self._bagged_folds = int(checkpoint.get(BAGGED_FOLDS_KEY, 0))
+        self.fit_record = dict(checkpoint.get(FIT_RECORD_KEY, {}))
+        self.fold_epochs = [int(epochs) for epochs in checkpoint.get(FOLD_EPOCHS_KEY, [])]
+        self.saved_epoch = None if self._bagged_folds else checkpoint.get("epoch")
         state = checkpoint["state_dict"]
         state.setdefault("temperature", torch.tensor(1.0))
         state.setdefault("score_cuts", torch.zeros_like(self.score_cuts))
         state.setdefault("score_counts", torch.zeros_like(self.score_counts))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A fit's checkpoints carry its fit record (FIT_RECORD_KEY)."""
+        if self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
+            checkpoint[FIT_RECORD_KEY] = self._current_fit_record()
+
+    def on_fit_end(self) -> None:
+        """Keep the fit record: a bag writes its checkpoint itself, from its folds' models."""
+        self.fit_record = self._current_fit_record()
+
+    def _current_fit_record(self) -> dict[str, Any]:
+        record = self.resolved_settings()
+        for optimizer in self.trainer.optimizers[:1]:
+            record |= optimizer_settings(optimizer)
+        return record
 
     def input_attributions(
         self,
@@ -506,18 +533,19 @@ class LoanDefaultModel(L.LightningModule):
             return self.hparams.lr_schedule
         return "constant" if self._small_training_set() else "cosine"
 
-    def resolved_settings(self) -> dict[str, int | str]:
-        """The training settings whose `auto` a fit decides, as this fit resolved them (what
-        a run is compared on in TensorBoard's HPARAMS; the hyperparameters keep `auto`, so
-        that a checkpoint fitted again on other data resolves them afresh). Empty outside
-        a fit."""
+    def resolved_settings(self) -> dict[str, Any]:
+        """The training settings whose `auto` a fit decides, as this fit resolved them, and
+        the trainer's epoch limit (what a run is compared on in TensorBoard's HPARAMS; the
+        hyperparameters keep `auto`, so that a checkpoint fitted again on other data
+        resolves them afresh). Outside a fit, the fit record of the loaded checkpoint."""
         trainer = self._trainer
         if trainer is None or trainer.state.fn != TrainerFn.FITTING:
-            return {}
+            return dict(self.fit_record)
         epochs, _ = self.planned_epochs()
         return {
             "training_epochs": int(epochs) if math.isfinite(epochs) else "until early stopping",
             "lr_schedule": self.resolved_lr_schedule(),
+            "trainer/max_epochs": trainer.max_epochs,
         }
 
     def _small_training_set(self) -> bool:

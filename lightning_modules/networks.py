@@ -397,6 +397,21 @@ class NetworkSettings:
         if self.n_trees != "auto":
             check_range("n_trees", self.n_trees, low=1)
 
+    def unused_settings(self) -> set[str]:
+        """The settings that this network's other choices leave without effect (the periodic
+        scale of a network without periodic embeddings...), which a model card leaves out
+        rather than list as if they had shaped the model."""
+        unused = set()
+        if "periodic" not in self.numeric_embedding:
+            unused.add("periodic_sigma")
+        if "piecewise" not in self.numeric_embedding:
+            unused |= {"n_bins", "bin_edges", "cut_min_chi2"}
+        elif self.bin_edges != "tree":
+            unused.add("cut_min_chi2")
+        if self.tree_depth == 0:
+            unused.add("n_trees")
+        return unused
+
     def resolved(
         self, training_rows: int, training_cases: int, wide_categorical: bool = False
     ) -> NetworkSettings:

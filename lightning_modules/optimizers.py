@@ -7,6 +7,19 @@ from typing import Any
 
 import torch
 
+# The settings a run's optimiser is told apart by (TensorBoard's HPARAMS, the model card);
+# not its implementation switches (foreach, fused...).
+OPTIMIZER_SETTINGS = ("lr", "weight_decay", "momentum", "betas", "eps")
+
+
+def optimizer_settings(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """{"optimizer/class": ..., "optimizer/lr": ...} of one optimiser."""
+    return {"optimizer/class": type(optimizer).__name__} | {
+        f"optimizer/{key}": value
+        for key, value in optimizer.defaults.items()
+        if key in OPTIMIZER_SETTINGS
+    }
+
 
 class AdamW(torch.optim.AdamW):
     """torch's AdamW (its defaults: lr 1e-3, weight decay 0.01) with the fused kernel on.

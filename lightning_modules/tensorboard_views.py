@@ -40,13 +40,14 @@ from lightning_modules.evaluation_figures import (
     roc_figure,
 )
 from lightning_modules.metrics import CALIBRATION_BINS, binary_report
+from lightning_modules.optimizers import OPTIMIZER_SETTINGS, optimizer_settings
 
 METADATA_HEADER = ["level", "train_rows", "train_default_rate"]
-OPTIMIZER_SETTINGS = ("lr", "weight_decay", "momentum", "betas", "eps")
-# Hyperparameters some runs lack (a bag's or a test's trainer builds no optimiser; only a
-# test names a checkpoint), with a value of each one's type.
+# Hyperparameters some runs lack (a test of a checkpoint from before fit records, or a bag's
+# run, has no optimiser; only a test names a checkpoint), with a value of each one's type.
 OPTIONAL_HPARAMS: dict[str, bool | int | float | str] = {
     "ckpt_path": "",
+    "trainer/max_epochs": 0,
     "optimizer/class": "",
     **{f"optimizer/{name}": "" if name == "betas" else 0.0 for name in OPTIMIZER_SETTINGS},
 }
@@ -249,12 +250,7 @@ def run_hyperparameters(
         if callable(resolved):
             params |= {f"data/{name}": value for name, value in resolved().items()}
     for optimizer in trainer.optimizers[:1]:
-        params["optimizer/class"] = type(optimizer).__name__
-        params |= {
-            f"optimizer/{key}": value
-            for key, value in optimizer.defaults.items()
-            if key in OPTIMIZER_SETTINGS
-        }
+        params |= optimizer_settings(optimizer)
     params["seed_everything"] = os.environ.get("PL_GLOBAL_SEED", "None")
     return {name: _hparam_value(value) for name, value in params.items()}
 

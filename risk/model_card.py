@@ -26,7 +26,9 @@ class ModelCard:
     high); ks_cutoff: the probability where KS is reached; gains: `gains_table` output;
     training: `distribution_summary` output; bagged_folds: the networks of a bag (0 for
     one network), whose temperature and threshold come from out-of-fold predictions and
-    whose score reference from the test rows' scores.
+    whose score reference from the test rows' scores; saved_epoch: the 0-based epoch of a
+    single network's checkpoint; fold_epochs: the epochs each of a bag's networks trained
+    (both unknown for checkpoints from before they were recorded).
     """
 
     title: str
@@ -40,6 +42,8 @@ class ModelCard:
     gains: pd.DataFrame
     training: pd.DataFrame
     bagged_folds: int = 0
+    saved_epoch: int | None = None
+    fold_epochs: tuple[int, ...] = ()
 
 
 def render_model_card(card: ModelCard) -> str:
@@ -49,7 +53,8 @@ def render_model_card(card: ModelCard) -> str:
         f"# Model card: {card.title}",
         "## Data\n\n" + markdown_table(pd.DataFrame(card.data.items(), columns=["", "value"])),
         "## Model\n\n"
-        + markdown_table(pd.DataFrame(card.settings.items(), columns=["setting", "value"])),
+        + markdown_table(pd.DataFrame(card.settings.items(), columns=["setting", "value"]))
+        + _training_sentence(card),
         _metrics_section(card),
         "## Discrimination\n\n"
         f"Gini {_interval(metric.loc['gini'])}; Kolmogorov-Smirnov "
@@ -88,6 +93,33 @@ def render_model_card(card: ModelCard) -> str:
         + markdown_table(card.training, {"rows": "{:,}", "missing": "{:.1%}"}),
     ]
     return "\n\n".join(sections) + "\n"
+
+
+def _training_sentence(card: ModelCard) -> str:
+    """How long the saved weights trained, and whether the trainer's limit set the budget
+    (a `--trainer.max_epochs` left in a config shortens every later fit's schedule)."""
+    planned, limit = card.settings.get("training_epochs"), card.settings.get("trainer/max_epochs")
+    schedule = card.settings.get("lr_schedule")
+    if planned is None or schedule is None:
+        return ""
+    if isinstance(planned, int):
+        budget = "at most" if schedule == "constant" else "a budget of"
+        plan = f"a {schedule} learning rate over {budget} {planned} epochs"
+        if planned == limit:
+            plan += f", the trainer's limit (`--trainer.max_epochs {limit}`)"
+    else:
+        plan = f"a {schedule} learning rate until early stopping"
+    if card.fold_epochs:
+        epochs = ", ".join(str(epochs) for epochs in card.fold_epochs)
+        trained = (
+            f"Each network of the bag trained {epochs} epochs (in fold order), keeping its "
+            "best epoch on its held-out fold"
+        )
+    elif card.saved_epoch is not None:
+        trained = f"The saved weights are those after epoch {card.saved_epoch + 1}"
+    else:
+        return ""
+    return f"\n\n{trained}, with {plan}."
 
 
 def markdown_table(frame: pd.DataFrame, formats: Mapping[str, str] | None = None) -> str:

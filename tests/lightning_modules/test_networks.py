@@ -225,3 +225,14 @@ def test_a_bag_of_identical_networks_predicts_and_explains_as_one():
     assert two[1].shape == (5, 2)
     for expected, actual in zip(one, two, strict=True):
         torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_unused_settings_are_those_the_other_choices_leave_without_effect():
+    one_network = NetworkSettings(tree_depth=0).unused_settings()
+    assert one_network == {"periodic_sigma", "n_trees"}
+    quantile = NetworkSettings(bin_edges="quantile", tree_depth=3).unused_settings()
+    assert quantile == {"periodic_sigma", "cut_min_chi2"}
+    periodic = NetworkSettings(numeric_embedding="periodic", tree_depth=0).unused_settings()
+    assert periodic == {"n_bins", "bin_edges", "cut_min_chi2", "n_trees"}
+    both = NetworkSettings(numeric_embedding="periodic_piecewise", tree_depth=3)
+    assert both.unused_settings() == set()

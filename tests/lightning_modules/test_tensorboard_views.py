@@ -273,7 +273,9 @@ def test_a_separate_test_run_gets_its_own_hparams_and_test_metrics(run, monkeypa
     ).session_start_info
     assert start.hparams["data/synthetic_rows"].number_value == 2000
     assert start.hparams["ckpt_path"].string_value == str(best)
-    assert "optimizer/lr" not in start.hparams  # testing builds no optimiser
+    # Testing builds no optimiser and resolves no `auto`: the checkpoint's fit recorded them.
+    assert start.hparams["optimizer/lr"].number_value == pytest.approx(1e-3)
+    assert start.hparams["lr_schedule"].string_value != "auto"
     # TensorBoard takes the columns from whichever run it reads first: the fit's and the
     # test's declare the same ones, so neither hides the other's optimiser or checkpoint.
     declared = [

@@ -71,6 +71,29 @@ def test_a_threshold_that_declines_nobody_says_so_instead_of_a_nan_rate():
     assert "they default at a rate of 30.00%" in text
 
 
+def test_card_says_how_long_the_weights_trained_and_when_the_trainer_set_the_budget():
+    fitted = {"lr_schedule": "cosine", "training_epochs": 16, "trainer/max_epochs": 50}
+    card = replace(_card(), settings=fitted, saved_epoch=6)
+    text = " ".join(render_model_card(card).split())
+    assert (
+        "The saved weights are those after epoch 7, with a cosine learning rate over a "
+        "budget of 16 epochs." in text
+    )
+    limited = replace(card, settings=fitted | {"training_epochs": 2, "trainer/max_epochs": 2})
+    assert "budget of 2 epochs, the trainer's limit (`--trainer.max_epochs 2`)." in " ".join(
+        render_model_card(limited).split()
+    )
+    small = {"lr_schedule": "constant", "training_epochs": "until early stopping"}
+    bag = replace(card, settings=small, saved_epoch=None, fold_epochs=(12, 9))
+    assert (
+        "Each network of the bag trained 12, 9 epochs (in fold order), keeping its best epoch "
+        "on its held-out fold, with a constant learning rate until early stopping."
+        in " ".join(render_model_card(bag).split())
+    )
+    # A checkpoint from before fits were recorded: no sentence rather than a guess.
+    assert "saved weights" not in render_model_card(_card())
+
+
 def test_markdown_table_escapes_pipes_and_aligns_columns():
     table = markdown_table(pd.DataFrame({"level": ["a|b"], "share": [0.25]}), {"share": "{:.0%}"})
     assert table.splitlines() == ["| level | share |", "| --- | --- |", "| a\\|b | 25% |"]

@@ -104,6 +104,11 @@ def test_bagged_fit_averages_its_folds_into_one_checkpoint_that_test_and_predict
     assert "(the threshold chosen on the out-of-fold predictions" in card
     assert "(the score: the bag's scores on the test rows" in card
     assert "| train |" not in card
+    # How long each network trained, and the optimiser the folds' fits recorded.
+    epochs = ", ".join(str(e) for e in checkpoint["fold_epochs"])
+    assert len(checkpoint["fold_epochs"]) == FOLDS
+    assert f"Each network of the bag trained {epochs} epochs (in fold order)" in card
+    assert "| optimizer/lr | 0.001 |" in card
 
     # The test rows as new applicants: the bag's score on them is what its stability
     # reference holds (its out-of-fold scores are single networks', more spread out).

@@ -140,6 +140,12 @@ def test_test_subcommand_reports_held_out_metrics(fitted, run_cli, loan_csv, tmp
         read_events(run_dir).PluginTagToContent("hparams")["_hparams_/session_start_info"]
     ).session_start_info
     assert start.hparams["ckpt_path"].string_value == str(best)  # which model it scored
+    # The fit's resolved settings and optimiser, from the checkpoint: a test builds neither.
+    fit_record = torch.load(best, weights_only=True)["fit_record"]
+    assert fit_record["lr_schedule"] in ("cosine", "constant")
+    assert fit_record["optimizer/lr"] == pytest.approx(1e-3)
+    assert start.hparams["lr_schedule"].string_value == fit_record["lr_schedule"]
+    assert start.hparams["optimizer/lr"].number_value == pytest.approx(1e-3)
     gains = pd.read_csv(run_dir / GAINS_FILE)
     assert len(gains) == 10 and gains["rows"].sum() == 400
     assert gains["captured"].iloc[-1] == pytest.approx(1.0)
@@ -148,6 +154,11 @@ def test_test_subcommand_reports_held_out_metrics(fitted, run_cli, loan_csv, tmp
     assert f"| test | 400 rows, default rate {test_rate:.2%} |" in card
     assert "percentiles of 50 bootstrap resamples" in card
     assert f"| roc_auc | {float(metrics['test/roc_auc']):.4f} | [" in card
+    assert "| optimizer/lr | 0.001 |" in card and "| auto |" not in card
+    assert "net/periodic_sigma" not in card  # no periodic embedding: the setting did nothing
+    epoch = torch.load(best, weights_only=True)["epoch"]
+    assert f"The saved weights are those after epoch {epoch + 1}, with a " in card
+    assert "the trainer's limit (`--trainer.max_epochs 2`)" in card
 
 
 def test_predict_needs_only_the_checkpoint_and_matches_the_reloaded_network(
