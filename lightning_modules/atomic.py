@@ -33,6 +33,13 @@ def write_text_atomically(text: str, path: str | os.PathLike[str]) -> Path:
     return _write_atomically(path, lambda stream: stream.write(text))
 
 
+def write_bytes_atomically(
+    write: Callable[[IO[bytes]], object], path: str | os.PathLike[str]
+) -> Path:
+    """The same guarantee for any writer of bytes, such as a figure's `savefig`."""
+    return _write_atomically(path, write, binary=True)
+
+
 def save_torch_atomically(state: Any, path: str | os.PathLike[str]) -> Path:
     """The same guarantee for `torch.save`: a checkpoint written outside Lightning."""
     return _write_atomically(path, lambda stream: torch.save(state, stream), binary=True)

@@ -3,8 +3,6 @@ Optuna's plots and a table of every trial."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -23,7 +21,11 @@ from rich.console import Console
 from rich.text import Text
 from sqlalchemy.engine import make_url
 
-from lightning_modules.atomic import write_csv_atomically, write_text_atomically
+from lightning_modules.atomic import (
+    write_bytes_atomically,
+    write_csv_atomically,
+    write_text_atomically,
+)
 from lightning_modules.loan_model import MONITOR
 from tuning.study import FINISHED, StudyFolder, count
 
@@ -178,16 +180,9 @@ def _figure_size(name: str, study: optuna.Study) -> tuple[float, float]:
 
 
 def _save_png_atomically(figure: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        figure.savefig(temporary, format="png", dpi=110, bbox_inches="tight")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomically(
+        lambda stream: figure.savefig(stream, format="png", dpi=110, bbox_inches="tight"), path
+    )
 
 
 def write_report(

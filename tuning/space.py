@@ -36,6 +36,7 @@ from typing import Any
 
 import optuna
 import yaml
+from jsonargparse import ArgumentError
 
 from contracts.errors import ConfigurationError
 
@@ -84,6 +85,35 @@ class Parameter:
         depth = trial.suggest_int(f"{self.name}.depth", *self.depth)
         width = trial.suggest_int(f"{self.name}.width", int(self.low), int(self.high), log=self.log)
         return [width] * depth
+
+    def describe(self) -> str:
+        """What the parameter draws, in one line: how a study records its space, so that a
+        run with an edited space file is refused rather than mixed into it."""
+        scale = " log" if self.log else ""
+        if self.kind == "categorical":
+            drawn = f"one of {list(self.choices)}"
+        elif self.kind == "layers":
+            drawn = f"{self.depth[0]}-{self.depth[1]} layers of width [{self.low}, {self.high}]"
+        else:
+            drawn = f"{self.kind} in [{self.low}, {self.high}]"
+            drawn += f" step {self.step}" if self.step is not None else ""
+        drawn += scale
+        drawn += f", or {self.off_value}" if self.off_value is not None else ""
+        drawn += f", when {dict(self.when)}" if self.when else ""
+        return f"{self.key}: {drawn}"
+
+    def candidate_values(self) -> list[Any]:
+        """Values that stand for everything the parameter can draw (its bounds, a float
+        between them, every choice): what the training CLI must accept before any trial."""
+        if self.kind == "categorical":
+            values: list[Any] = list(self.choices)
+        elif self.kind == "layers":
+            values = [[int(self.low)] * self.depth[0], [int(self.high)] * self.depth[1]]
+        elif self.kind == "int":
+            values = [int(self.low), int(self.high)]
+        else:
+            values = [float(self.low), float(self.high), (self.low + self.high) / 2]
+        return values + ([self.off_value] if self.off_value is not None else [])
 
     def params_for(self, value: Any) -> dict[str, Any] | None:
         """The Optuna parameters that give `value`, or None if the space cannot express it."""
@@ -177,6 +207,27 @@ class SearchSpace:
                     f"{self.path}: {where}: {key!r} is not an option of the training CLI{hint}; "
                     "`python scripts/main.py fit --config <config> --print_config` lists them"
                 )
+
+    def check_values(self, parse: Callable[[list[str]], object]) -> None:
+        """Every fixed value, and every kind of value a parameter draws, must be one the
+        training CLI takes (its type, one of its choices): refused now, not in the trial
+        that first draws it, hours into a search. `parse` parses overrides on top of the
+        config and raises `ArgumentError` on one it refuses."""
+        checks = [("fixed", key, value) for key, value in self.fixed.items()]
+        checks += [
+            (f"parameter {p.name!r}", p.key, value)
+            for p in self.parameters
+            for value in p.candidate_values()
+        ]
+        for where, key, value in checks:
+            try:
+                parse(cli_overrides({key: value}))
+            except ArgumentError as error:
+                cause = " ".join(str(error).split())
+                raise ConfigurationError(
+                    f"{self.path}: {where}: {key} = {value!r} is not a value the training CLI "
+                    f"takes: {cause}"
+                ) from None
 
     @staticmethod
     def _active(parameter: Parameter, drawn: Mapping[str, Any]) -> bool:

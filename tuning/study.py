@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,14 +27,22 @@ from optuna.samplers import BaseSampler, TPESampler
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
 
 from contracts.errors import ConfigurationError
+from lightning_modules.atomic import write_text_atomically
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # A study's record of what every trial shares, and a trial's of how it ended or whom it retries.
 SETTINGS_KEY = "settings"
+# The settings' entries for the space's parameters, one each (what it draws).
+SPACE_SETTING = "search space: "
 INTERRUPTED_KEY = "interrupted"
 RETRY_OF_KEY = "retry_of"
+# A study's identity, recorded in the study and in its folder: another study of the same
+# name (in another storage, or after its database was deleted) must not write over the
+# folder's trial runs and best config.
+STUDY_ID_KEY = "study_id"
 RETRIED_ATTRS = ("origin",)  # what a retry keeps of the interrupted trial's record
 # Heartbeats every 15 s; a trial silent for 2 minutes has lost its worker. (The heartbeat
 # runs in its own thread, so a long epoch does not delay it; a busy SQLite file can, by
@@ -80,6 +89,33 @@ class StudyFolder:
     @property
     def plots(self) -> Path:
         return self.root / "plots"
+
+    @property
+    def study_id(self) -> Path:
+        return self.root / "study_id"
+
+    def claim(self, study: optuna.Study) -> None:
+        """Refuse the folder to a study whose outputs it does not hold, else mark it as this
+        study's. A study from before studies had an identity is not checked."""
+        identity = study.user_attrs.get(STUDY_ID_KEY)
+        if identity is None:
+            return
+        # In this order: a worker marks the folder before its first trial starts, and a
+        # trial starts before its run is made, so a run seen here has its study's mark and
+        # its trial (a second worker that joins as the first starts).
+        runs = any(self.tensorboard.glob("trial_*"))
+        marked = self.study_id.read_text().strip() if self.study_id.is_file() else None
+        started = any(trial.state != TrialState.WAITING for trial in study.trials)
+        unmarked_runs = marked is None and not started and runs
+        if (marked is not None and marked != identity) or unmarked_runs:
+            raise ConfigurationError(
+                f"{self.root} holds the trials of another study named {study.study_name!r} "
+                "(in another --storage, or one whose database was deleted), which this "
+                "search would write over: give it another --study name or --output, or "
+                "remove that folder"
+            )
+        if marked is None:
+            write_text_atomically(identity + "\n", self.study_id)
 
 
 def default_study_name(config: str | Path, space: str | Path) -> str:
@@ -129,11 +165,37 @@ def open_storage(
             sqlite3.OperationalError,
             sqlalchemy.exc.OperationalError,
             sqlalchemy.exc.IntegrityError,
-        ):
+        ) as error:
             failures += 1
-            if failures == attempts:
-                raise
+            if failures == attempts or not _is_race(error):
+                raise _unusable_storage(url, error) from error
             time.sleep(0.2 * failures)
+        except (sqlalchemy.exc.ArgumentError, ImportError, OSError) as error:
+            raise _unusable_storage(url, error) from error
+
+
+def _is_race(error: Exception) -> bool:
+    """Whether an error is one of the races of workers opening a new database (a lock, a
+    table or a row another worker created first); anything else will not pass on retry."""
+    message = str(error)
+    return (
+        isinstance(error, sqlalchemy.exc.IntegrityError)
+        or "database is locked" in message
+        or "already exists" in message
+    )
+
+
+def _unusable_storage(url: str, error: Exception) -> ConfigurationError:
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        shown = url
+    cause = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return ConfigurationError(
+        f"--storage {shown}: the study's database cannot be opened: {cause}. A storage is a "
+        "database URL: sqlite:///relative/path.db, sqlite:////absolute/path.db, or "
+        "postgresql://user:password@host/db (with its driver installed)"
+    )
 
 
 def _prepare_sqlite(path: Path) -> None:
@@ -228,6 +290,7 @@ def open_study(
         _check_recorded(study, origin, settings)
         _queue_interrupted(study)
     else:
+        study.set_user_attr(STUDY_ID_KEY, uuid.uuid4().hex)
         for key, value in origin.items():
             study.set_user_attr(key, value)
         if settings is not None:
@@ -253,6 +316,9 @@ def _check_recorded(
     created_with = study.user_attrs.get(SETTINGS_KEY)
     if settings is None or created_with is None:
         return
+    if not any(key.startswith(SPACE_SETTING) for key in created_with):
+        # A study from before its space was recorded is checked on the rest.
+        settings = {k: v for k, v in settings.items() if not k.startswith(SPACE_SETTING)}
     differences = [
         f"{key} {settings.get(key, '(unset)')} (the study: {created_with.get(key, '(unset)')})"
         for key in sorted(set(settings) | set(created_with))

@@ -17,19 +17,26 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
-from jsonargparse import Namespace
+from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from rich.console import Console
 
 from benchmarking.inputs import data_file_digest
 from contracts.errors import ConfigurationError
-from lightning_modules.cli import DEBUG_ENV, LoanCLI, build_cli, quiet_lightning
+from lightning_modules.cli import (
+    DEBUG_ENV,
+    LoanCLI,
+    build_cli,
+    quiet_lightning,
+    without_lightning_notices,
+)
 from tuning.objective import TrialInterrupted, TrialObjective
 from tuning.report import BestConfigWriter, ProgressLine, write_report
 from tuning.space import SearchSpace, load_space
 from tuning.study import (
     FINISHED,
     PRUNERS,
+    SPACE_SETTING,
     StudyFolder,
     count,
     default_study_name,
@@ -88,6 +95,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
         parser.error("give --trials N, --timeout SECONDS or both")
     if options.trials is not None and options.trials < 0:
         parser.error(f"--trials must be >= 0, got {options.trials}")
+    if options.seed < 0:
+        parser.error(f"--seed must be >= 0, got {options.seed}")
     return options, cli_args
 
 
@@ -122,6 +131,7 @@ def main(argv: list[str] | None = None) -> optuna.Study:
         seed=options.seed,
         pruner=PRUNERS[options.pruner](),
     )
+    folder.claim(study)
 
     # The best config refits under logs/<study>/, not under the name of its own file.
     refit_args = (
@@ -164,8 +174,15 @@ def open_search(
     join) the study whose first trial is the config as it is, when the space holds it: the
     point to beat. `base_args` are what every trial shares (`SearchSpace.trial_args`);
     also returns the config they parse to."""
-    base = build_cli(list(base_args))  # checks the config, the fixed settings and overrides
-    space.check_keys(base.config.keys())
+    # The space's keys and values are checked against the training CLI without its fixed
+    # settings first, so that a mistake there names the space file, not a usage page.
+    fixed = set(space.fixed_overrides())
+    shared = [arg for arg in base_args if arg not in fixed]
+    with without_lightning_notices():
+        bare = _training_cli(shared)
+    space.check_keys(bare.config.keys())
+    space.check_values(lambda overrides: bare.parser.parse_args([*shared, *overrides]))
+    base = _training_cli(base_args)
     folds = base.config.get("data.folds")
     if folds != 1:
         raise ConfigurationError(
@@ -186,6 +203,18 @@ def open_search(
     return study, base
 
 
+def _training_cli(args: Sequence[str]) -> LoanCLI:
+    """The training CLI of `args`; an option it refuses is one message, not its usage page."""
+    try:
+        return build_cli(list(args), parser_kwargs={"exit_on_error": False})
+    except ArgumentError as error:
+        raise ConfigurationError(
+            f"{' '.join(str(error).split())} (tune.py passes every option but its own, "
+            "listed by `python scripts/tune.py --help`, to the training CLI, as "
+            "scripts/main.py fit takes them)"
+        ) from None
+
+
 # Parsed keys that do not change what a trial trains on or how it is scored: where the
 # config was read from, where a trial logs (the objective sets it), test-time reports.
 _UNSHARED = ("config", "trainer.logger.", "submission.", "report.", "data.predict_")
@@ -201,6 +230,7 @@ def shared_settings(config: Namespace, space: SearchSpace) -> dict[str, str]:
         if key not in searched and not key.startswith(_UNSHARED) and "__path__" not in key
     }
     settings["data file"] = data_file_digest(config.get("data.path"), config.get("data.data_dir"))
+    settings |= {f"{SPACE_SETTING}{p.name}": p.describe() for p in space.parameters}
     return settings
 
 

@@ -15,6 +15,8 @@ from optuna.trial import TrialState
 from contracts.errors import ConfigurationError
 from tuning.study import (
     INTERRUPTED_KEY,
+    SETTINGS_KEY,
+    SPACE_SETTING,
     TrialSeededSampler,
     open_storage,
     open_study,
@@ -127,6 +129,43 @@ def test_a_study_opened_with_other_settings_is_refused_naming_them(tmp_path):
     reopen()  # the same settings: resumed
     with pytest.raises(ConfigurationError, match=r"data file def \(the study: abc\); data.seed 1"):
         reopen(**{"data.seed": "1", "data file": "def"})
+
+
+def test_a_study_recorded_before_its_space_was_is_checked_on_the_rest(tmp_path):
+    url = sqlite_url(tmp_path / "s.db")
+    settings = {"data.seed": "0"}
+    open_study(
+        "s",
+        open_storage(url),
+        seed=0,
+        pruner=optuna.pruners.NopPruner(),
+        origin=ORIGIN,
+        settings=settings,
+    )
+    space = {f"{SPACE_SETTING}lr": "model.optimizer.init_args.lr: float in [0.0001, 0.003] log"}
+    reopened = open_study(
+        "s",
+        open_storage(url),
+        seed=0,
+        pruner=optuna.pruners.NopPruner(),
+        origin=ORIGIN,
+        settings=settings | space,
+    )
+    assert reopened.user_attrs[SETTINGS_KEY] == settings  # resumed, as before
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["foo://bar", "/tmp/no-scheme.db", "sqlite:///{tmp}", "postgresql://u:secret@localhost/db"],
+    ids=["unknown dialect", "a path, not a URL", "a folder", "a driver not installed"],
+)
+def test_a_storage_that_cannot_be_opened_is_one_message_at_once(tmp_path, url):
+    url = url.format(tmp=tmp_path)
+    started = time.monotonic()
+    with pytest.raises(ConfigurationError, match="the study's database cannot be opened") as raised:
+        open_storage(url)
+    assert time.monotonic() - started < 5  # not retried as a race of workers would be
+    assert "A storage is a database URL" in str(raised.value) and "secret" not in str(raised.value)
 
 
 def test_an_interrupted_trial_runs_again_once_with_its_values(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -200,6 +201,66 @@ def test_a_study_resumed_with_other_data_settings_or_asked_to_bag_is_refused(tmp
         main(_args(tmp_path, 2, "--data.seed=1"))
     with pytest.raises(ConfigurationError, match=r"a search cannot bag; pass --data\.folds"):
         main(_args(tmp_path, 2, "--study=bagged", "--data.folds=5"))
+
+
+def test_a_study_resumed_with_an_edited_space_is_refused_naming_the_parameter(tmp_path):
+    _space(tmp_path)
+    main(_args(tmp_path, 1))
+    _space(tmp_path, TINY_SPACE.replace("high: 3.0e-3", "high: 3.0e-2"))
+    lr = "model.optimizer.init_args.lr: float in [0.0001, {}] log"
+    changed = f"search space: lr {lr.format(0.03)} (the study: {lr.format(0.003)})"
+    with pytest.raises(ConfigurationError, match=re.escape(changed)):
+        main(_args(tmp_path, 2))
+
+
+def test_a_study_of_the_same_name_in_another_storage_leaves_the_folder_alone(tmp_path):
+    _space(tmp_path)
+    main(_args(tmp_path, 1))
+    folder = StudyFolder(tmp_path / "tuning_results" / STUDY)
+    runs, best = sorted(folder.tensorboard.rglob("*")), folder.best_config.read_text()
+    other = sqlite_url(tmp_path / "other.db")
+    with pytest.raises(
+        ConfigurationError, match=f"holds the trials of another study named '{STUDY}'"
+    ):
+        main(_args(tmp_path, 1, f"--storage={other}"))
+    assert sorted(folder.tensorboard.rglob("*")) == runs
+    assert folder.best_config.read_text() == best
+    main(_args(tmp_path, 1))  # its own study still resumes there
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        (
+            "parameters:\n  n_bins: {key: model.net.n_bins, type: float, low: 8, high: 48}\n",
+            r"parameter 'n_bins': model\.net\.n_bins = \d+\.\d+ is not a value the training CLI "
+            r"takes: Parser key \"model\.net\.n_bins\"",
+        ),
+        (
+            "parameters:\n  kind:\n    {key: model.net.numeric_embedding, type: categorical, "
+            "choices: [piecewise, periodc]}\n",
+            r"parameter 'kind': model\.net\.numeric_embedding = 'periodc' is not a value",
+        ),
+        (
+            "fixed:\n  trainer.max_epoch: 1\nparameters:\n"
+            "  lr: {key: model.optimizer.init_args.lr, type: float, low: 1.0e-4, high: 3.0e-3}\n",
+            r"fixed: 'trainer\.max_epoch' is not an option of the training CLI \(did you mean "
+            r"'trainer\.max_epochs'\?\)",
+        ),
+    ],
+    ids=["a float for an int", "a choice the option lacks", "a misspelt fixed key"],
+)
+def test_a_space_the_training_cli_refuses_stops_before_any_trial(tmp_path, space, message):
+    path = _space(tmp_path, space)
+    with pytest.raises(ConfigurationError, match=re.escape(str(path)) + ": " + message):
+        main(_args(tmp_path, 3))
+    assert not (tmp_path / "tuning_results").exists()  # no study opened
+
+
+def test_an_option_the_training_cli_refuses_is_one_message_naming_tunes_own(tmp_path):
+    _space(tmp_path)
+    with pytest.raises(ConfigurationError, match=r"unrecognized arguments: --trial=3 \(tune\.py"):
+        main(_args(tmp_path, 1, "--trial=3"))
 
 
 def test_two_workers_share_one_study(tmp_path):
