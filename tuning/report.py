@@ -27,7 +27,7 @@ from lightning_modules.atomic import (
     write_text_atomically,
 )
 from lightning_modules.loan_model import MONITOR
-from tuning.study import FINISHED, StudyFolder, count
+from tuning.study import FINISHED, GRACE_PERIOD_S, StudyFolder, count
 
 
 class ProgressLine:
@@ -199,7 +199,12 @@ def write_report(
     config = best_config(study)
     best = best_trial(study)
     if best is None or config is None:
-        console.print("no trial has completed yet: no best config, rerun to continue")
+        pruned = count(study, [TrialState.PRUNED])
+        console.print(
+            f"no trial completed ({pruned} pruned): no best config"
+            if pruned
+            else "no trial has completed yet: no best config, rerun to continue"
+        )
     else:
         console.print(
             Text.assemble(
@@ -212,6 +217,18 @@ def write_report(
         for name, value in sorted(best.params.items()):
             console.print(f"  {name} = {value}", markup=False)
         console.print(f"config: {config} (refit: python scripts/main.py fit --config {config})")
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        # This worker is done, so a running trial is another worker's, or one whose worker
+        # was killed: the study is not complete without it (the first may be the config).
+        which = " (the config as it is)" if trial.user_attrs.get("origin") == "config" else ""
+        console.print(
+            f"trial {trial.number}{which} is still running: another worker's, or its worker "
+            f"was killed, and then it runs again once silent for {GRACE_PERIOD_S // 60} "
+            "minutes, in a worker with trials left to run (raise --trials if the study has "
+            "reached it)",
+            style="yellow",
+            markup=False,
+        )
     for name, result in plots.items():
         if isinstance(result, Path):
             console.print(f"plot: {result}", markup=False)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 
 import optuna
+from rich.console import Console
 
-from tuning.report import write_plots
+from lightning_modules.cli import build_cli
+from tests.conftest import CONFIGS
+from tuning.report import BestConfigWriter, write_plots, write_report
+from tuning.study import StudyFolder
 
 
 def test_a_study_of_one_trial_draws_its_plots_without_warnings(tmp_path):
@@ -17,3 +22,21 @@ def test_a_study_of_one_trial_draws_its_plots_without_warnings(tmp_path):
         written = write_plots(study, tmp_path, seed=0)
     assert written["optimization_history.png"] == tmp_path / "optimization_history.png"
     assert written["parallel_coordinate.png"] == tmp_path / "parallel_coordinate.png"
+
+
+def test_the_report_names_a_trial_still_running_when_the_worker_ends(tmp_path):
+    """A worker killed in the config's trial and rerun at once leaves that trial RUNNING
+    until its heartbeat goes stale: the study's point to beat is missing, and says so."""
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"lr": 1e-3}, user_attrs={"origin": "config"})
+    study.ask()  # the killed worker's trial
+    args = ["--config", str(CONFIGS / "default.yaml")]
+    writer = BestConfigWriter(build_cli(args).parser, args, tmp_path / "best_config.yaml")
+    shown = io.StringIO()
+    write_report(
+        study, StudyFolder(tmp_path), writer, seed=0, console=Console(file=shown, width=400)
+    )
+    text = shown.getvalue()
+    assert "no trial has completed yet" in text
+    assert "trial 0 (the config as it is) is still running" in text
+    assert "raise --trials if the study has reached it" in text
