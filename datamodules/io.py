@@ -90,6 +90,7 @@ def read_table(path: Path, options: ReadOptions, text_columns: Sequence[str] = (
         frame = _without_trailing_empty_fields(
             path, options, _read_delimited(path, options, text_columns)
         )
+        frame = _with_index_column(path, options, frame)
     frame.columns = [str(name) for name in frame.columns]
     if frame.empty:
         raise DataValidationError(
@@ -162,11 +163,17 @@ def _read_delimited(
                 sep=options.sep,
                 header=options.header,
                 names=names,
-                # Without an index column named, pandas takes a row's first field for an
-                # index when rows have more fields than the header (a delimiter at the end
-                # of every line, as some exports write), shifting every column by one; with
-                # `False` it drops trailing empty fields and warns when one holds a value.
-                index_col=False if options.index_col is None else options.index_col,
+                # Given an index column, or none named, pandas takes a row's first field for
+                # an index when rows have more fields than the header (a delimiter at the
+                # end of every line, as some exports write), shifting every column by one;
+                # with `False` it drops trailing empty fields and warns when one holds a
+                # value. A header row's index column is set after reading
+                # (`_with_index_column`).
+                index_col=(
+                    options.index_col
+                    if options.header is None and options.index_col is not None
+                    else False
+                ),
                 na_values=["", *options.na_values],
                 keep_default_na=False,
                 dtype=dict.fromkeys(text_columns, str),
@@ -202,7 +209,7 @@ def _without_trailing_empty_fields(
     exports write): pandas names it "Unnamed: N", and, empty, it would stop the run as a
     feature with no values. Values in it stop the run, as extra fields do after a header
     without the delimiter: a column with no name is not a feature to guess at."""
-    if options.header != 0 or options.names is not None or options.index_col is not None:
+    if options.header != 0 or options.names is not None:
         return frame
     header = _first_record(path, options)
     if len(header) != len(frame.columns) or header[-1].strip():
@@ -216,6 +223,30 @@ def _without_trailing_empty_fields(
         f"{len(held):,} rows hold a value there (e.g. {held.iloc[0]!r}): name that column in "
         "the header, or remove the extra fields."
     )
+
+
+def _with_index_column(path: Path, options: ReadOptions, frame: pd.DataFrame) -> pd.DataFrame:
+    """`index_col` of a file with a header, taken from the columns as read (by position or
+    name), so that a delimiter at the end of every row cannot shift them. A blank header
+    field, which pandas names "Unnamed: N", leaves the index unnamed, as pandas would."""
+    index = options.index_col
+    if options.header is None or index is None:
+        return frame
+    if isinstance(index, int):
+        if not 0 <= index < len(frame.columns):
+            raise DataValidationError(
+                f"{path}: read_options.index_col {index} is not a column position (the "
+                f"file has {len(frame.columns)} columns, from 0)."
+            )
+        index = frame.columns[index]
+    elif index not in frame.columns:
+        raise DataValidationError(
+            f"{path}: read_options.index_col {index!r} is not a column of the file."
+        )
+    frame = frame.set_index(index)
+    if str(frame.index.name).startswith("Unnamed: "):
+        frame.index.name = None
+    return frame
 
 
 def _first_record(path: Path, options: ReadOptions) -> list[str]:

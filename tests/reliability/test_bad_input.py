@@ -193,6 +193,35 @@ def test_a_delimiter_at_the_end_of_every_row_is_read_without_shifting_columns(tm
     _fails(valued, str(valued), "more fields than the header names columns (17)")
 
 
+def test_an_index_column_with_a_delimiter_at_the_end_of_every_row_keeps_the_columns(tmp_path, book):
+    """Given an index column, pandas took a row's first field for the index there too, so
+    every column, the target's included, held its right-hand neighbour's values."""
+    plain = _csv(tmp_path, book[["loan_id", *book.columns.drop("loan_id")]])
+    lines = plain.read_text().splitlines()
+    trailing = tmp_path / "trailing.csv"
+    trailing.write_text("\n".join([lines[0], *(line + "," for line in lines[1:])]) + "\n")
+    both = tmp_path / "both.csv"
+    both.write_text("\n".join(line + "," for line in lines) + "\n")
+    for index in (0, "loan_id"):
+        indexed = {"read_options": ReadOptions(index_col=index), "id_column": None}
+        expected = _setup(plain, **indexed).labelled_table().frame
+        assert "loan_id" not in expected.columns
+        for path in (trailing, both):
+            pd.testing.assert_frame_equal(_setup(path, **indexed).labelled_table().frame, expected)
+    _fails(
+        plain,
+        "read_options.index_col 'loan' is not a column",
+        read_options=ReadOptions(index_col="loan"),
+        id_column=None,
+    )
+    _fails(
+        plain,
+        "read_options.index_col 40 is not a column position (the file has 17",
+        read_options=ReadOptions(index_col=40),
+        id_column=None,
+    )
+
+
 # The target ---------------------------------------------------------------------------
 
 
