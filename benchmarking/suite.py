@@ -530,6 +530,47 @@ def write_outputs(
     return summary, paired
 
 
+def refuse_replacing_stored_runs(specs: Sequence[RunSpec], rerun: Collection[str]) -> None:
+    """Stop before anything runs if a finished run stored in the folder would be replaced
+    by one of other settings (another `--threads`, `--data-args`, a changed data file...):
+    the folder holds one result per dataset, model and seed, and a scoreboard's runs take
+    hours. `--rerun MODEL` replaces them on purpose."""
+    replaced, models = [], set()
+    for spec in specs:
+        if spec.model in rerun:
+            continue
+        try:
+            stored = json.loads(spec.result_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if stored.get("status") != "ok" or read_result(spec) is not None:
+            continue
+        before, now = stored.get("spec") or {}, spec.fingerprint()
+        changed = sorted(
+            key
+            for key in before.keys() | now.keys()
+            if key != "inputs" and before.get(key) != now.get(key)
+        )
+        if not changed:
+            continue
+        settings = "; ".join(
+            f"{key} {_short(before.get(key))} -> {_short(now.get(key))}" for key in changed
+        )
+        replaced.append(f"{_label(spec)} ({settings})")
+        models.add(spec.model)
+    if replaced:
+        raise SystemExit(
+            f"{len(replaced)} finished runs stored in {specs[0].out_dir} have other settings "
+            f"than this command's, which would replace them: {_some(replaced)}. Use another "
+            f"--out for these settings, or --rerun {' '.join(sorted(models))} to replace them."
+        )
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     options = parse_args(arguments)
@@ -544,6 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "threads_per_run": options.threads,
         **machine_metadata(),
     }
+    refuse_replacing_stored_runs(specs, options.rerun)
     console.print(f"{len(specs)} runs into {out}")
     keep = options.keep_checkpoints
     try:

@@ -474,6 +474,22 @@ def test_an_edited_config_is_run_again_and_a_result_stored_without_a_digest_is_k
     config.write_text(config.read_text().replace("data:", "data:\n  max_inferred_levels: 12"))
     assert main(args) == 0
     assert stored.stat().st_mtime_ns != first  # an edited config: run again
+    edited = stored.read_text()
+
+    # Other settings would replace the stored run: refused before anything runs.
+    with pytest.raises(
+        SystemExit, match=r"default logreg seed 0 \(threads 1 -> 2\).*--rerun logreg"
+    ):
+        main([*args, "--threads=2"])
+    assert stored.read_text() == edited
+    edited = stored.read_text()
+
+    # Other settings would replace the stored run: refused before anything runs.
+    with pytest.raises(
+        SystemExit, match=r"default logreg seed 0 \(threads 1 -> 2\).*--rerun logreg"
+    ):
+        main([*args, "--threads=2"])
+    assert stored.read_text() == edited
 
     # Part of the folder's runs: the tables cover them, and the console says what they omit.
     capsys.readouterr()
