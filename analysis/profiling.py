@@ -26,7 +26,7 @@ from contracts.choices import check_choice
 from datamodules.loan_datamodule import LabelledTable
 from datamodules.preprocessing import category_strings
 from datamodules.schema import TableSchema
-from datamodules.validation import looks_like_identifier
+from datamodules.validation import looks_like_dates, looks_like_identifier
 
 RowSelection = Literal["all", "train"]
 Role = Literal["target", "id", "dropped", "numeric", "categorical"]
@@ -34,6 +34,7 @@ FindingKind = Literal[
     "constant",
     "duplicate",
     "identifier",
+    "dates",
     "leak",
     "sentinel",
     "outlier",
@@ -51,6 +52,7 @@ CONFIDENCE = 0.95
 # Thresholds of the warnings; each one's message states the figure that crossed it.
 NEAR_DUPLICATE_RHO = 0.98
 ALMOST_CONSTANT_SHARE = 0.995
+MIN_SHARED_ROWS = 30  # rows two numeric columns must share to be called near-duplicates
 LEAK_AUC = 0.6
 NEAR_PERFECT_AUC = 0.98
 HIGH_CARDINALITY = 50
@@ -208,7 +210,11 @@ def profile_dataset(
     levels = tuple(
         level_rates(name, text, targets, top=TOP_LEVELS) for name, text in categorical_text.items()
     )
-    spearman = pd.DataFrame(numeric, columns=numeric_names).corr(method="spearman")
+    # Two rows where both columns hold a value always correlate at +-1: a pair is compared
+    # on enough shared rows or not at all.
+    spearman = pd.DataFrame(numeric, columns=numeric_names).corr(
+        method="spearman", min_periods=MIN_SHARED_ROWS
+    )
     signals = tuple(
         sorted(
             [
@@ -229,6 +235,9 @@ def profile_dataset(
     identifier_findings = _identifier_findings(frame, targets, schema, columns)
     # A feature that is an id in outcome order is a leak once, in the id's words.
     ordered_ids = {f.columns for f in identifier_findings if f.kind == "leak"}
+    # An identifier's or a date's levels each hold about one row, so their in-sample default
+    # rates separate the outcome perfectly whatever it is: no leak to report.
+    one_row_levels = {f.columns for f in identifier_findings if f.kind in ("identifier", "dates")}
     findings = (
         *_target_findings(targets),
         *(_constant_finding(name, features[name], training_frame[name]) for name in constant),
@@ -238,7 +247,8 @@ def profile_dataset(
         *(
             _leak_finding(signal)
             for signal in signals
-            if signal.roc_auc >= NEAR_PERFECT_AUC and (signal.name,) not in ordered_ids
+            if signal.roc_auc >= NEAR_PERFECT_AUC
+            and (signal.name,) not in ordered_ids | one_row_levels
         ),
         *(
             _sentinel_finding(name, values, targets, sentinels[name])
@@ -520,7 +530,10 @@ def _column_findings(
     for info in columns:
         if info.role not in ("numeric", "categorical") or info.name in constant:
             continue
-        top_share = float(frame[info.name].value_counts(dropna=False, normalize=True).iloc[0])
+        # One value, not the missing cells, that fills the column (those have their own
+        # finding below).
+        counts = frame[info.name].value_counts(dropna=True)
+        top_share = float(counts.iloc[0]) / len(frame) if len(counts) else 0.0
         if top_share >= ALMOST_CONSTANT_SHARE:
             findings.append(
                 Finding(
@@ -607,7 +620,23 @@ def _identifier_findings(
     identifiers = []
     for info in columns:
         is_feature = info.role in ("numeric", "categorical")
-        identifier = is_feature and looks_like_identifier(frame[info.name])
+        column = frame[info.name]
+        if info.role == "numeric" and not pd.api.types.is_numeric_dtype(column):
+            # Read as text, coerced to numbers for training (`coerce_numeric`): judged as
+            # the numbers it trains on, whose few text cells are gaps.
+            column = pd.to_numeric(column, errors="coerce")
+        dates = is_feature and looks_like_dates(column)
+        identifier = is_feature and not dates and looks_like_identifier(column)
+        if dates:
+            findings.append(
+                Finding(
+                    "dates",
+                    (info.name,),
+                    f"{info.name!r} holds dates (e.g. {column.dropna().iloc[0]!r}): read as a "
+                    "categorical, every later date is an unknown level; derive numbers from it "
+                    "(days since, month).",
+                )
+            )
         if info.role == "id" or identifier:
             identifiers.append(info.name)
         if identifier:

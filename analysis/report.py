@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from analysis.profiling import DatasetProfile, Finding
+from contracts.errors import ConfigurationError
+from lightning_modules.atomic import write_text_atomically
 
 REPORT_NAME = "report.html"
 MAX_PANELS = 48
@@ -39,11 +41,14 @@ img { max-width: 100%; }
 
 
 def write_report(profile: DatasetProfile, output_dir: Path) -> Path:
-    """Render the report into `output_dir/report.html` and return its path."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / REPORT_NAME
-    path.write_text(render_html(profile), encoding="utf-8")
-    return path
+    """Render the report into `output_dir/report.html` (whole or not at all) and return its
+    path; a folder that cannot hold it is named in one message."""
+    try:
+        return write_text_atomically(render_html(profile), output_dir / REPORT_NAME)
+    except OSError as error:
+        raise ConfigurationError(
+            f"--output {output_dir}: the report cannot be written there ({error.strerror or error})"
+        ) from error
 
 
 def render_html(profile: DatasetProfile) -> str:

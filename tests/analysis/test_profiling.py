@@ -16,7 +16,8 @@ from analysis.profiling import (
     sentinel_codes,
     wilson_interval,
 )
-from contracts.errors import DataValidationError
+from analysis.report import write_report
+from contracts.errors import ConfigurationError, DataValidationError
 from datamodules.io import ReadOptions
 from datamodules.loan_datamodule import LoanDataModule
 
@@ -163,6 +164,8 @@ def planted(tmp_path_factory) -> DatasetProfile:
             "branch": [f"b{i}" for i in rng.integers(0, 80, n)],
             "country": "NL",
             "notes_length": np.where(rng.random(n) < 0.7, np.nan, rng.random(n)),
+            "applied_on": pd.date_range("2015-01-01", periods=n).strftime("%Y-%m-%d"),
+            "collateral": np.where(np.arange(n) < 2, score, np.nan),  # two values present
             "default": target,
         }
     )
@@ -170,7 +173,10 @@ def planted(tmp_path_factory) -> DatasetProfile:
     path = tmp_path_factory.mktemp("planted") / "loans.csv"
     frame.to_csv(path, index=False)
     dm = LoanDataModule(
-        str(path), target="default", id_column="loan_id", categorical_columns=["branch", "country"]
+        str(path),
+        target="default",
+        id_column="loan_id",
+        categorical_columns=["branch", "country", "applied_on"],
     )
     return _profile(dm)
 
@@ -188,6 +194,8 @@ def planted(tmp_path_factory) -> DatasetProfile:
         ("outlier", ("income",)),
         ("cardinality", ("branch",)),
         ("missing", ("notes_length",)),
+        ("dates", ("applied_on",)),
+        ("missing", ("collateral",)),
     ],
 )
 def test_planted_problems_are_warned_about(planted, kind, columns):
@@ -200,7 +208,13 @@ def test_clean_columns_raise_no_warning(planted):
     sentinel = next(f for f in planted.findings if f.columns == ("times_late",))
     assert "98 (20 rows)" in sentinel.message
     assert planted.duplicate_rows == 7
+    # A date's levels each hold one row, so their in-sample rates rank the outcome
+    # perfectly: that is not a leak, nor is a date an identifier.
     assert not any(f.kind == "leak" for f in planted.findings)
+    assert ("identifier", ("applied_on",)) not in {(f.kind, f.columns) for f in planted.findings}
+    # Two present values always correlate at +-1, and missing cells are not a value.
+    collateral = {f.kind for f in planted.findings if "collateral" in f.columns}
+    assert collateral == {"missing"}
 
 
 def test_an_identifier_that_tracks_the_outcome_is_a_leak(tmp_path):
@@ -344,3 +358,11 @@ def test_give_me_some_credit_figures(real_data_dir):
     }
     assert all("96 (5 rows), 98 (264 rows)" in message for message in sentinels.values())
     assert profile.signals[0].name == "RevolvingUtilizationOfUnsecuredLines"
+
+
+def test_a_report_folder_that_cannot_hold_it_is_one_message(planted, tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigurationError, match=f"--output {blocker}: the report cannot be"):
+        write_report(planted, blocker)
+    assert blocker.read_text() == "not a folder"
