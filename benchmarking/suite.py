@@ -585,6 +585,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "threads_per_run": options.threads,
         **machine_metadata(),
     }
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"--out {out}: a file, not a folder to store the runs in")
     refuse_replacing_stored_runs(specs, options.rerun)
     console.print(f"{len(specs)} runs into {out}")
     keep = options.keep_checkpoints
@@ -704,9 +706,17 @@ def _modifier_override(name: str, modifier: str) -> tuple[str, str]:
     """The data-module option and value of one `@` modifier of a dataset name."""
     if rows := _ROWS_MODIFIER.fullmatch(modifier):
         count = int(rows["count"]) * (1000 if rows["thousands"] else 1)
+        if count < 1:
+            raise SystemExit(f"dataset {name!r}: @{modifier} samples no rows; use @1 or more")
         return "sample_rows", str(count)
     if rate := _RATE_MODIFIER.fullmatch(modifier):
-        return "sample_positive_rate", f"{float(rate['percent']) / 100:g}"
+        percent = float(rate["percent"])
+        if not 0 < percent < 100:
+            raise SystemExit(
+                f"dataset {name!r}: @{modifier} is not a default rate a sample can have; use "
+                "a percentage above 0 and below 100, e.g. @5pct"
+            )
+        return "sample_positive_rate", f"{percent / 100:g}"
     if modifier == "noise":
         return "noise_columns", str(SUITE_NOISE_COLUMNS)
     raise SystemExit(
