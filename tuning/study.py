@@ -35,8 +35,10 @@ from lightning_modules.atomic import write_text_atomically
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # A study's record of what every trial shares, and a trial's of how it ended or whom it retries.
 SETTINGS_KEY = "settings"
-# The settings' entries for the space's parameters, one each (what it draws).
+# The settings' entries for the space's parameters, one each (what it draws), and the
+# sampler's seed (with another, a resumed study's draws would follow neither seed).
 SPACE_SETTING = "search space: "
+SEED_SETTING = "sampler seed"
 INTERRUPTED_KEY = "interrupted"
 RETRY_OF_KEY = "retry_of"
 # A study's identity, recorded in the study and in its folder: another study of the same
@@ -319,6 +321,8 @@ def _check_recorded(
     if not any(key.startswith(SPACE_SETTING) for key in created_with):
         # A study from before its space was recorded is checked on the rest.
         settings = {k: v for k, v in settings.items() if not k.startswith(SPACE_SETTING)}
+    if SEED_SETTING not in created_with:  # likewise its seed
+        settings = {k: v for k, v in settings.items() if k != SEED_SETTING}
     differences = [
         f"{key} {settings.get(key, '(unset)')} (the study: {created_with.get(key, '(unset)')})"
         for key in sorted(set(settings) | set(created_with))

@@ -36,6 +36,7 @@ from tuning.space import SearchSpace, load_space
 from tuning.study import (
     FINISHED,
     PRUNERS,
+    SEED_SETTING,
     SPACE_SETTING,
     StudyFolder,
     count,
@@ -197,7 +198,7 @@ def open_search(
         seed=seed,
         pruner=pruner,
         origin={"config": Path(config).stem, "space": space.name},
-        settings=shared_settings(base.config, space),
+        settings=shared_settings(base.config, space) | {SEED_SETTING: str(seed)},
         first_params=space.params_for({p.key: base.config.get(p.key) for p in space.parameters}),
     )
     return study, base

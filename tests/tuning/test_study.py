@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from contracts.errors import ConfigurationError
 from tuning.study import (
     INTERRUPTED_KEY,
+    SEED_SETTING,
     SETTINGS_KEY,
     SPACE_SETTING,
     TrialSeededSampler,
@@ -131,7 +132,7 @@ def test_a_study_opened_with_other_settings_is_refused_naming_them(tmp_path):
         reopen(**{"data.seed": "1", "data file": "def"})
 
 
-def test_a_study_recorded_before_its_space_was_is_checked_on_the_rest(tmp_path):
+def test_a_study_recorded_before_its_space_and_seed_were_is_checked_on_the_rest(tmp_path):
     url = sqlite_url(tmp_path / "s.db")
     settings = {"data.seed": "0"}
     open_study(
@@ -149,7 +150,7 @@ def test_a_study_recorded_before_its_space_was_is_checked_on_the_rest(tmp_path):
         seed=0,
         pruner=optuna.pruners.NopPruner(),
         origin=ORIGIN,
-        settings=settings | space,
+        settings=settings | space | {SEED_SETTING: "3"},
     )
     assert reopened.user_attrs[SETTINGS_KEY] == settings  # resumed, as before
 

@@ -203,7 +203,7 @@ def test_a_study_resumed_with_other_data_settings_or_asked_to_bag_is_refused(tmp
         main(_args(tmp_path, 2, "--study=bagged", "--data.folds=5"))
 
 
-def test_a_study_resumed_with_an_edited_space_is_refused_naming_the_parameter(tmp_path):
+def test_a_study_resumed_with_an_edited_space_or_another_seed_is_refused(tmp_path):
     _space(tmp_path)
     main(_args(tmp_path, 1))
     _space(tmp_path, TINY_SPACE.replace("high: 3.0e-3", "high: 3.0e-2"))
@@ -211,6 +211,9 @@ def test_a_study_resumed_with_an_edited_space_is_refused_naming_the_parameter(tm
     changed = f"search space: lr {lr.format(0.03)} (the study: {lr.format(0.003)})"
     with pytest.raises(ConfigurationError, match=re.escape(changed)):
         main(_args(tmp_path, 2))
+    _space(tmp_path)
+    with pytest.raises(ConfigurationError, match=re.escape("sampler seed 1 (the study: 0)")):
+        main(_args(tmp_path, 2, "--seed=1"))
 
 
 def test_a_study_of_the_same_name_in_another_storage_leaves_the_folder_alone(tmp_path):
