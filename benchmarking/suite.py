@@ -532,18 +532,19 @@ def write_outputs(
 
 def refuse_replacing_stored_runs(specs: Sequence[RunSpec], rerun: Collection[str]) -> None:
     """Stop before anything runs if a finished run stored in the folder would be replaced
-    by one of other settings (another `--threads`, `--data-args`, a changed data file...):
-    the folder holds one result per dataset, model and seed, and a scoreboard's runs take
-    hours. `--rerun MODEL` replaces them on purpose."""
+    by one of other settings (another `--threads`, `--data-args`, `--mlp-args`...): the
+    folder holds one result per dataset, model and seed, and a scoreboard's runs take
+    hours. `--rerun MODEL` replaces them on purpose. A run whose config or data file has
+    changed since is run again: its stored result no longer describes those files."""
     replaced, models = [], set()
     for spec in specs:
-        if spec.model in rerun:
+        if spec.model in rerun or read_result(spec) is not None:
             continue
         try:
             stored = json.loads(spec.result_path.read_text())
         except (OSError, ValueError):
             continue
-        if stored.get("status") != "ok" or read_result(spec) is not None:
+        if stored.get("status") != "ok":
             continue
         before, now = stored.get("spec") or {}, spec.fingerprint()
         changed = sorted(

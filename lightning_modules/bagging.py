@@ -63,13 +63,17 @@ class FoldRun:
 @dataclass(frozen=True)
 class BaggedFit:
     """The averaged model, its out-of-fold validation (calibrated probabilities of every
-    non-test row, in fold order, and the chosen threshold), each fold's trained epochs and
-    the checkpoint it was saved to."""
+    non-test row, in fold order, and the chosen threshold) and the checkpoint it was saved
+    to."""
 
     model: LoanDefaultModel
     out_of_fold: EvaluationOutputs
-    fold_epochs: list[int]
     checkpoint: Path
+
+    @property
+    def fold_epochs(self) -> list[int]:
+        """The epochs each fold's network trained, as the model (and its checkpoint) holds them."""
+        return self.model.fold_epochs
 
     def report(self) -> dict[str, float]:
         """The protocol's metrics of the out-of-fold predictions at the chosen threshold."""
@@ -122,7 +126,7 @@ def fit_bagged(
     bagged.keep_score_reference(torch.sigmoid(test_logits / bagged.temperature))
     checkpoint = run_dir / "checkpoints" / CHECKPOINT_NAME
     save_torch_atomically(_checkpoint(bagged, datamodule, folds), checkpoint)
-    return BaggedFit(bagged, out_of_fold, fold_epochs, checkpoint)
+    return BaggedFit(bagged, out_of_fold, checkpoint)
 
 
 def _fit_fold(

@@ -396,20 +396,17 @@ class LoanDefaultModel(L.LightningModule):
         state.setdefault("score_cuts", torch.zeros_like(self.score_cuts))
         state.setdefault("score_counts", torch.zeros_like(self.score_counts))
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """A fit's checkpoints carry its fit record (FIT_RECORD_KEY)."""
-        if self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
-            checkpoint[FIT_RECORD_KEY] = self._current_fit_record()
-
-    def on_fit_end(self) -> None:
-        """Keep the fit record: a bag writes its checkpoint itself, from its folds' models."""
-        self.fit_record = self._current_fit_record()
-
-    def _current_fit_record(self) -> dict[str, Any]:
-        record = self.resolved_settings()
+    def on_fit_start(self) -> None:
+        """Record the fit once its optimiser is built (and after a resumed fit's checkpoint
+        was read, whose record it replaces): every checkpoint of the fit carries it, and a
+        bag, which writes its checkpoint itself, takes it from its first fold's model."""
+        self.fit_record = self.resolved_settings()
         for optimizer in self.trainer.optimizers[:1]:
-            record |= optimizer_settings(optimizer)
-        return record
+            self.fit_record |= optimizer_settings(optimizer)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.fit_record:
+            checkpoint[FIT_RECORD_KEY] = self.fit_record
 
     def input_attributions(
         self,

@@ -183,7 +183,7 @@ def open_search(
         bare = _training_cli(shared)
     space.check_keys(bare.config.keys())
     space.check_values(lambda overrides: bare.parser.parse_args([*shared, *overrides]))
-    base = _training_cli(base_args)
+    base = _training_cli(base_args)  # built, so the fixed values' ranges are checked too
     folds = base.config.get("data.folds")
     if folds != 1:
         raise ConfigurationError(
