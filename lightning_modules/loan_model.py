@@ -152,6 +152,7 @@ class LoanDefaultModel(L.LightningModule):
         self.fit_record: dict[str, Any] = {}  # this fit's, or its checkpoint's (FIT_RECORD_KEY)
         self.fold_epochs: list[int] = []  # a bag's, from its checkpoint (FOLD_EPOCHS_KEY)
         self.saved_epoch: int | None = None  # the loaded checkpoint's epoch (0-based)
+        self._epoch_limit: int | None = None  # the trainer's max_epochs as this fit was given it
         if inputs is not None:
             self._build(inputs)
 
@@ -542,7 +543,7 @@ class LoanDefaultModel(L.LightningModule):
         return {
             "training_epochs": int(epochs) if math.isfinite(epochs) else "until early stopping",
             "lr_schedule": self.resolved_lr_schedule(),
-            "trainer/max_epochs": trainer.max_epochs,
+            "trainer/max_epochs": self._epoch_limit,
         }
 
     def _small_training_set(self) -> bool:
@@ -560,6 +561,7 @@ class LoanDefaultModel(L.LightningModule):
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())
         epochs, per_epoch = self.planned_epochs()
+        self._epoch_limit = self.trainer.max_epochs  # the user's, before the plan replaces it
         if math.isfinite(epochs):
             # The fit ends at its planned epoch, and the progress bar counts to it rather
             # than to the trainer's outer limit.

@@ -62,6 +62,17 @@ def test_fit_writes_logs_checkpoints_and_a_reproducing_config(fitted, run_cli, t
     assert second == first
 
 
+def test_the_fit_record_keeps_the_trainers_limit_not_the_planned_epochs(
+    run_cli, loan_csv, tmp_path
+):
+    """The fit ends the trainer at its planned epoch; the record names the limit it was given
+    (a budget below it was the data's or the config's, not the trainer's)."""
+    _fit(run_cli, loan_csv, "--model.training_epochs=1")
+    best, _ = _checkpoints(tmp_path)
+    record = torch.load(best, weights_only=True)["fit_record"]
+    assert (record["training_epochs"], record["trainer/max_epochs"]) == (1, 2)
+
+
 def test_checkpoint_is_safe_and_self_describing(fitted):
     _, best, _ = fitted
     checkpoint = torch.load(best, weights_only=True)
