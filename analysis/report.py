@@ -153,7 +153,11 @@ def ranking_figure(profile: DatasetProfile) -> Figure:
         [s.name for s in signals], [s.roc_auc - 0.5 for s in signals], left=0.5, color=colours
     )
     axes.invert_yaxis()
-    axes.set_xlim(0.5, max(0.75, max((s.roc_auc for s in signals), default=0.5) + 0.02))
+    scores = [s.roc_auc for s in signals if not np.isnan(s.roc_auc)]
+    # A categorical's out-of-fold score falls a little below 0.5 where it holds no signal.
+    axes.set_xlim(
+        min(0.5, min(scores, default=0.5) - 0.02), max(0.75, max(scores, default=0.5) + 0.02)
+    )
     axes.set_xlabel("ROC-AUC of the feature alone (blue numeric, green categorical)")
     return figure
 
@@ -328,8 +332,11 @@ def _ranking_section(profile: DatasetProfile) -> str:
     note = (
         "<p>ROC-AUC of each feature used alone as a score, direction-agnostic (max(AUC, 1 − AUC)): "
         "numeric values on the rows where present, categoricals through their levels' default "
-        "rates (in-sample, so optimistic for many-level columns). Mutual information with the "
-        "target bins numeric values into 20 quantile bins plus a missing bin.</p>"
+        "rates computed out of fold (5 folds; a level no other fold holds scores the overall "
+        "rate), so that levels of a few rows each rank nothing: such a column scores about "
+        "0.5, or a little below. Mutual information with the target bins numeric values into "
+        "20 quantile bins plus a missing bin; a categorical's is in-sample, so it grows with "
+        "its number of levels.</p>"
     )
     return _section(
         "Single-feature ranking", note + _image(ranking_figure(profile)) + _table(header, rows)
