@@ -3,6 +3,7 @@ and printing a user's mistake as a message instead of a traceback."""
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 import os
@@ -10,6 +11,7 @@ import signal
 import sys
 import warnings
 import zipfile
+from argparse import ArgumentError, ArgumentParser, _SubParsersAction
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -103,8 +105,13 @@ class LoanCLI(LightningCLI):
         parser.add_lightning_class_args(MetricsReport, "report")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """Parse, then check the checkpoint before LightningCLI reads its hyperparameters."""
-        super().parse_arguments(parser, args)
+        """Parse, then check the checkpoint before LightningCLI reads its hyperparameters.
+        A misspelt option names the closest one (the parsers are built with
+        `exit_on_error=False`, so the error reaches here instead of a usage page)."""
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as error:
+            raise ArgumentError(None, _with_suggestions(str(error), parser)) from None
         subcommand = self.config.get("subcommand")
         if subcommand is not None:
             _require_checkpoint(subcommand, self.config[subcommand].get("ckpt_path"))
@@ -349,6 +356,33 @@ def config_name(config: Namespace, *, default: str) -> str:
     return Path(str(config_files[-1])).stem if config_files else default
 
 
+def _with_suggestions(message: str, parser: ArgumentParser) -> str:
+    """The parser's message, one line, with the closest known option of each unrecognised
+    one (`--data.pth` -> `--data.path`)."""
+    message = " ".join(message.split())
+    if not message.startswith("unrecognized arguments:"):
+        return message
+    options = set(_option_strings(parser))
+    # Settings only: not a group (`--model`, `--trainer`), which names a class, nor its help.
+    groups = {name.rsplit(".", 1)[0] for name in options if "." in name}
+    known = sorted(name for name in options - groups if not name.endswith(".help"))
+    hints = []
+    for word in message.removeprefix("unrecognized arguments:").split():
+        option = word.split("=", 1)[0]
+        if option.startswith("--") and (close := difflib.get_close_matches(option, known, n=1)):
+            hints.append(f"{option}: did you mean {close[0]}?")
+    return message + (f" ({' '.join(hints)})" if hints else "")
+
+
+def _option_strings(parser: ArgumentParser) -> Iterator[str]:
+    """Every option string of the parser and of its subcommands' parsers."""
+    for action in parser._actions:  # argparse keeps its actions only here
+        yield from action.option_strings
+        if isinstance(action, _SubParsersAction):
+            for subparser in action.choices.values():
+                yield from _option_strings(subparser)
+
+
 def build_cli(
     args: Sequence[str],
     cli_class: type[LoanCLI] = LoanCLI,
@@ -356,7 +390,9 @@ def build_cli(
     **kwargs: Any,
 ) -> LoanCLI:
     """The model, data module and trainer exactly as `scripts/main.py` builds them from a
-    config, without running a subcommand: for the benchmark, the EDA report and throughput."""
+    config, without running a subcommand: for the benchmark, the EDA report and throughput.
+    A refused option raises `ArgumentError` (one message) instead of printing the usage."""
+    kwargs.setdefault("parser_kwargs", {"exit_on_error": False})
     with warnings.catch_warnings():
         # The arguments are passed on purpose, so the "args and sys.argv" notice is noise.
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
@@ -398,6 +434,7 @@ def cli_main(args: Sequence[str] | None = None) -> LoanCLI:
         seed_everything_default=0,
         save_config_callback=RunConfig,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"exit_on_error": False},
         args=None if args is None else list(args),
     )
 
@@ -445,12 +482,15 @@ def run_entry_point(main: Callable[[], Result]) -> Result:
     """
     try:
         return main()
-    except (UserFacingError, MisconfigurationException) as error:
+    except (UserFacingError, MisconfigurationException, ArgumentError) as error:
         if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             raise
         console = Console(stderr=True, highlight=False, soft_wrap=True)
-        console.print(Text.assemble(("error: ", "bold red"), str(error)))
-        console.print(f"(set {DEBUG_ENV}=1 for the traceback)", style="dim", markup=False)
+        console.print(Text.assemble(("error: ", "bold red"), " ".join(str(error).split())))
+        hint = "--help lists the options" if isinstance(error, ArgumentError) else None
+        console.print(
+            f"({hint or f'set {DEBUG_ENV}=1 for the traceback'})", style="dim", markup=False
+        )
         sys.exit(2)
     except SIGTERMException:
         sys.exit(128 + signal.SIGTERM)

@@ -37,8 +37,23 @@ def _exit_status(args: list[str]) -> int:
             ["fit", *SMALL, "--data.scaling=robust"],
             "Expected a typing.Literal['standard', 'quantile']",
         ),
+        (
+            ["fit", *SMALL, "--data.pth=loans.csv", "--model.net.dropot", "0.1"],
+            "error: unrecognized arguments: --data.pth=loans.csv --model.net.dropot 0.1 "
+            "(--data.pth: did you mean --data.path? "
+            "--model.net.dropot: did you mean --model.net.dropout?)",
+        ),
+        (["fitt", *SMALL], "invalid choice: 'fitt' (choose from 'fit', 'validate'"),
     ],
-    ids=["wrong target", "bad option value", "missing checkpoint", "no checkpoint", "bad choice"],
+    ids=[
+        "wrong target",
+        "bad option value",
+        "missing checkpoint",
+        "no checkpoint",
+        "bad choice",
+        "misspelt options",
+        "misspelt subcommand",
+    ],
 )
 def test_a_mistake_prints_its_message_alone(args, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -47,6 +62,8 @@ def test_a_mistake_prints_its_message_alone(args, message, capsys, tmp_path, mon
     shown = capsys.readouterr()
     assert message in shown.err
     assert "Traceback" not in shown.err + shown.out
+    # The message and one hint: not the ~100 lines of the usage page above it.
+    assert len(shown.err.splitlines()) == 2 and "usage:" not in shown.err
 
 
 def test_a_file_that_is_not_a_checkpoint_is_named(capsys, tmp_path, monkeypatch):
