@@ -127,7 +127,8 @@ class LevelRates:
 class FeatureSignal:
     """How well one feature alone separates defaulters.
 
-    roc_auc is direction-agnostic (max(AUC, 1 - AUC)); numeric features are scored by
+    roc_auc is direction-agnostic (max(AUC, 1 - AUC)), NaN for a column with no value or
+    a single level; numeric features are scored by
     their raw value on rows where present, categoricals by their levels' default rates
     computed out of fold (`out_of_fold_level_rates`). Mutual information (bits) bins
     numeric values by quantile and keeps missing as its own bin; a categorical's is
@@ -449,7 +450,8 @@ def _categorical_signal(name: str, text: np.ndarray, targets: np.ndarray) -> Fea
     return FeatureSignal(
         name=name,
         role="categorical",
-        roc_auc=_auc(targets, out_of_fold_level_rates(codes, targets)),
+        # One level (missing included) ranks nothing: no score, as for an empty column.
+        roc_auc=_auc(targets, out_of_fold_level_rates(codes, targets)) if codes.any() else np.nan,
         direction="by level",
         mutual_information=float(mutual_info_score(targets, codes) / np.log(2)),
         coverage=float(1 - pd.isna(text).mean()),

@@ -104,7 +104,7 @@ def print_summary(profile: DatasetProfile, report: Path, console: Console | None
     for signal in profile.signals[:5]:
         ranking.add_row(
             signal.name,
-            f"{signal.roc_auc:.3f}",
+            _score_text(signal.roc_auc),
             f"{signal.mutual_information:.4f}",
             signal.direction,
         )
@@ -143,9 +143,18 @@ def missing_figure(profile: DatasetProfile) -> Figure:
     return figure
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'s' * (n != 1)}"
+
+
+def _score_text(roc_auc: float) -> str:
+    """A feature's ROC-AUC, or a dash for one with no value, or one value, to rank by."""
+    return "–" if np.isnan(roc_auc) else f"{roc_auc:.3f}"
+
+
 def ranking_figure(profile: DatasetProfile) -> Figure:
-    """Direction-agnostic univariate ROC-AUC per feature, best first."""
-    signals = profile.signals[:MAX_PANELS]
+    """Univariate ROC-AUC per feature, best first (features with no score left out)."""
+    signals = [s for s in profile.signals if not np.isnan(s.roc_auc)][:MAX_PANELS]
     figure = _figure(7, 0.8 + 0.25 * len(signals))
     axes = figure.add_subplot()
     colours = ["#55a868" if s.role == "categorical" else "#4c72b0" for s in signals]
@@ -153,7 +162,7 @@ def ranking_figure(profile: DatasetProfile) -> Figure:
         [s.name for s in signals], [s.roc_auc - 0.5 for s in signals], left=0.5, color=colours
     )
     axes.invert_yaxis()
-    scores = [s.roc_auc for s in signals if not np.isnan(s.roc_auc)]
+    scores = [s.roc_auc for s in signals]
     # A categorical's out-of-fold score falls a little below 0.5 where it holds no signal.
     axes.set_xlim(
         min(0.5, min(scores, default=0.5) - 0.02), max(0.75, max(scores, default=0.5) + 0.02)
@@ -168,6 +177,12 @@ def distributions_figure(profile: DatasetProfile) -> Figure:
     panels = sorted(profile.numeric, key=lambda d: order.get(d.name, len(order)))[:MAX_PANELS]
     figure, grid = _grid(len(panels), height=2.1)
     for axes, dist in zip(grid, panels, strict=False):
+        axes.set_title(dist.name, fontsize=9)
+        axes.set_yticks([])
+        if not dist.counts.any():
+            axes.set_xticks([])
+            axes.text(0.5, 0.5, "no value in any row", ha="center", va="center", fontsize=8)
+            continue
         totals = np.maximum(dist.counts.sum(axis=1, keepdims=True), 1)
         for label, name in ((0, "no default"), (1, "default")):
             axes.stairs(
@@ -179,9 +194,7 @@ def distributions_figure(profile: DatasetProfile) -> Figure:
                 alpha=0.45 if label == 0 else 1.0,
                 linewidth=1.4,
             )
-        axes.set_title(dist.name, fontsize=9)
         axes.tick_params(labelsize=7)
-        axes.set_yticks([])
     if panels:
         grid[0].legend(fontsize=7)
     return figure
@@ -251,9 +264,10 @@ def target_figure(profile: DatasetProfile) -> Figure:
 
 
 def figure_png(figure: Figure) -> bytes:
-    """The figure as PNG bytes, drawn by the Agg canvas."""
+    """The figure as PNG bytes, drawn by the Agg canvas, grown to hold every label: the
+    constrained layout alone clipped long tick labels (taiwan's heatmap, gmsc's ranking)."""
     buffer = io.BytesIO()
-    FigureCanvasAgg(figure).print_png(buffer)
+    figure.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.05)
     return buffer.getvalue()
 
 
@@ -321,7 +335,7 @@ def _ranking_section(profile: DatasetProfile) -> str:
         (
             s.name,
             s.role,
-            f"{s.roc_auc:.3f}",
+            _score_text(s.roc_auc),
             f"{s.mutual_information:.4f}",
             s.direction,
             f"{s.coverage:.1%}",
@@ -353,7 +367,7 @@ def _categorical_section(profile: DatasetProfile) -> str:
             )
         ]
         tables.append(
-            f"<h3>{html.escape(rates.column)} ({rates.n_levels} levels)</h3>"
+            f"<h3>{html.escape(rates.column)} ({_count(rates.n_levels, 'level')})</h3>"
             + _table(("level", "rows", "default rate", "95% Wilson interval"), rows)
         )
     return _section(

@@ -391,3 +391,26 @@ def test_a_report_folder_that_cannot_hold_it_is_one_message(planted, tmp_path):
     with pytest.raises(ConfigurationError, match=f"--output {blocker}: the report cannot be"):
         write_report(planted, blocker)
     assert blocker.read_text() == "not a folder"
+
+
+def test_a_column_with_nothing_to_rank_gets_no_score(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = 600
+    x = rng.normal(size=rows)
+    frame = pd.DataFrame(
+        {
+            "x": x,
+            "empty": np.nan,
+            "one": "A",
+            "y": (rng.random(rows) < 1 / (1 + np.exp(-x))).astype(int),
+        }
+    )
+    path = tmp_path / "nothing_to_rank.csv"
+    frame.to_csv(path, index=False)
+    profile = _profile(LoanDataModule(str(path), target="y"))
+    assert [s.name for s in profile.signals] == ["x", "empty", "one"]
+    assert np.isnan(profile.signals[1].roc_auc) and np.isnan(profile.signals[2].roc_auc)
+    page = write_report(profile, tmp_path / "report").read_text()
+    assert "one (1 level)" in page
+    ranking = page[page.index("Single-feature ranking") : page.index("Numeric distributions")]
+    assert "nan" not in ranking and ranking.count("<td>–</td>") == 2
