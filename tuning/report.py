@@ -15,6 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from optuna.exceptions import ExperimentalWarning
 from optuna.importance import FanovaImportanceEvaluator
+from optuna.search_space import intersection_search_space
 from optuna.trial import FrozenTrial, TrialState
 from optuna.visualization import matplotlib as optuna_plots
 from rich.console import Console
@@ -28,6 +29,8 @@ from lightning_modules.atomic import (
 )
 from lightning_modules.loan_model import MONITOR
 from tuning.study import FINISHED, GRACE_PERIOD_S, StudyFolder, count
+
+IMPORTANCES = "param_importances.png"
 
 
 class ProgressLine:
@@ -132,6 +135,15 @@ class BestConfigWriter:
         write_text_atomically(header + self.parser.dump(config, skip_none=False), self.path)
 
 
+def left_out_of_importances(study: optuna.Study) -> list[str]:
+    """The parameters of completed trials that the importances cannot rank: fANOVA fits on
+    the search space every completed trial shares (Optuna's intersection), so a conditional
+    parameter (a network's depth, drawn only where the widths are searched) drops out."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    drawn = {name for trial in complete for name in trial.params}
+    return sorted(drawn - set(intersection_search_space(complete)))
+
+
 def write_plots(study: optuna.Study, folder: Path, *, seed: int) -> dict[str, Path | str]:
     """Optuna's plots as PNG files; {file name: path written, or why it was not}.
 
@@ -144,7 +156,7 @@ def write_plots(study: optuna.Study, folder: Path, *, seed: int) -> dict[str, Pa
         "optimization_history.png": lambda: optuna_plots.plot_optimization_history(
             study, target_name=MONITOR
         ),
-        "param_importances.png": lambda: optuna_plots.plot_param_importances(
+        IMPORTANCES: lambda: optuna_plots.plot_param_importances(
             study, evaluator=evaluator, target_name=MONITOR
         ),
         "parallel_coordinate.png": lambda: optuna_plots.plot_parallel_coordinate(
@@ -234,4 +246,12 @@ def write_report(
             console.print(f"plot: {result}", markup=False)
         else:
             console.print(f"plot {name} skipped: {result}", style="dim", markup=False)
+    if isinstance(plots[IMPORTANCES], Path) and (left_out := left_out_of_importances(study)):
+        console.print(
+            f"{IMPORTANCES} leaves out {', '.join(left_out)}: fANOVA ranks only the "
+            "parameters every completed trial drew, and these are drawn only under some "
+            "choices of another (trials.csv holds their values)",
+            style="dim",
+            markup=False,
+        )
     console.print(f"trials: {folder.trials_table}; runs: tensorboard --logdir {folder.tensorboard}")

@@ -260,6 +260,26 @@ class TrialSeededSampler(BaseSampler):
         self._tpe.after_trial(study, trial, state, values)
 
 
+def require_study(name: str, storage_url: str | None, folder: StudyFolder) -> None:
+    """Refuse to report on a study that does not exist (`--trials 0` runs no trial): a
+    misspelt `--study` would otherwise create an empty study, and its folder, to report
+    on. `storage_url` None is the default storage, the study folder's own database."""
+    if storage_url is None:
+        if folder.database.exists():
+            return
+        where = str(folder.root.parent)
+        held = sorted(path.parent.name for path in folder.root.parent.glob("*/study.db"))
+    else:
+        held = sorted(optuna.get_all_study_names(open_storage(storage_url)))
+        if name in held:
+            return
+        where = make_url(storage_url).render_as_string(hide_password=True)
+    raise ConfigurationError(
+        f"no study {name!r} in {where} to report on (--trials 0 runs no trial); the studies "
+        f"there: {', '.join(held) or 'none'}"
+    )
+
+
 def open_study(
     name: str,
     storage: RDBStorage,

@@ -43,6 +43,7 @@ from tuning.study import (
     default_study_name,
     open_storage,
     open_study,
+    require_study,
     run_trials,
     sqlite_url,
 )
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     base_args = space.trial_args(options.config, cli_args)
     name = options.study or default_study_name(options.config, options.space)
     folder = StudyFolder(options.output / name)
+    if options.trials == 0:
+        require_study(name, options.storage, folder)
     storage_url = options.storage or sqlite_url(folder.database)
     study, base = open_search(
         name,

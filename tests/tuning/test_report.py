@@ -40,3 +40,29 @@ def test_the_report_names_a_trial_still_running_when_the_worker_ends(tmp_path):
     assert "no trial has completed yet" in text
     assert "trial 0 (the config as it is) is still running" in text
     assert "raise --trials if the study has reached it" in text
+
+
+def test_the_report_names_the_parameters_the_importances_leave_out(tmp_path):
+    """fANOVA ranks only what every completed trial drew: a depth drawn only where the
+    widths are searched is missing from the plot, and the report says so."""
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("overrides", [])  # as a trial records them: the config as it is
+        lr = trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+        if trial.suggest_categorical("layers", ["auto", "searched"]) == "searched":
+            return lr * 10 + trial.suggest_int("depth", 1, 4)
+        return lr * 10
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
+    study.optimize(objective, n_trials=12)
+    ranked = optuna.importance.get_param_importances(
+        study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
+    )
+    assert sorted(ranked) == ["layers", "lr"]  # what Optuna draws: no depth
+    args = ["--config", str(CONFIGS / "default.yaml")]
+    writer = BestConfigWriter(build_cli(args).parser, args, tmp_path / "best_config.yaml")
+    shown = io.StringIO()
+    write_report(
+        study, StudyFolder(tmp_path), writer, seed=0, console=Console(file=shown, width=400)
+    )
+    assert "param_importances.png leaves out depth: fANOVA ranks only" in shown.getvalue()

@@ -231,6 +231,22 @@ def test_a_study_of_the_same_name_in_another_storage_leaves_the_folder_alone(tmp
     main(_args(tmp_path, 1))  # its own study still resumes there
 
 
+def test_a_report_of_a_study_that_does_not_exist_is_refused_and_creates_none(tmp_path):
+    _space(tmp_path)
+    with pytest.raises(
+        ConfigurationError,
+        match=r"no study 'defualt-space' in .*tuning_results to report on \(--trials 0 runs no "
+        r"trial\); the studies there: none",
+    ):
+        main(_args(tmp_path, 0, "--study=defualt-space"))
+    assert not (tmp_path / "tuning_results").exists()
+    shared = sqlite_url(tmp_path / "shared.db")
+    optuna.create_study(storage=open_storage(shared), study_name=STUDY)
+    with pytest.raises(ConfigurationError, match=f"the studies there: {STUDY}$"):
+        main(_args(tmp_path, 0, "--study=defualt-space", f"--storage={shared}"))
+    assert optuna.get_all_study_names(open_storage(shared)) == [STUDY]
+
+
 @pytest.mark.parametrize(
     ("space", "message"),
     [
