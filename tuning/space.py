@@ -36,7 +36,7 @@ from typing import Any
 
 import optuna
 import yaml
-from jsonargparse import ArgumentError
+from jsonargparse import ArgumentError, Namespace
 
 from contracts.errors import ConfigurationError
 
@@ -87,8 +87,12 @@ class Parameter:
         return [width] * depth
 
     def describe(self) -> str:
-        """What the parameter draws, in one line: how a study records its space, so that a
-        run with an edited space file is refused rather than mixed into it."""
+        """The key and what the parameter draws, in one line: how a study records its space,
+        so that a run with an edited space file is refused rather than mixed into it."""
+        return f"{self.key}: {self.draws()}"
+
+    def draws(self) -> str:
+        """What the parameter draws: `float in [0.0001, 0.003] log`."""
         scale = " log" if self.log else ""
         if self.kind == "categorical":
             drawn = f"one of {list(self.choices)}"
@@ -100,7 +104,7 @@ class Parameter:
         drawn += scale
         drawn += f", or {self.off_value}" if self.off_value is not None else ""
         drawn += f", when {dict(self.when)}" if self.when else ""
-        return f"{self.key}: {drawn}"
+        return drawn
 
     def candidate_values(self) -> list[Any]:
         """Values that stand for everything the parameter can draw (its bounds, a float
@@ -159,9 +163,20 @@ class SearchSpace:
                 drawn[parameter.name] = values[parameter.key] = parameter.suggest(trial)
         return values
 
+    def config_values(self, config: Namespace) -> dict[str, Any]:
+        """{CLI key: value} of a parsed config's searched keys."""
+        return {parameter.key: config.get(parameter.key) for parameter in self.parameters}
+
     def params_for(self, config: Mapping[str, Any]) -> dict[str, Any] | None:
         """The Optuna parameters that reproduce a config's values ({CLI key: value}), or None
         when one lies outside the space: how a study's first trial can be the config as it is."""
+        return self._expressed(config)[0]
+
+    def outside(self, config: Mapping[str, Any]) -> str | None:
+        """Why the space cannot express a config ({CLI key: value}), or None if it can."""
+        return self._expressed(config)[1]
+
+    def _expressed(self, config: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
         drawn: dict[str, Any] = {}
         params: dict[str, Any] = {}
         for parameter in self.parameters:
@@ -170,10 +185,13 @@ class SearchSpace:
             value = config.get(parameter.key)
             found = parameter.params_for(value)
             if found is None:
-                return None
+                return None, (
+                    f"{parameter.key} = {value!r} is not among what parameter "
+                    f"{parameter.name!r} draws ({parameter.draws()})"
+                )
             drawn[parameter.name] = value
             params |= found
-        return params
+        return params, None
 
     def fixed_overrides(self) -> list[str]:
         return cli_overrides(self.fixed)

@@ -136,6 +136,13 @@ def main(argv: list[str] | None = None) -> optuna.Study:
         pruner=PRUNERS[options.pruner](),
     )
     folder.claim(study)
+    if outside := space.outside(space.config_values(base.config)):
+        console.print(
+            f"note: the config as it is cannot be a trial, so the study has no point to beat: "
+            f"{outside}",
+            style="yellow",
+            markup=False,
+        )
 
     # The best config refits under logs/<study>/, not under the name of its own file.
     refit_args = (
@@ -202,7 +209,7 @@ def open_search(
         pruner=pruner,
         origin={"config": Path(config).stem, "space": space.name},
         settings=shared_settings(base.config, space) | {SEED_SETTING: str(seed)},
-        first_params=space.params_for({p.key: base.config.get(p.key) for p in space.parameters}),
+        first_params=space.params_for(space.config_values(base.config)),
     )
     return study, base
 

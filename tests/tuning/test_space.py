@@ -29,7 +29,7 @@ def test_the_default_space_names_real_options_and_holds_the_recommended_model():
     space = load_space(REPO_SPACE)
     cli = build_cli(["--config", str(CONFIGS / "default.yaml"), *space.fixed_overrides()])
     space.check_keys(cli.config.keys())
-    params = space.params_for({p.key: cli.config.get(p.key) for p in space.parameters})
+    params = space.params_for(space.config_values(cli.config))
     assert params == {
         "lr": 0.001,
         "weight_decay.off": False,
@@ -42,6 +42,15 @@ def test_the_default_space_names_real_options_and_holds_the_recommended_model():
         "batch_size": "auto",
         "scaling": "quantile",
     }
+    assert space.outside(space.config_values(cli.config)) is None
+    lr_elsewhere = build_cli(
+        ["--config", str(CONFIGS / "default.yaml"), "--model.optimizer.init_args.lr=0.05"]
+    )
+    assert space.params_for(space.config_values(lr_elsewhere.config)) is None
+    assert space.outside(space.config_values(lr_elsewhere.config)) == (
+        "model.optimizer.init_args.lr = 0.05 is not among what parameter 'lr' draws "
+        "(float in [3e-05, 0.003] log)"
+    )
 
 
 def test_a_users_override_of_a_searched_option_is_named():

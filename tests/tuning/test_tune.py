@@ -247,6 +247,17 @@ def test_a_report_of_a_study_that_does_not_exist_is_refused_and_creates_none(tmp
     assert optuna.get_all_study_names(open_storage(shared)) == [STUDY]
 
 
+def test_a_config_the_space_cannot_express_is_said_to_have_no_trial(tmp_path, capsys):
+    _space(tmp_path, TINY_SPACE.replace("low: 1.0e-4, high: 3.0e-3", "low: 2.0e-3, high: 3.0e-3"))
+    study = main(_args(tmp_path, 1))
+    assert "origin" not in study.trials[0].user_attrs  # a drawn trial, not the config's
+    assert (
+        "note: the config as it is cannot be a trial, so the study has no point to beat: "
+        "model.optimizer.init_args.lr = 0.001 is not among what parameter 'lr' draws "
+        "(float in [0.002, 0.003] log)"
+    ) in " ".join(capsys.readouterr().out.split())
+
+
 @pytest.mark.parametrize(
     ("space", "message"),
     [
