@@ -181,7 +181,11 @@ def worst_cases_markdown(cases: pd.DataFrame) -> str:
 
 def worst_cases_table(cases: pd.DataFrame) -> Table:
     """The terminal view of `worst_cases_markdown`."""
-    table = Table(title=WORST_CASES_TITLE)
+    table = Table(
+        title=WORST_CASES_TITLE,
+        caption="ahead or level: mean difference at least 0; behind beyond the noise: the "
+        f"{CONFIDENCE:.0%} interval below 0; the rest are behind inside the noise",
+    )
     for header in _WORST_CASE_HEADER:
         table.add_column(header)
     for row in cases.to_dict("records"):
@@ -327,10 +331,11 @@ def markdown_tables(
             "### Fit time against LightGBM (mean fit seconds over the same seeds)",
             _markdown(_RATIO_HEADER, [_ratio_cells(row) for row in ratios.to_dict("records")]),
         ]
-    sections += [
-        f"### Paired comparison: {HEADLINE} of our model minus the best baseline",
-        _markdown(_PAIRED_HEADER, [_paired_cells(row) for row in paired.to_dict("records")]),
-    ]
+    if not paired.empty:  # empty where the run has no network or no baseline
+        sections += [
+            f"### Paired comparison: {HEADLINE} of our model minus the best baseline",
+            _markdown(_PAIRED_HEADER, [_paired_cells(row) for row in paired.to_dict("records")]),
+        ]
     return "\n\n".join(sections) + "\n"
 
 
@@ -370,7 +375,7 @@ def rich_tables(
         comparison.add_column(header)
     for record in paired.to_dict("records"):
         comparison.add_row(*_paired_cells(record))
-    return [scoreboard, comparison]
+    return [scoreboard, comparison] if not paired.empty else [scoreboard]
 
 
 _RATIO_HEADER = ["dataset", "model", "fit s", "LightGBM fit s", "ratio", "seeds"]

@@ -304,6 +304,8 @@ def test_a_bad_dataset_fails_once_before_its_runs_and_a_derived_one_runs(tmp_pat
     robustness = summary.split("## Robustness suite (derived datasets)")[1]
     assert "| default@1k | logreg | 2 |" in robustness
     assert summary.count("failed: wrong_target") == 1
+    # No network ran, so there is no paired comparison to show, not an empty table of one.
+    assert "Paired comparison" not in summary and "our model - best baseline" not in console
 
 
 def test_every_robustness_dataset_names_a_config_and_its_sample():
