@@ -708,14 +708,18 @@ def _leak_finding(signal: FeatureSignal) -> Finding:
 def _sentinel_finding(
     name: str, values: np.ndarray, targets: np.ndarray, codes: dict[float, int]
 ) -> Finding:
-    is_code = np.isin(values, list(codes))
-    described = ", ".join(f"{code:g} ({count} rows)" for code, count in codes.items())
+    # Each code's own rate: codes such as -9 (refused) and -8 (not asked) can mean
+    # different things, so one pooled rate would hide what sets them apart.
+    described = ", ".join(
+        f"{code:g} ({count} rows, {targets[values == code].mean():.1%} defaulted)"
+        for code, count in codes.items()
+    )
+    elsewhere = ~np.isin(values, list(codes))
     return Finding(
         "sentinel",
         (name,),
-        f"{name!r} holds special codes {described}, default rate {targets[is_code].mean():.1%} "
-        f"vs {targets[~is_code].mean():.1%} elsewhere: they are not magnitudes; turn them "
-        "into flags (or missing) before scaling.",
+        f"{name!r} holds special codes {described}, against {targets[elsewhere].mean():.1%} "
+        "elsewhere: they are not magnitudes; turn them into flags (or missing) before scaling.",
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pandas as pd
@@ -231,7 +232,7 @@ def test_clean_columns_raise_no_warning(planted):
     flagged = {column for finding in planted.findings for column in finding.columns}
     assert "loan_id" not in flagged  # an id column in its proper role, unrelated to the target
     sentinel = next(f for f in planted.findings if f.columns == ("times_late",))
-    assert "98 (20 rows)" in sentinel.message
+    assert re.search(r"98 \(20 rows, \d+\.\d% defaulted\)", sentinel.message)
     assert planted.duplicate_rows == 7
     # A date's levels each hold one row: scored out of fold they rank nothing, so no leak
     # (in-sample they ranked the outcome perfectly); nor is a date an identifier.
@@ -381,7 +382,11 @@ def test_give_me_some_credit_figures(real_data_dir):
         "NumberOfTimes90DaysLate",
         "NumberOfTime60-89DaysPastDueNotWorse",
     }
-    assert all("96 (5 rows), 98 (264 rows)" in message for message in sentinels.values())
+    assert all(
+        "96 (5 rows, 80.0% defaulted), 98 (264 rows, 54.2% defaulted), against 6.6% elsewhere"
+        in message
+        for message in sentinels.values()
+    )
     assert profile.signals[0].name == "RevolvingUtilizationOfUnsecuredLines"
 
 
@@ -414,3 +419,23 @@ def test_a_column_with_nothing_to_rank_gets_no_score(tmp_path):
     assert "one (1 level)" in page
     ranking = page[page.index("Single-feature ranking") : page.index("Numeric distributions")]
     assert "nan" not in ranking and ranking.count("<td>–</td>") == 2
+
+
+def test_each_special_code_gets_its_own_default_rate(tmp_path):
+    rng = np.random.default_rng(0)
+    months = rng.integers(0, 60, 600).astype(float)
+    default = (rng.random(600) < 0.2).astype(int)
+    months[:40], default[:40] = -9, 1  # e.g. "refused to answer": every one defaulted
+    months[40:80], default[40:80] = -8, 0  # "not asked": none did
+    path = tmp_path / "codes.csv"
+    pd.DataFrame({"months": months, "default": default}).to_csv(path, index=False)
+    (finding,) = [
+        f
+        for f in _profile(LoanDataModule(str(path), target="default")).findings
+        if f.kind == "sentinel"
+    ]
+    elsewhere = default[80:].mean()
+    assert (
+        f"-9 (40 rows, 100.0% defaulted), -8 (40 rows, 0.0% defaulted), against "
+        f"{elsewhere:.1%} elsewhere"
+    ) in finding.message
