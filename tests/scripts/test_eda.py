@@ -105,7 +105,7 @@ def test_give_me_some_credit_report_names_its_sentinel_values(real_data_dir, tmp
         ]
     )
     html = report.read_text()
-    assert "96 (5 rows), 98 (264 rows)" in html
+    assert "96 (5 rows, 80.0% defaulted), 98 (264 rows, 54.2% defaulted)" in html
     assert len(_images(report)) == FIGURES_WITH_CATEGORICALS - 1  # no categoricals
 
 
