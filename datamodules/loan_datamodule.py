@@ -61,7 +61,7 @@ from datamodules.schema import (
     require_trained_columns,
     same_label,
 )
-from datamodules.splits import SplitIndices, bagging_folds, protocol_split
+from datamodules.splits import SplitIndices, bagging_folds, check_split_shares, protocol_split
 from datamodules.tensor_data import Batch, batch_loader
 from datamodules.validation import check_training_columns, numeric_block, share_numeric_columns
 from risk.stability import BinnedDistribution
@@ -267,6 +267,7 @@ class LoanDataModule(L.LightningDataModule):
         self.sample_positive_rate = sample_positive_rate
         check_range("noise_columns", noise_columns, low=0)
         self.noise_columns = noise_columns
+        check_split_shares(test_size, val_size)
         self.test_size = test_size
         self.val_size = val_size
         if folds != "auto":

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from contracts.errors import DataValidationError
+from contracts.choices import check_range
+from contracts.errors import ConfigurationError, DataValidationError
 
 MIN_ROWS_PER_CLASS = 2
 
@@ -20,6 +21,20 @@ class SplitIndices:
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
+
+
+def check_split_shares(test_size: float, val_size: float) -> None:
+    """Both shares strictly between 0 and 1. A test share of 0 is what a user asks to train
+    on every labelled row, so its message says what serves that instead."""
+    if test_size == 0:
+        raise ConfigurationError(
+            "test_size must be above 0: the test rows are what `test` and the model card "
+            "score, rows that no fitting choice saw. To train on more of the labelled rows, "
+            "bag: --data.folds 5 trains five networks, each on 80 % of the non-test rows "
+            "(the validation rows included), and averages them."
+        )
+    check_range("test_size", test_size, low=0, high=1, low_inclusive=False, high_inclusive=False)
+    check_range("val_size", val_size, low=0, high=1, low_inclusive=False, high_inclusive=False)
 
 
 def protocol_split(

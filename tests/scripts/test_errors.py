@@ -44,6 +44,8 @@ def _exit_status(args: list[str]) -> int:
             "--model.net.dropot: did you mean --model.net.dropout?)",
         ),
         (["fitt", *SMALL], "invalid choice: 'fitt' (choose from 'fit', 'validate'"),
+        (["fit", *SMALL, "--data.test_size=0"], "test_size must be above 0: the test rows are"),
+        (["fit", *SMALL, "--data.val_size=1.5"], "val_size must be in (0, 1), got 1.5"),
     ],
     ids=[
         "wrong target",
@@ -53,6 +55,8 @@ def _exit_status(args: list[str]) -> int:
         "bad choice",
         "misspelt options",
         "misspelt subcommand",
+        "no test rows",
+        "a share above 1",
     ],
 )
 def test_a_mistake_prints_its_message_alone(args, message, capsys, tmp_path, monkeypatch):
