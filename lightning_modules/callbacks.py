@@ -5,6 +5,7 @@ and a population stability report) after `predict`."""
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import time
 from pathlib import Path
@@ -75,20 +76,45 @@ class MetricsReport(L.Callback):
         self.n_bands = n_bands
         self.bootstrap_resamples = bootstrap_resamples
         self.console = Console()
+        # The validation metrics of the best monitored epoch so far: (epoch, score, metrics).
+        self._best_epoch: tuple[int, float, dict[str, float]] | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._best_epoch = None  # a bag's next fold starts afresh
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Keep the metrics of the epoch the checkpoint will keep: it saves on a strict
+        improvement of its monitor, so the first epoch of the best score."""
+        checkpoint = _monitoring_checkpoint(trainer)
+        if trainer.sanity_checking or checkpoint is None:
+            return
+        score = trainer.callback_metrics.get(checkpoint.monitor)
+        if score is None or not math.isfinite(score := float(score)):
+            return
+        best = self._best_epoch
+        if best is None or (score > best[1] if checkpoint.mode == "max" else score < best[1]):
+            self._best_epoch = (trainer.current_epoch, score, _stage_metrics(trainer, "val"))
 
     @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The validation metrics of the checkpoint that `test` and `predict` will use (the
+        last epoch's where this fit did not see the kept epoch: resumed after it)."""
         metrics = _stage_metrics(trainer, "val")
         if not metrics:
             return
         fold = getattr(trainer.datamodule, "selected_fold", None)
         # A bag's fold: its own early-stopping rows, not the bag's out-of-fold figures.
         rows = "" if fold is None else f", fold {fold} of the bag"
-        table = _metrics_table(f"Validation metrics (last epoch{rows})", {"model": metrics})
-        self.console.print(table)
-        checkpoint = trainer.checkpoint_callback
-        best = checkpoint.best_model_score if isinstance(checkpoint, ModelCheckpoint) else None
-        if best is not None and checkpoint.monitor:  # a checkpoint without a monitor has no best
+        checkpoint = _monitoring_checkpoint(trainer)
+        best = None if checkpoint is None else checkpoint.best_model_score
+        kept = self._best_epoch
+        if best is not None and kept is not None and kept[1] == float(best):
+            title = f"Validation metrics (epoch {kept[0]}, the checkpoint kept{rows})"
+            metrics = kept[2]
+        else:
+            title = f"Validation metrics (last epoch{rows})"
+        self.console.print(_metrics_table(title, {"model": metrics}))
+        if checkpoint is not None and best is not None:
             self.console.print(
                 f"best {checkpoint.monitor} = {float(best):.4f}: {checkpoint.best_model_path}"
             )
@@ -181,6 +207,12 @@ class MetricsReport(L.Callback):
         targets = datamodule.split_tensors("test").target
         report = binary_report(torch.from_numpy(probability), targets, threshold=0.5)
         return {name: float(report[name]) for name in ("roc_auc", "accuracy", "pr_auc", "log_loss")}
+
+
+def _monitoring_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
+    """The trainer's checkpoint callback where it keeps a best epoch by a monitor."""
+    checkpoint = trainer.checkpoint_callback
+    return checkpoint if isinstance(checkpoint, ModelCheckpoint) and checkpoint.monitor else None
 
 
 def _stage_metrics(trainer: L.Trainer, stage: str) -> dict[str, float]:

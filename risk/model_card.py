@@ -116,7 +116,10 @@ def _training_sentence(card: ModelCard) -> str:
             "best epoch on its held-out fold"
         )
     elif card.saved_epoch is not None:
-        trained = f"The saved weights are those after epoch {card.saved_epoch + 1}"
+        trained = (
+            f"The saved weights are those of epoch {card.saved_epoch} (counted from 0, as in "
+            f"the checkpoint's file name: {card.saved_epoch + 1} epochs of training)"
+        )
     else:
         return ""
     return f"\n\n{trained}, with {plan}."

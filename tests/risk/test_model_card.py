@@ -76,8 +76,9 @@ def test_card_says_how_long_the_weights_trained_and_when_the_trainer_set_the_bud
     card = replace(_card(), settings=fitted, saved_epoch=6)
     text = " ".join(render_model_card(card).split())
     assert (
-        "The saved weights are those after epoch 7, with a cosine learning rate over a "
-        "budget of 16 epochs." in text
+        "The saved weights are those of epoch 6 (counted from 0, as in the checkpoint's file "
+        "name: 7 epochs of training), with a cosine learning rate over a budget of 16 epochs."
+        in text
     )
     limited = replace(card, settings=fitted | {"training_epochs": 2, "trainer/max_epochs": 2})
     assert "budget of 2 epochs, the trainer's limit (`--trainer.max_epochs 2`)." in " ".join(

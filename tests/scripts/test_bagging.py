@@ -40,7 +40,7 @@ def test_bagged_fit_averages_its_folds_into_one_checkpoint_that_test_and_predict
     printed = " ".join(capsys.readouterr().out.split())
     assert "checkpoint: logs/default/version_0/checkpoints/bagged.ckpt" in printed
     for fold in range(FOLDS):  # each fold's own figures are not taken for the bag's
-        assert f"Validation metrics (last epoch, fold {fold} of the bag)" in printed
+        assert f"the checkpoint kept, fold {fold} of the bag)" in printed
     checkpoint = torch.load(bagged_path, weights_only=True)
     assert checkpoint["hyper_parameters"]["networks"] == FOLDS
     # The run's config, as a single fit writes it, beside each fold's.

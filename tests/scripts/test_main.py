@@ -62,6 +62,19 @@ def test_fit_writes_logs_checkpoints_and_a_reproducing_config(fitted, run_cli, t
     assert second == first
 
 
+def test_the_fit_prints_the_validation_metrics_of_the_checkpoint_it_keeps(
+    run_cli, loan_csv, tmp_path, capsys
+):
+    cli = _fit(run_cli, loan_csv, "--trainer.max_epochs=4", "--model.training_epochs=4")
+    best, _ = _checkpoints(tmp_path)
+    epoch = torch.load(best, weights_only=True)["epoch"]
+    lines = capsys.readouterr().out.splitlines()
+    printed = " ".join(" ".join(lines).split())
+    assert f"Validation metrics (epoch {epoch}, the checkpoint kept)" in printed
+    (auc,) = [line.split()[3] for line in lines if line.startswith("│ roc_auc ")]
+    assert auc == f"{float(cli.trainer.checkpoint_callback.best_model_score):.4f}"
+
+
 def test_the_fit_record_keeps_the_trainers_limit_not_the_planned_epochs(
     run_cli, loan_csv, tmp_path
 ):
@@ -168,7 +181,7 @@ def test_test_subcommand_reports_held_out_metrics(fitted, run_cli, loan_csv, tmp
     assert "| optimizer/lr | 0.001 |" in card and "| auto |" not in card
     assert "net/periodic_sigma" not in card  # no periodic embedding: the setting did nothing
     epoch = torch.load(best, weights_only=True)["epoch"]
-    assert f"The saved weights are those after epoch {epoch + 1}, with a " in card
+    assert f"The saved weights are those of epoch {epoch} (counted from 0, as in the " in card
     assert "the trainer's limit (`--trainer.max_epochs 2`)" in card
 
 
