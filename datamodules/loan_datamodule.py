@@ -348,10 +348,24 @@ class LoanDataModule(L.LightningDataModule):
         training levels, and is 1 otherwise (reads the labelled file)."""
         if self.folds != "auto":
             return self.folds
+        return self.bag_size() if self.auto_bagging_reason() else 1
+
+    def auto_bagging_reason(self) -> str | None:
+        """Why `folds: auto` bags this data, in words for the fit's summary line (a bag
+        costs several fits, and a date read as a categorical can be the reason); None where
+        it fits one network or `folds` is given."""
+        if self.folds != "auto":
+            return None
         labelled = self.labelled_table()
         cases = rarer_class_rows(labelled.targets[labelled.split.train])
-        bags = cases < FEW_TRAINING_CASES or self._has_wide_categorical()
-        return self.bag_size() if bags else 1
+        if cases < FEW_TRAINING_CASES:
+            return f"{cases:,} training rows of the rarer class, below {FEW_TRAINING_CASES:,}"
+        training_rows = labelled.frame.iloc[labelled.split.train]
+        for name in self._require_schema().categorical_columns:
+            levels = len(level_vocabulary(training_rows[name], self.min_level_count))
+            if is_wide(levels):
+                return f"{name!r} has {levels:,} training levels, a wide categorical"
+        return None
 
     def bag_size(self) -> int:
         """The folds of this data's bag where `folds: auto` bags: SMALL_DATA_BAGGING_FOLDS
@@ -361,16 +375,6 @@ class LoanDataModule(L.LightningDataModule):
         folds = self.fold_splits(SMALL_DATA_BAGGING_FOLDS)
         small = max(len(fold.train) for fold in folds) < SMALL_TRAINING_ROWS
         return SMALL_DATA_BAGGING_FOLDS if small else BAGGING_FOLDS
-
-    def _has_wide_categorical(self) -> bool:
-        """Whether a categorical has at least WIDE_CATEGORICAL_LEVELS levels seen
-        `min_level_count` times in training, as the preprocessing will count them."""
-        labelled = self.labelled_table()
-        training_rows = labelled.frame.iloc[labelled.split.train]
-        return any(
-            is_wide(len(level_vocabulary(training_rows[name], self.min_level_count)))
-            for name in self._require_schema().categorical_columns
-        )
 
     def fold_splits(self, folds: int | None = None) -> list[SplitIndices]:
         """The bagging folds of the labelled rows: `folds` of them, by default
@@ -692,8 +696,10 @@ class LoanDataModule(L.LightningDataModule):
         triples = len(combinations) - pairs
         counts += f", +{pairs} pair rates" if pairs else ""
         counts += f", +{triples} triple rates" if triples else ""
+        reason = self.auto_bagging_reason() if bagging else None
         parts = (
             f"{self.resolved_folds()} folds of {len(train)}"
+            + (f" (a bag: {reason})" if reason else "")
             if bagging
             else f"train {len(split.train)}, val {len(split.val)}"
         )

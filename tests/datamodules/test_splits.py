@@ -84,6 +84,9 @@ def test_auto_folds_bag_where_defaulters_are_few_and_a_plain_fit_keeps_the_proto
     # As many rows (12,000 in training), fewer defaulters: a bag of 5.
     assert rarer.resolved_folds() == BAGGING_FOLDS == large.bag_size()
     assert LoanDataModule(None, synthetic_rows=1_000, folds=1).resolved_folds() == 1
+    # The fit's summary line says why it bags (a bag costs several fits).
+    assert small.auto_bagging_reason() == "123 training rows of the rarer class, below 1,500"
+    assert large.auto_bagging_reason() is None
 
     # Without a fold served (a Python user's own `trainer.fit`), the preprocessing is the
     # protocol's: fitted on the training rows alone.
@@ -103,5 +106,7 @@ def test_auto_folds_bag_where_a_categorical_has_20_training_levels(tmp_path):
         frame.to_csv(path, index=False)
         data = LoanDataModule(str(path), target="default", id_column="loan_id")
         assert data.resolved_folds() == folds
+        reason = "'branch' has 40 training levels, a wide categorical" if levels == 40 else None
+        assert data.auto_bagging_reason() == reason
         data.setup("fit")
         assert data.feature_spec.has_wide_categorical == (folds == BAGGING_FOLDS)
