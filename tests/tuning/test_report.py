@@ -66,3 +66,25 @@ def test_the_report_names_the_parameters_the_importances_leave_out(tmp_path):
         study, StudyFolder(tmp_path), writer, seed=0, console=Console(file=shown, width=400)
     )
     assert "param_importances.png leaves out depth: fANOVA ranks only" in shown.getvalue()
+
+
+def test_the_report_shows_what_the_best_gains_over_the_config_and_at_what_cost(tmp_path):
+    study = optuna.create_study(direction="maximize")
+    lr = optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
+    for value, origin in [(0.9000, "config"), (0.9125, None), (0.8500, None)]:
+        attrs = {"overrides": []} | ({"origin": origin} if origin else {})
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"lr": 1e-3}, distributions={"lr": lr}, value=value, user_attrs=attrs
+            )
+        )
+    args = ["--config", str(CONFIGS / "default.yaml")]
+    writer = BestConfigWriter(build_cli(args).parser, args, tmp_path / "best_config.yaml")
+    shown = io.StringIO()
+    write_report(
+        study, StudyFolder(tmp_path), writer, seed=0, console=Console(file=shown, width=400)
+    )
+    assert (
+        "against the config as it is (trial 0, val/roc_auc 0.9000): +0.0125, fit 0 s against 0 s"
+        in shown.getvalue()
+    )
