@@ -21,6 +21,7 @@ from rich.table import Table
 
 from analysis.profiling import DatasetProfile, Finding
 from contracts.errors import ConfigurationError
+from contracts.wording import counted
 from lightning_modules.atomic import write_text_atomically
 
 REPORT_NAME = "report.html"
@@ -141,10 +142,6 @@ def missing_figure(profile: DatasetProfile) -> Figure:
     axes.set_xlim(0, min(1.0, max(shares) * 1.25))
     axes.set_xlabel("share of rows missing (label: count)")
     return figure
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'s' * (n != 1)}"
 
 
 def _score_text(roc_auc: float) -> str:
@@ -367,7 +364,7 @@ def _categorical_section(profile: DatasetProfile) -> str:
             )
         ]
         tables.append(
-            f"<h3>{html.escape(rates.column)} ({_count(rates.n_levels, 'level')})</h3>"
+            f"<h3>{html.escape(rates.column)} ({counted(rates.n_levels, 'level')})</h3>"
             + _table(("level", "rows", "default rate", "95% Wilson interval"), rows)
         )
     return _section(

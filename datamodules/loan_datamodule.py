@@ -34,6 +34,7 @@ from contracts.features import (
     is_wide,
     rarer_class_rows,
 )
+from contracts.wording import counted
 from datamodules import synthetic
 from datamodules.coded_fields import generate_coded_fields, generate_weak_coded_fields
 from datamodules.held_out import (
@@ -779,7 +780,7 @@ class LoanDataModule(L.LightningDataModule):
         extra = [name for name in frame.columns if name not in known]
         if extra:
             rank_zero_info(
-                f"{source}: ignoring {len(extra)} columns not used by the model: {extra}"
+                f"{source}: ignoring {counted(len(extra), 'column')} not used by the model: {extra}"
             )
         preprocessor = self._fitted_preprocessor()
         numeric = numeric_block(frame, schema, source=source, coerce=self.coerce_numeric)
@@ -887,9 +888,8 @@ def _warn_on_unusable_ids(ids: pd.Series, *, source: str) -> None:
     repeated = ids[ids.duplicated(keep=False) & ids.notna()]
     if not repeated.empty:
         log.warning(
-            "%s: %d ids occur more than once (e.g. %s); their predictions cannot be told apart "
-            "by id",
+            "%s: %s more than once (e.g. %s); their predictions cannot be told apart by id",
             source,
-            repeated.nunique(),
+            counted(repeated.nunique(), "id occurs", "ids occur"),
             repeated.unique()[:3].tolist(),
         )

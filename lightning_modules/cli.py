@@ -441,14 +441,17 @@ def cli_main(args: Sequence[str] | None = None) -> LoanCLI:
 
 def quiet_lightning(args: Sequence[str]) -> None:
     """Keep off the console what a user cannot act on: Lightning's cloud-service tip, a
-    torch-internal deprecation, and, when a checkpoint is only read (test, predict), the
-    warning that its checkpoint folder differs from the run's. A warning prints as its kind
-    and message, without the source line that raised it (`rank_zero_warn(`), unless
-    LOAN_DEBUG is set."""
+    torch-internal deprecation, the logging interval of a small set's short epochs, and,
+    when a checkpoint is only read (test, predict), the warning that its checkpoint folder
+    differs from the run's. A warning prints as its kind and message, without the source
+    line that raised it (`rank_zero_warn(`), unless LOAN_DEBUG is set."""
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdvertisement())
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     warnings.formatwarning = _PYTHON_FORMATWARNING if debug else _one_line_warning
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
+    # A small set's epoch has fewer batches than log_every_n_steps: its per-step loss goes
+    # unlogged, its epoch loss is logged, and there is nothing to change.
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval")
     if "fit" not in args:
         warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
 

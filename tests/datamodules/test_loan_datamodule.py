@@ -87,7 +87,7 @@ def test_ids_are_copied_as_written(loan_csv, loan_frame, tmp_path, caplog):
         _, ids = restored.predict_ids()
         assert [None if pd.isna(value) else value for value in ids] == expected[kind]
     assert "1 rows have no id" in caplog.text
-    assert "1 ids occur more than once (e.g. ['0100'])" in caplog.text
+    assert "1 id occurs more than once (e.g. ['0100'])" in caplog.text
 
 
 def test_synthetic_book_exposes_true_probabilities_for_the_bayes_ceiling():

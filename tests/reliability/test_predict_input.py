@@ -178,7 +178,7 @@ def test_extra_columns_are_ignored_with_a_note(trained, tmp_path, monkeypatch, c
     plain, _ = _predict(trained, trained.applicants, tmp_path / "plain", monkeypatch)
     with caplog.at_level(logging.INFO):
         extra, _ = _predict(trained, frame, tmp_path, monkeypatch)
-    assert "ignoring 1 columns not used by the model: ['branch']" in caplog.text
+    assert "ignoring 1 column not used by the model: ['branch']" in caplog.text
     np.testing.assert_array_equal(_probabilities(extra), _probabilities(plain))
 
 
