@@ -24,6 +24,7 @@ from rich.table import Table
 from contracts.choices import check_range
 from contracts.errors import ConfigurationError
 from contracts.evaluation import EvaluationOutputs, InspectableModel
+from contracts.wording import counted
 from datamodules.io import resolve_data_path
 from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.atomic import write_csv_atomically, write_text_atomically
@@ -37,6 +38,7 @@ from risk.gains import cutoff_tradeoff, defaults_format, gains_table
 from risk.model_card import ModelCard, render_model_card
 from risk.scorecard import ScorecardScaling
 from risk.stability import (
+    MIN_JUDGED_ROWS,
     SHIFTED,
     WATCH,
     BinnedDistribution,
@@ -470,7 +472,14 @@ class SubmissionWriter(BasePredictionWriter):
         table = stability_table(reference, current, kinds, first=[PROBABILITY_COLUMN])
         path = write_csv_atomically(table, output.with_name(f"{output.stem}.psi.csv"))
         self.console.print(_stability_rich_table(table, str(datamodule.predict_path)))
-        self.console.print(_stability_summary(table))
+        rows = len(probability)
+        self.console.print(
+            _stability_summary(table)
+            if rows >= MIN_JUDGED_ROWS
+            else f"PSI: no verdict on {counted(rows, 'row')} (fewer than {MIN_JUDGED_ROWS}: "
+            f"sampling alone moves PSI by about {9 / max(rows, 1):.2f}); the table gives the "
+            "figures"
+        )
         rank_zero_info(f"wrote the population stability report to {Path(path).resolve()}")
 
 

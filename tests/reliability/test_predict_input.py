@@ -299,6 +299,19 @@ def test_a_shifted_column_tops_the_stability_report(trained, tmp_path, monkeypat
     assert re.search(r"shifted \(PSI > 0.25\): [^;]*interest_rate", summary)
 
 
+def test_a_small_file_gets_psi_figures_but_no_verdict(trained, tmp_path, monkeypatch, capsys):
+    """Sampling alone gives a PSI of about 9/n: a file of 50 rows would read as shifted."""
+    submission, _ = _predict(trained, trained.applicants.head(50), tmp_path, monkeypatch)
+    assert len(submission) == 50
+    summary = " ".join(capsys.readouterr().out.split())
+    assert (
+        "PSI: no verdict on 50 rows (fewer than 200: sampling alone moves PSI by about 0.18)"
+        in summary
+    )
+    assert "shifted (PSI > 0.25)" not in summary
+    assert len(pd.read_csv(tmp_path / "predictions.psi.csv")) == 16  # the figures all the same
+
+
 def test_reason_codes_are_faithful_and_add_up_to_the_logit(trained, tmp_path, monkeypatch):
     """Integrated gradients against the typical applicant: the contributions of all columns
     add up to the logit difference (completeness), and putting an applicant's top reason
