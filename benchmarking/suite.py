@@ -30,6 +30,7 @@ import os
 import re
 import shlex
 import sys
+from argparse import ArgumentError
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -370,6 +371,9 @@ def run_all(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
+    # The first run whose command line was refused, by what it parses: its other seeds and
+    # the datasets that share its config would be refused alike, a process start each.
+    refused: dict[tuple[Any, ...], tuple[str, str]] = {}
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("benchmark", total=len(specs))
         for dataset, dataset_specs in _by_dataset(specs).items():
@@ -412,15 +416,28 @@ def run_all(
                         f"[dim]{_label(spec)}: the same run as {record['same_run_as']} "
                         f"(which bagged {record['folds']} folds), copied[/dim]"
                     )
+                elif (first := refused.get(_parsed_inputs(spec))) is not None:
+                    _store(_failed(spec, first[1]), spec)
+                    progress.console.print(
+                        f"[dim]{_label(spec)}: not run, its command line is {first[0]}'s, "
+                        "which was refused[/dim]"
+                    )
                 else:
                     progress.update(task, description=_label(spec))
                     record = _run_one(context, spec, timeout)
                     ours = spec.network_args is not None
                     if ours and record["status"] == "ok" and not keep_checkpoints:
                         prune_checkpoints(spec.tensorboard_dir)
+                    if str(record.get("error", "")).startswith(f"{ArgumentError.__name__}:"):
+                        refused[_parsed_inputs(spec)] = (_label(spec), record["error"])
                     progress.console.print(_one_line(spec, record))
                 progress.advance(task)
         progress.update(task, description="benchmark")
+
+
+def _parsed_inputs(spec: RunSpec) -> tuple[Any, ...]:
+    """What a run's command line is built from, the seed aside."""
+    return (spec.model, spec.config, spec.data_args, spec.network_args, spec.trials)
 
 
 def repeated_run(spec: RunSpec, dataset_specs: Sequence[RunSpec]) -> dict[str, Any] | None:

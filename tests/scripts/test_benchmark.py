@@ -567,7 +567,7 @@ def test_a_stopped_process_is_reported_with_the_cause_below_its_error_line(tmp_p
 
 
 @pytest.mark.slow
-def test_an_override_the_command_line_refuses_is_reported_once_with_its_reason(tmp_path):
+def test_an_override_the_command_line_refuses_is_reported_once_with_its_reason(tmp_path, capsys):
     args = ["--datasets", "default", "--models", "typo", "--seeds=2", "--threads=1"]
     args += ["--variant", "typo=--model.net.dropoutt=0.2", "--out", str(tmp_path)]
     assert main([*args, "--data-args=--data.synthetic_rows=3000"]) == 1
@@ -576,6 +576,12 @@ def test_an_override_the_command_line_refuses_is_reported_once_with_its_reason(t
         runs["error"] == "ArgumentError: unrecognized arguments: --model.net.dropoutt=0.2 "
         "(--model.net.dropoutt: did you mean --model.net.dropout?)"
     ).all()
+    # The second seed would be refused alike: recorded without starting a process.
+    logs = sorted(path.name for path in (tmp_path / "runs" / "default").glob("*.log"))
+    assert logs == ["typo-seed0.log"]
+    assert "default typo seed 1: not run, its command line is default typo seed 0's" in " ".join(
+        capsys.readouterr().out.split()
+    )
     summary = (tmp_path / "summary.md").read_text()
     assert summary.count("unrecognized arguments: --model.net.dropoutt") == 1
     assert "typo seed 0, typo seed 1" in summary
