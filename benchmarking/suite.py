@@ -371,8 +371,8 @@ def run_all(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    # The first run whose command line was refused, by what it parses: its other seeds and
-    # the datasets that share its config would be refused alike, a process start each.
+    # The first run whose command line was refused, by what it parses but the seed: its
+    # other seeds would be refused alike, each after starting a process.
     refused: dict[tuple[Any, ...], tuple[str, str]] = {}
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("benchmark", total=len(specs))
