@@ -52,3 +52,9 @@ class StridedRichProgressBar(RichProgressBar):
         if version is not None and "v_num" in metrics:
             metrics["v_num"] = str(version).rsplit("/", 1)[-1]
         return metrics
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Close the bar when training ends (Lightning closes it at teardown, after the
+        fit's metrics table), so that its last state stands above that table rather than
+        below the checkpoint's path as the run's last line."""
+        self._stop_progress()

@@ -71,6 +71,8 @@ def test_the_fit_prints_the_validation_metrics_of_the_checkpoint_it_keeps(
     lines = capsys.readouterr().out.splitlines()
     printed = " ".join(" ".join(lines).split())
     assert f"Validation metrics (epoch {epoch}, the checkpoint kept)" in printed
+    # The progress bar's last state stands above the table, not below as the last line.
+    assert printed.index("Epoch 3/3") < printed.index("Validation metrics")
     (auc,) = [line.split()[3] for line in lines if line.startswith("│ roc_auc ")]
     assert auc == f"{float(cli.trainer.checkpoint_callback.best_model_score):.4f}"
 
