@@ -107,7 +107,12 @@ class LoanCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """Parse, then check the checkpoint before LightningCLI reads its hyperparameters.
         A misspelt option names the closest one (the parsers are built with
-        `exit_on_error=False`, so the error reaches here instead of a usage page)."""
+        `exit_on_error=False`, so the error reaches here instead of a usage page).
+        `test` defaults to `--verbose false`: `MetricsReport` prints its metrics in the
+        protocol's order, and Lightning's table would repeat them."""
+        for subcommands in _subcommand_actions(parser):
+            if "test" in subcommands.choices:
+                subcommands.choices["test"].set_defaults(verbose=False)
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as error:
@@ -378,9 +383,13 @@ def _option_strings(parser: ArgumentParser) -> Iterator[str]:
     """Every option string of the parser and of its subcommands' parsers."""
     for action in parser._actions:  # argparse keeps its actions only here
         yield from action.option_strings
-        if isinstance(action, _SubParsersAction):
-            for subparser in action.choices.values():
-                yield from _option_strings(subparser)
+    for subcommands in _subcommand_actions(parser):
+        for subparser in subcommands.choices.values():
+            yield from _option_strings(subparser)
+
+
+def _subcommand_actions(parser: ArgumentParser) -> list[_SubParsersAction]:
+    return [action for action in parser._actions if isinstance(action, _SubParsersAction)]
 
 
 def build_cli(

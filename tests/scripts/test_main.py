@@ -158,8 +158,10 @@ def test_test_subcommand_reports_held_out_metrics(fitted, run_cli, loan_csv, tmp
     assert float(metrics["test/threshold"]) == pytest.approx(
         float(torch.load(best, weights_only=True)["state_dict"]["decision_threshold"])
     )
-    printed = [line.split()[1] for line in capsys.readouterr().out.splitlines() if "│ " in line]
+    shown = capsys.readouterr().out
+    printed = [line.split()[1] for line in shown.splitlines() if "│ " in line]
     assert printed[:4] == ["roc_auc", "gini", "ks", "ks_cutoff"]  # side by side
+    assert "DataLoader 0" not in shown  # once, in that order: not Lightning's table again
 
     run_dir = tmp_path / "logs" / "default" / "version_1"
     start = plugin_data_pb2.HParamsPluginData.FromString(
