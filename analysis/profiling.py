@@ -127,12 +127,12 @@ class LevelRates:
 class FeatureSignal:
     """How well one feature alone separates defaulters.
 
-    roc_auc is direction-agnostic (max(AUC, 1 - AUC)), NaN for a column with no value or
-    a single level; numeric features are scored by
-    their raw value on rows where present, categoricals by their levels' default rates
-    computed out of fold (`out_of_fold_level_rates`). Mutual information (bits) bins
-    numeric values by quantile and keeps missing as its own bin; a categorical's is
-    in-sample, so it grows with the number of levels whatever they hold.
+    roc_auc is NaN for a column with no value or a categorical of a single level; numeric
+    features are scored direction-agnostic (max(AUC, 1 - AUC)) by their raw value on rows
+    where present, categoricals by their levels' default rates computed out of fold
+    (`out_of_fold_level_rates`: about 0.5, or a little below, without signal). Mutual
+    information (bits) bins numeric values by quantile and keeps missing as its own bin; a
+    categorical's is in-sample, so it grows with the number of levels whatever they hold.
     """
 
     name: str

@@ -884,7 +884,11 @@ def _warn_on_unusable_ids(ids: pd.Series, *, source: str) -> None:
     """Predictions are matched to applicants by id: say where that cannot work."""
     blank = int(ids.isna().sum())
     if blank:
-        log.warning("%s: %d rows have no id; their predictions have an empty id", source, blank)
+        log.warning(
+            "%s: %s no id; their predictions have an empty id",
+            source,
+            counted(blank, "row has", "rows have"),
+        )
     repeated = ids[ids.duplicated(keep=False) & ids.notna()]
     if not repeated.empty:
         log.warning(

@@ -52,7 +52,7 @@ LABEL_COLUMN = "predicted_default"
 POINTS_COLUMN = "points"
 GAINS_FILE = "gains_table.csv"
 MODEL_CARD_FILE = "model_card.md"
-BAND_STYLES = {"stable": "green", "watch": "yellow", "shifted": "bold red"}
+BAND_STYLES = {"stable": "green", "watch": "yellow", "shifted": "bold red", "too few rows": "dim"}
 
 
 class MetricsReport(L.Callback):
@@ -477,8 +477,8 @@ class SubmissionWriter(BasePredictionWriter):
             _stability_summary(table)
             if rows >= MIN_JUDGED_ROWS
             else f"PSI: no verdict on {counted(rows, 'row')} (fewer than {MIN_JUDGED_ROWS}: "
-            f"sampling alone moves PSI by about {9 / max(rows, 1):.2f}); the table gives the "
-            "figures"
+            f"sampling alone gives a PSI of {9 / max(rows, 1):.2f} or more); the table gives "
+            "the figures"
         )
         rank_zero_info(f"wrote the population stability report to {Path(path).resolve()}")
 

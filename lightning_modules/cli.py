@@ -116,7 +116,8 @@ class LoanCLI(LightningCLI):
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as error:
-            raise ArgumentError(None, _with_suggestions(str(error), parser)) from None
+            given = sys.argv[1:] if args is None else [str(arg) for arg in args]
+            raise ArgumentError(None, _with_suggestions(str(error), parser, given)) from None
         subcommand = self.config.get("subcommand")
         if subcommand is not None:
             _require_checkpoint(subcommand, self.config[subcommand].get("ckpt_path"))
@@ -361,35 +362,48 @@ def config_name(config: Namespace, *, default: str) -> str:
     return Path(str(config_files[-1])).stem if config_files else default
 
 
-def _with_suggestions(message: str, parser: ArgumentParser) -> str:
-    """The parser's message, one line, with the closest known option of each unrecognised
-    one (`--data.pth` -> `--data.path`)."""
+def _with_suggestions(message: str, parser: ArgumentParser, args: Sequence[str]) -> str:
+    """The parser's message, one line, with the closest option of each unrecognised one
+    (`--data.pth` -> `--data.path`), among the options of the subcommand in `args`."""
     message = " ".join(message.split())
     if not message.startswith("unrecognized arguments:"):
         return message
-    options = set(_option_strings(parser))
-    # Settings only: not a group (`--model`, `--trainer`), which names a class, nor its help.
-    groups = {name.rsplit(".", 1)[0] for name in options if "." in name}
-    known = sorted(name for name in options - groups if not name.endswith(".help"))
+    known = sorted(set(_option_strings(parser, args)))
     hints = []
     for word in message.removeprefix("unrecognized arguments:").split():
         option = word.split("=", 1)[0]
-        if option.startswith("--") and (close := difflib.get_close_matches(option, known, n=1)):
+        # Neither the option itself (another subcommand's) nor its own group (`--model`
+        # for `--model.lr`), which names a class, not the setting meant.
+        candidates = [k for k in known if k != option and not option.startswith(f"{k}.")]
+        close = difflib.get_close_matches(option, candidates, n=1, cutoff=SUGGESTION_CUTOFF)
+        if option.startswith("--") and close:
             hints.append(f"{option}: did you mean {close[0]}?")
     return message + (f" ({' '.join(hints)})" if hints else "")
 
 
-def _option_strings(parser: ArgumentParser) -> Iterator[str]:
-    """Every option string of the parser and of its subcommands' parsers."""
+# difflib's similarity for a suggestion: at its default 0.6, `--lr` suggested `--help`.
+SUGGESTION_CUTOFF = 0.75
+
+
+def _option_strings(parser: ArgumentParser, args: Sequence[str]) -> Iterator[str]:
+    """The parser's option strings, and those of the subcommand named in `args`, if any;
+    not the `.help` options that print a class's arguments."""
     for action in parser._actions:  # argparse keeps its actions only here
-        yield from action.option_strings
+        yield from (name for name in action.option_strings if not name.endswith(".help"))
     for subcommands in _subcommand_actions(parser):
-        for subparser in subcommands.choices.values():
-            yield from _option_strings(subparser)
+        named = next((arg for arg in args if arg in subcommands.choices), None)
+        if named is not None:
+            yield from _option_strings(subcommands.choices[named], [])
 
 
 def _subcommand_actions(parser: ArgumentParser) -> list[_SubParsersAction]:
     return [action for action in parser._actions if isinstance(action, _SubParsersAction)]
+
+
+# A refused option raises (one message, caught by `run_entry_point`) instead of printing the
+# usage page, and an option must be written whole: argparse would take `--trainer.max_epoch`
+# for `--trainer.max_epochs` and `--model.lr` for `--model.lr_schedule`.
+PARSER_KWARGS = {"exit_on_error": False, "allow_abbrev": False}
 
 
 def build_cli(
@@ -400,8 +414,9 @@ def build_cli(
 ) -> LoanCLI:
     """The model, data module and trainer exactly as `scripts/main.py` builds them from a
     config, without running a subcommand: for the benchmark, the EDA report and throughput.
-    A refused option raises `ArgumentError` (one message) instead of printing the usage."""
-    kwargs.setdefault("parser_kwargs", {"exit_on_error": False})
+    A refused option raises `ArgumentError` (one message) instead of printing the usage
+    (`PARSER_KWARGS`)."""
+    kwargs["parser_kwargs"] = PARSER_KWARGS | kwargs.get("parser_kwargs", {})
     with warnings.catch_warnings():
         # The arguments are passed on purpose, so the "args and sys.argv" notice is noise.
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
@@ -443,7 +458,7 @@ def cli_main(args: Sequence[str] | None = None) -> LoanCLI:
         seed_everything_default=0,
         save_config_callback=RunConfig,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"exit_on_error": False},
+        parser_kwargs=PARSER_KWARGS,
         args=None if args is None else list(args),
     )
 

@@ -28,9 +28,10 @@ EMPTY_SHARE = 1e-4
 WATCH, SHIFTED = 0.1, 0.25
 # Below this many scored rows no band is a verdict: with 10 bins, sampling alone gives a
 # PSI of about 9/n (a chi-square of 9 degrees of freedom over n), 0.045 at 200 rows, half
-# the watch line, and a one-row file lands in "shifted" whatever it holds.
+# the watch line; more on smaller files, whose empty bins count at the floor share (about
+# 1.1 at 20 rows), and a one-row file lands in "shifted" whatever it holds.
 MIN_JUDGED_ROWS = 200
-Band = Literal["stable", "watch", "shifted"]
+Band = Literal["stable", "watch", "shifted", "too few rows"]
 Kind = Literal["numeric", "categorical", "score"]
 
 
@@ -164,7 +165,7 @@ def _row(name: str, reference: BinnedDistribution, actual: np.ndarray, kind: Kin
         "variable": name,
         "kind": kind,
         "psi": value,
-        "band": psi_band(value),
+        "band": psi_band(value) if actual.sum() >= MIN_JUDGED_ROWS else "too few rows",
         "bin_moved_most": reference.labels[moved],
         "train_share": _plain_shares(reference.counts)[moved],
         "new_share": _plain_shares(actual)[moved],

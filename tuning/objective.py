@@ -162,7 +162,6 @@ class TrialObjective:
                 args,
                 TuningCLI,
                 trainer_defaults={"callbacks": [reporter]},
-                parser_kwargs={"exit_on_error": False},
                 save_config_kwargs={"overwrite": True},
             )
         except (ConfigurationError, ArgumentError) as error:

@@ -270,7 +270,10 @@ def require_study(name: str, storage_url: str | None, folder: StudyFolder) -> No
         where = str(folder.root.parent)
         held = sorted(path.parent.name for path in folder.root.parent.glob("*/study.db"))
     else:
-        held = sorted(optuna.get_all_study_names(open_storage(storage_url)))
+        sqlite_file = storage_url.removeprefix("sqlite:///")
+        # An SQLite file that does not exist holds no study: opening it would create it.
+        absent = storage_url.startswith("sqlite:///") and not Path(sqlite_file).exists()
+        held = [] if absent else sorted(optuna.get_all_study_names(open_storage(storage_url)))
         if name in held:
             return
         where = make_url(storage_url).render_as_string(hide_password=True)

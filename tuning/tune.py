@@ -217,7 +217,7 @@ def open_search(
 def _training_cli(args: Sequence[str]) -> LoanCLI:
     """The training CLI of `args`; an option it refuses is one message, not its usage page."""
     try:
-        return build_cli(list(args), parser_kwargs={"exit_on_error": False})
+        return build_cli(list(args))
     except ArgumentError as error:
         raise ConfigurationError(
             f"{' '.join(str(error).split())} (tune.py passes every option but its own, "

@@ -86,7 +86,7 @@ def test_ids_are_copied_as_written(loan_csv, loan_frame, tmp_path, caplog):
         restored.load_state_dict(state.state_dict())
         _, ids = restored.predict_ids()
         assert [None if pd.isna(value) else value for value in ids] == expected[kind]
-    assert "1 rows have no id" in caplog.text
+    assert "1 row has no id" in caplog.text
     assert "1 id occurs more than once (e.g. ['0100'])" in caplog.text
 
 

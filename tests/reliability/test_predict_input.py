@@ -305,11 +305,12 @@ def test_a_small_file_gets_psi_figures_but_no_verdict(trained, tmp_path, monkeyp
     assert len(submission) == 50
     summary = " ".join(capsys.readouterr().out.split())
     assert (
-        "PSI: no verdict on 50 rows (fewer than 200: sampling alone moves PSI by about 0.18)"
+        "PSI: no verdict on 50 rows (fewer than 200: sampling alone gives a PSI of 0.18 or more)"
         in summary
     )
-    assert "shifted (PSI > 0.25)" not in summary
-    assert len(pd.read_csv(tmp_path / "predictions.psi.csv")) == 16  # the figures all the same
+    assert "shifted │" not in summary and "too few rows" in summary  # no band in the table
+    report = pd.read_csv(tmp_path / "predictions.psi.csv")
+    assert len(report) == 16 and (report["band"] == "too few rows").all()  # figures, no band
 
 
 def test_reason_codes_are_faithful_and_add_up_to_the_logit(trained, tmp_path, monkeypatch):

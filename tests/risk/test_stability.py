@@ -61,15 +61,20 @@ def test_table_leads_with_the_score_then_sorts_by_psi():
         name: BinnedDistribution(np.array([50, 50]), labels) for name in ("score", "x", "y", "z")
     }
     current = {
-        "score": np.array([50, 50]),
-        "x": np.array([60, 40]),
-        "y": np.array([95, 5]),
-        "z": np.array([50, 50]),
+        "score": np.array([100, 100]),
+        "x": np.array([120, 80]),
+        "y": np.array([190, 10]),
+        "z": np.array([100, 100]),
     }
     kinds = {"score": "score", "x": "categorical", "y": "categorical", "z": "categorical"}
     table = stability_table(reference, current, kinds, first=["score"])
     assert table["variable"].tolist() == ["score", "y", "x", "z"]
     assert table["band"].tolist() == ["stable", "shifted", "stable", "stable"]
+    # The same shares on 100 rows: the figures, but no band (sampling alone gives ~9/n).
+    halved = {name: counts // 2 for name, counts in current.items()}
+    small = stability_table(reference, halved, kinds, first=["score"])
+    assert small["psi"].tolist() == table["psi"].tolist()
+    assert set(small["band"]) == {"too few rows"}
     top = table.iloc[1]
     assert (top["bin_moved_most"], top["train_share"], top["new_share"]) == ("b", 0.5, 0.05)
 

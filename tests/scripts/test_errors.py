@@ -44,6 +44,13 @@ def _exit_status(args: list[str]) -> int:
             "--model.net.dropot: did you mean --model.net.dropout?)",
         ),
         (["fitt", *SMALL], "invalid choice: 'fitt' (choose from 'fit', 'validate'"),
+        (
+            # Written whole: argparse would take it for --trainer.max_epochs and fit.
+            ["fit", *SMALL, "--trainer.max_epoch=3"],
+            "(--trainer.max_epoch: did you mean --trainer.max_epochs?)",
+        ),
+        # test's own option: not offered back to fit as the closest of fit's.
+        (["fit", *SMALL, "--verbose=true"], "unrecognized arguments: --verbose=true\n"),
         (["fit", *SMALL, "--data.test_size=0"], "test_size must be above 0: the test rows are"),
         (["fit", *SMALL, "--data.val_size=1.5"], "val_size must be in (0, 1), got 1.5"),
     ],
@@ -55,6 +62,8 @@ def _exit_status(args: list[str]) -> int:
         "bad choice",
         "misspelt options",
         "misspelt subcommand",
+        "an abbreviation",
+        "another subcommand's option",
         "no test rows",
         "a share above 1",
     ],

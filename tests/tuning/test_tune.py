@@ -241,6 +241,9 @@ def test_a_report_of_a_study_that_does_not_exist_is_refused_and_creates_none(tmp
         main(_args(tmp_path, 0, "--study=defualt-space"))
     assert not (tmp_path / "tuning_results").exists()
     shared = sqlite_url(tmp_path / "shared.db")
+    with pytest.raises(ConfigurationError, match=r"the studies there: none$"):
+        main(_args(tmp_path, 0, f"--study={STUDY}", f"--storage={shared}"))
+    assert not (tmp_path / "shared.db").exists()  # not created to be found empty
     optuna.create_study(storage=open_storage(shared), study_name=STUDY)
     with pytest.raises(ConfigurationError, match=f"the studies there: {STUDY}$"):
         main(_args(tmp_path, 0, "--study=defualt-space", f"--storage={shared}"))
