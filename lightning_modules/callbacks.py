@@ -40,6 +40,7 @@ from risk.scorecard import ScorecardScaling
 from risk.stability import (
     MIN_JUDGED_ROWS,
     SHIFTED,
+    TOO_FEW_ROWS,
     WATCH,
     BinnedDistribution,
     Kind,
@@ -52,7 +53,7 @@ LABEL_COLUMN = "predicted_default"
 POINTS_COLUMN = "points"
 GAINS_FILE = "gains_table.csv"
 MODEL_CARD_FILE = "model_card.md"
-BAND_STYLES = {"stable": "green", "watch": "yellow", "shifted": "bold red", "too few rows": "dim"}
+BAND_STYLES = {"stable": "green", "watch": "yellow", "shifted": "bold red", TOO_FEW_ROWS: "dim"}
 
 
 class MetricsReport(L.Callback):
@@ -472,14 +473,7 @@ class SubmissionWriter(BasePredictionWriter):
         table = stability_table(reference, current, kinds, first=[PROBABILITY_COLUMN])
         path = write_csv_atomically(table, output.with_name(f"{output.stem}.psi.csv"))
         self.console.print(_stability_rich_table(table, str(datamodule.predict_path)))
-        rows = len(probability)
-        self.console.print(
-            _stability_summary(table)
-            if rows >= MIN_JUDGED_ROWS
-            else f"PSI: no verdict on {counted(rows, 'row')} (fewer than {MIN_JUDGED_ROWS}: "
-            f"sampling alone gives a PSI of {9 / max(rows, 1):.2f} or more); the table gives "
-            "the figures"
-        )
+        self.console.print(_stability_summary(table, rows=len(probability)))
         rank_zero_info(f"wrote the population stability report to {Path(path).resolve()}")
 
 
@@ -505,8 +499,15 @@ def _stability_rich_table(table: pd.DataFrame, source: str) -> Table:
     return rich
 
 
-def _stability_summary(table: pd.DataFrame) -> str:
-    """One line a reader sees first: what shifted and what to watch."""
+def _stability_summary(table: pd.DataFrame, rows: int) -> str:
+    """One line a reader sees first: what shifted and what to watch, or that the file's
+    `rows` are too few for a verdict (`MIN_JUDGED_ROWS`)."""
+    if (table["band"] == TOO_FEW_ROWS).all():
+        return (
+            f"PSI: no verdict on {counted(rows, 'row')} (fewer than {MIN_JUDGED_ROWS}: "
+            f"sampling alone gives a PSI of {9 / max(rows, 1):.2f} or more); the table gives "
+            "the figures"
+        )
     shifted = [escape(name) for name in table.loc[table["band"] == "shifted", "variable"]]
     watch = [escape(name) for name in table.loc[table["band"] == "watch", "variable"]]
     if not shifted and not watch:

@@ -31,6 +31,7 @@ WATCH, SHIFTED = 0.1, 0.25
 # the watch line; more on smaller files, whose empty bins count at the floor share (about
 # 1.1 at 20 rows), and a one-row file lands in "shifted" whatever it holds.
 MIN_JUDGED_ROWS = 200
+TOO_FEW_ROWS = "too few rows"  # the band below MIN_JUDGED_ROWS
 Band = Literal["stable", "watch", "shifted", "too few rows"]
 Kind = Literal["numeric", "categorical", "score"]
 
@@ -165,7 +166,7 @@ def _row(name: str, reference: BinnedDistribution, actual: np.ndarray, kind: Kin
         "variable": name,
         "kind": kind,
         "psi": value,
-        "band": psi_band(value) if actual.sum() >= MIN_JUDGED_ROWS else "too few rows",
+        "band": psi_band(value) if actual.sum() >= MIN_JUDGED_ROWS else TOO_FEW_ROWS,
         "bin_moved_most": reference.labels[moved],
         "train_share": _plain_shares(reference.counts)[moved],
         "new_share": _plain_shares(actual)[moved],

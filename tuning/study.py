@@ -146,7 +146,7 @@ def open_storage(
     locked", without waiting; both creating its tables gives one "table already exists".
     """
     engine_kwargs: dict[str, Any] = {}
-    sqlite_path = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+    sqlite_path = _sqlite_path(url)
     if sqlite_path is not None:
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
     failures = 0
@@ -174,6 +174,11 @@ def open_storage(
             time.sleep(0.2 * failures)
         except (sqlalchemy.exc.ArgumentError, ImportError, OSError) as error:
             raise _unusable_storage(url, error) from error
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite storage URL (`sqlite_url`'s inverse), None for another database."""
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
 
 
 def _is_race(error: Exception) -> bool:
@@ -270,9 +275,8 @@ def require_study(name: str, storage_url: str | None, folder: StudyFolder) -> No
         where = str(folder.root.parent)
         held = sorted(path.parent.name for path in folder.root.parent.glob("*/study.db"))
     else:
-        sqlite_file = storage_url.removeprefix("sqlite:///")
         # An SQLite file that does not exist holds no study: opening it would create it.
-        absent = storage_url.startswith("sqlite:///") and not Path(sqlite_file).exists()
+        absent = (path := _sqlite_path(storage_url)) is not None and not path.exists()
         held = [] if absent else sorted(optuna.get_all_study_names(open_storage(storage_url)))
         if name in held:
             return
