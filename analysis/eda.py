@@ -15,10 +15,11 @@ from analysis.profiling import profile_dataset
 from analysis.report import print_summary, write_report
 from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.cli import build_cli, config_name, without_lightning_notices
+from lightning_modules.option_suggestions import OneLineArgumentParser, parser_options
 
 
-def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(
+def _parser() -> OneLineArgumentParser:
+    parser = OneLineArgumentParser(
         description=__doc__,
         epilog="Every other argument (--config, --data.*) goes to the training CLI's parser.",
     )
@@ -29,14 +30,18 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
         default="all",
         help="describe every labelled row (default) or the training split only",
     )
-    return parser.parse_known_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    return _parser().parse_known_args(argv)
 
 
 def main(argv: list[str] | None = None) -> Path:
     options, cli_args = parse_args(argv)
     started = time.perf_counter()
     with without_lightning_notices():
-        cli = build_cli(cli_args)
+        cli = build_cli(cli_args, script_options=list(parser_options(_parser())))
     datamodule: LoanDataModule = cli.datamodule
     table = datamodule.labelled_table()
     profile = profile_dataset(table, datamodule.schema, source=datamodule.source, rows=options.rows)

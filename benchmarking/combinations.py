@@ -14,7 +14,6 @@ a listing of the training rows alone once chose the wrong bagged runs to repeat.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from benchmarking.runner import RunSpec, build_run_cli
 from benchmarking.suite import SEEDS, derived_dataset
 from datamodules.loan_datamodule import BAGGING_FOLDS, LoanDataModule
 from lightning_modules.cli import without_lightning_notices
+from lightning_modules.option_suggestions import OneLineArgumentParser
 
 
 def default_datamodule(
@@ -56,7 +56,7 @@ def kept_combinations(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", required=True, help="as the benchmark's")
     parser.add_argument("--seeds", type=int, default=SEEDS, help="seeds 0..N-1")
     parser.add_argument("--config-dir", type=Path, default=Path("configs"))

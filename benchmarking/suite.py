@@ -72,6 +72,7 @@ from benchmarking.tuned_names import DEFAULT_TRIALS, TUNED_SUFFIX, tuned_name, u
 from datamodules.loan_datamodule import BAGGING_FOLDS
 from datamodules.noise import SUITE_NOISE_COLUMNS
 from lightning_modules.atomic import write_csv_atomically, write_text_atomically
+from lightning_modules.option_suggestions import OneLineArgumentParser
 
 DATASETS = ("taiwan", "credit_risk", "heloc", "gmsc", "german")
 # The robustness suite: the public stand-in for credit data nobody here has tuned on.
@@ -146,7 +147,7 @@ _FOLDS_OVERRIDE = re.compile(r"--data\.folds=(?P<folds>\d+)")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         description="Seed-averaged benchmark of our network against the protocol's baselines.",
         epilog="Overrides take one quoted string: --mlp-args='--trainer.max_epochs=5 "
         "--model.net.dropout=0.2'. A variant: --variant 'wide=--model.net.hidden_sizes=[512,512]' "

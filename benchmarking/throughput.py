@@ -39,6 +39,7 @@ from datamodules.loan_datamodule import LoanDataModule
 from datamodules.tensor_data import batch_loader
 from lightning_modules.atomic import write_text_atomically
 from lightning_modules.cli import LoanCLI, build_cli
+from lightning_modules.option_suggestions import OneLineArgumentParser
 
 DEFAULT_CONFIG = REPO / "configs" / "default.yaml"
 console = Console()
@@ -372,7 +373,7 @@ def print_tables(training: dict[str, Any] | None, scaling: list[dict[str, Any]])
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(

@@ -3,7 +3,6 @@ and printing a user's mistake as a message instead of a traceback."""
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import logging
 import os
@@ -11,7 +10,7 @@ import signal
 import sys
 import warnings
 import zipfile
-from argparse import ArgumentError, ArgumentParser, _SubParsersAction
+from argparse import ArgumentError
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +38,11 @@ from datamodules.loan_datamodule import LoanDataModule
 from lightning_modules.bagging import BaggedFit, FoldRun, fit_bagged
 from lightning_modules.callbacks import MetricsReport, SubmissionWriter
 from lightning_modules.loan_model import LoanDefaultModel
+from lightning_modules.option_suggestions import (
+    parser_options,
+    subcommand_actions,
+    with_suggestions,
+)
 from lightning_modules.resume import (
     find_last_checkpoint,
     newest_fit_version,
@@ -100,6 +104,12 @@ class LoanCLI(LightningCLI):
     """LightningCLI with the two callbacks every run wants, configurable as top-level keys,
     and `fit` bagging when the data module has folds (`--data.folds 5`)."""
 
+    def __init__(self, *args: Any, script_options: Sequence[str] = (), **kwargs: Any) -> None:
+        """`script_options`: the options of the script that passes the rest of its
+        arguments here (tune.py's `--trials`...), offered too when an option is refused."""
+        self.script_options = tuple(script_options)
+        super().__init__(*args, **kwargs)
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(SubmissionWriter, "submission")
         parser.add_lightning_class_args(MetricsReport, "report")
@@ -110,14 +120,15 @@ class LoanCLI(LightningCLI):
         `exit_on_error=False`, so the error reaches here instead of a usage page).
         `test` defaults to `--verbose false`: `MetricsReport` prints its metrics in the
         protocol's order, and Lightning's table would repeat them."""
-        for subcommands in _subcommand_actions(parser):
+        for subcommands in subcommand_actions(parser):
             if "test" in subcommands.choices:
                 subcommands.choices["test"].set_defaults(verbose=False)
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as error:
             given = sys.argv[1:] if args is None else [str(arg) for arg in args]
-            raise ArgumentError(None, _with_suggestions(str(error), parser, given)) from None
+            known = [*parser_options(parser, given), *self.script_options]
+            raise ArgumentError(None, with_suggestions(str(error), known, given)) from None
         subcommand = self.config.get("subcommand")
         if subcommand is not None:
             _require_checkpoint(subcommand, self.config[subcommand].get("ckpt_path"))
@@ -360,44 +371,6 @@ def config_name(config: Namespace, *, default: str) -> str:
     """The stem of the last `--config` file (`configs/taiwan.yaml` -> "taiwan")."""
     config_files = config.get("config") or []
     return Path(str(config_files[-1])).stem if config_files else default
-
-
-def _with_suggestions(message: str, parser: ArgumentParser, args: Sequence[str]) -> str:
-    """The parser's message, one line, with the closest option of each unrecognised one
-    (`--data.pth` -> `--data.path`), among the options of the subcommand in `args`."""
-    message = " ".join(message.split())
-    if not message.startswith("unrecognized arguments:"):
-        return message
-    known = sorted(set(_option_strings(parser, args)))
-    hints = []
-    for word in message.removeprefix("unrecognized arguments:").split():
-        option = word.split("=", 1)[0]
-        # Neither the option itself (another subcommand's) nor its own group (`--model`
-        # for `--model.lr`), which names a class, not the setting meant.
-        candidates = [k for k in known if k != option and not option.startswith(f"{k}.")]
-        close = difflib.get_close_matches(option, candidates, n=1, cutoff=SUGGESTION_CUTOFF)
-        if option.startswith("--") and close:
-            hints.append(f"{option}: did you mean {close[0]}?")
-    return message + (f" ({' '.join(hints)})" if hints else "")
-
-
-# difflib's similarity for a suggestion: at its default 0.6, `--lr` suggested `--help`.
-SUGGESTION_CUTOFF = 0.75
-
-
-def _option_strings(parser: ArgumentParser, args: Sequence[str]) -> Iterator[str]:
-    """The parser's option strings, and those of the subcommand named in `args`, if any;
-    not the `.help` options that print a class's arguments."""
-    for action in parser._actions:  # argparse keeps its actions only here
-        yield from (name for name in action.option_strings if not name.endswith(".help"))
-    for subcommands in _subcommand_actions(parser):
-        named = next((arg for arg in args if arg in subcommands.choices), None)
-        if named is not None:
-            yield from _option_strings(subcommands.choices[named], [])
-
-
-def _subcommand_actions(parser: ArgumentParser) -> list[_SubParsersAction]:
-    return [action for action in parser._actions if isinstance(action, _SubParsersAction)]
 
 
 # A refused option raises (one message, caught by `run_entry_point`) instead of printing the

@@ -30,6 +30,11 @@ from lightning_modules.cli import (
     quiet_lightning,
     without_lightning_notices,
 )
+from lightning_modules.option_suggestions import (
+    OneLineArgumentParser,
+    closest_option,
+    parser_options,
+)
 from tuning.objective import TrialInterrupted, TrialObjective
 from tuning.report import BestConfigWriter, ProgressLine, write_report
 from tuning.space import SearchSpace, load_space
@@ -53,13 +58,12 @@ DEFAULT_OUTPUT = Path("tuning_results")
 LOGGER_NAME_KEY = "trainer.logger.init_args.name"
 
 
-def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(
+def _parser() -> OneLineArgumentParser:
+    parser = OneLineArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Every other argument (--data.*, --model.*, --trainer.*) goes to every trial's "
         "training CLI, as it would to scripts/main.py fit.",
-        allow_abbrev=False,  # so that no training option is taken for an abbreviation of ours
     )
     parser.add_argument("--config", required=True, help="the dataset config, as for main.py")
     parser.add_argument("--space", type=Path, default=DEFAULT_SPACE, help="search space YAML")
@@ -92,9 +96,20 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
         help="stop a trial whose best score so far falls below the median of the earlier "
         "trials' at the same epoch (from 5 finished trials and epoch 5 on), or never",
     )
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    parser = _parser()
     options, cli_args = parser.parse_known_args(argv)
     if options.trials is None and options.timeout is None:
-        parser.error("give --trials N, --timeout SECONDS or both")
+        # Unknown options go to the training CLI, so a misspelt --trials is only found here.
+        hints = [
+            f" ({option}: did you mean {meant}?)"
+            for option in (arg.split("=", 1)[0] for arg in cli_args if arg.startswith("--"))
+            if (meant := closest_option(option, ["--trials", "--timeout"]))
+        ]
+        parser.error(f"give --trials N, --timeout SECONDS or both{''.join(hints[:1])}")
     if options.trials is not None and options.trials < 0:
         parser.error(f"--trials must be >= 0, got {options.trials}")
     if options.seed < 0:
@@ -217,7 +232,7 @@ def open_search(
 def _training_cli(args: Sequence[str]) -> LoanCLI:
     """The training CLI of `args`; an option it refuses is one message, not its usage page."""
     try:
-        return build_cli(list(args))
+        return build_cli(list(args), script_options=list(parser_options(_parser())))
     except ArgumentError as error:
         raise ConfigurationError(
             f"{' '.join(str(error).split())} (tune.py passes every option but its own, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from argparse import ArgumentError
 from pathlib import Path
 
 import numpy as np
@@ -535,6 +536,12 @@ def test_an_edited_config_is_run_again_and_a_result_stored_without_a_digest_is_k
 def test_a_plan_that_could_not_be_compared_fairly_is_refused(args, message):
     with pytest.raises(SystemExit, match=message):
         main(["--models", "logreg", "--datasets", "taiwan", *args])
+
+
+def test_an_abbreviated_option_is_refused_naming_the_option_meant():
+    # argparse would take --dataset for --datasets; whole options, as the training CLI's.
+    with pytest.raises(ArgumentError, match=r"taiwan \(--dataset: did you mean --datasets\?\)"):
+        main(["--models", "logreg", "--dataset", "taiwan"])
 
 
 def test_ctrl_c_says_where_the_finished_runs_are_and_how_to_go_on(monkeypatch, tmp_path, capsys):

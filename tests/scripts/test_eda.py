@@ -6,6 +6,7 @@ import base64
 import io
 import logging
 import re
+from argparse import ArgumentError
 from pathlib import Path
 
 import matplotlib.image
@@ -128,3 +129,9 @@ def test_the_report_prints_no_notices_of_a_trainer_it_never_uses(tmp_path, monke
         for logger in loggers:
             logger.handlers = [h for h in logger.handlers if not isinstance(h, Collect)]
     assert notices == []
+
+
+def test_a_misspelt_option_of_the_report_is_named_by_the_training_cli_it_reaches(tmp_path):
+    # --row is not the report's (--rows), so it goes to the training CLI, which refuses it.
+    with pytest.raises(ArgumentError, match=r"--row train \(--row: did you mean --rows\?\)"):
+        main([f"--config={CONFIGS / 'default.yaml'}", "--row", "train"])

@@ -43,6 +43,11 @@ def _exit_status(args: list[str]) -> int:
             "(--data.pth: did you mean --data.path? "
             "--model.net.dropot: did you mean --model.net.dropout?)",
         ),
+        # The right name in the wrong group: the optimiser's, which holds the learning rate.
+        (
+            ["fit", *SMALL, "--model.lr=0.01"],
+            "(--model.lr: did you mean --model.optimizer.init_args.lr?)",
+        ),
         (["fitt", *SMALL], "invalid choice: 'fitt' (choose from 'fit', 'validate'"),
         (
             # Written whole: argparse would take it for --trainer.max_epochs and fit.
@@ -61,6 +66,7 @@ def _exit_status(args: list[str]) -> int:
         "no checkpoint",
         "bad choice",
         "misspelt options",
+        "an option in another group",
         "misspelt subcommand",
         "an abbreviation",
         "another subcommand's option",
@@ -77,6 +83,20 @@ def test_a_mistake_prints_its_message_alone(args, message, capsys, tmp_path, mon
     assert "Traceback" not in shown.err + shown.out
     # The message and one hint: not the ~100 lines of the usage page above it.
     assert len(shown.err.splitlines()) == 2 and "usage:" not in shown.err
+
+
+def test_a_misspelt_key_in_a_config_file_names_the_file_and_the_key_meant(
+    capsys, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("data:\n  synthetic_rows: 1500\n  batch_siz: 64\n")
+    assert _exit_status(["fit", *SMALL, f"--config={mine}"]) == 2
+    shown = " ".join(capsys.readouterr().err.split())
+    assert (
+        f"error: Subcommand 'fit' does not accept option 'data.batch_siz' (in {mine}; "
+        "did you mean data.batch_size?)" in shown
+    )
 
 
 def test_a_file_that_is_not_a_checkpoint_is_named(capsys, tmp_path, monkeypatch):

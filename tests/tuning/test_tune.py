@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import time
+from argparse import ArgumentError
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -292,8 +293,16 @@ def test_a_space_the_training_cli_refuses_stops_before_any_trial(tmp_path, space
 
 def test_an_option_the_training_cli_refuses_is_one_message_naming_tunes_own(tmp_path):
     _space(tmp_path)
-    with pytest.raises(ConfigurationError, match=r"unrecognized arguments: --trial=3 \(tune\.py"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"unrecognized arguments: --trial=3 \(--trial: did you mean --trials\?\) \(tune\.py",
+    ):
         main(_args(tmp_path, 1, "--trial=3"))
+
+
+def test_a_misspelt_trials_is_named_where_no_budget_is_given():
+    with pytest.raises(ArgumentError, match=r"or both \(--trails: did you mean --trials\?\)$"):
+        main([f"--config={CONFIGS / 'default.yaml'}", "--trails", "3"])
 
 
 def test_two_workers_share_one_study(tmp_path):
