@@ -5,7 +5,6 @@ and a population stability report) after `predict`."""
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 import time
 from pathlib import Path
@@ -79,24 +78,15 @@ class MetricsReport(L.Callback):
         self.n_bands = n_bands
         self.bootstrap_resamples = bootstrap_resamples
         self.console = Console()
-        # The validation metrics of the best monitored epoch so far: (epoch, score, metrics).
-        self._best_epoch: tuple[int, float, dict[str, float]] | None = None
+        # Each validated epoch's metrics in this fit, by epoch: the kept one's are printed.
+        self._epoch_metrics: dict[int, dict[str, float]] = {}
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._best_epoch = None  # a bag's next fold starts afresh
+        self._epoch_metrics = {}  # a bag's next fold starts afresh
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Keep the metrics of the epoch the checkpoint will keep: it saves on a strict
-        improvement of its monitor, so the first epoch of the best score."""
-        checkpoint = _monitoring_checkpoint(trainer)
-        if trainer.sanity_checking or checkpoint is None:
-            return
-        score = trainer.callback_metrics.get(checkpoint.monitor)
-        if score is None or not math.isfinite(score := float(score)):
-            return
-        best = self._best_epoch
-        if best is None or (score > best[1] if checkpoint.mode == "max" else score < best[1]):
-            self._best_epoch = (trainer.current_epoch, score, _stage_metrics(trainer, "val"))
+        if not trainer.sanity_checking:
+            self._epoch_metrics[trainer.current_epoch] = _stage_metrics(trainer, "val")
 
     @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -110,10 +100,10 @@ class MetricsReport(L.Callback):
         rows = "" if fold is None else f", fold {fold} of the bag"
         checkpoint = _monitoring_checkpoint(trainer)
         best = None if checkpoint is None else checkpoint.best_model_score
-        kept = self._best_epoch
-        if best is not None and kept is not None and kept[1] == float(best):
-            title = f"Validation metrics (epoch {kept[0]}, the checkpoint kept{rows})"
-            metrics = kept[2]
+        kept = _kept_epoch(checkpoint)
+        if kept in self._epoch_metrics:
+            title = f"Validation metrics (epoch {kept}, the checkpoint kept{rows})"
+            metrics = self._epoch_metrics[kept]
         else:
             title = f"Validation metrics (last epoch{rows})"
         self.console.print(_metrics_table(title, {"model": metrics}))
@@ -210,6 +200,17 @@ class MetricsReport(L.Callback):
         targets = datamodule.split_tensors("test").target
         report = binary_report(torch.from_numpy(probability), targets, threshold=0.5)
         return {name: float(report[name]) for name in ("roc_auc", "accuracy", "pr_auc", "log_loss")}
+
+
+def _kept_epoch(checkpoint: ModelCheckpoint | None) -> int | None:
+    """The epoch of the checkpoint kept, read from its file: after a resume, a later epoch
+    that only ties the kept score (not saved: the checkpoint saves on a strict improvement)
+    is not it, and the score alone could not tell them apart."""
+    path = None if checkpoint is None else checkpoint.best_model_path
+    if not path or not Path(path).is_file():
+        return None
+    # mmap: the epoch is read without loading the weights.
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"])
 
 
 def _monitoring_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:

@@ -138,7 +138,9 @@ def test_non_finite_validation_outputs_name_the_stage_not_a_metric_internal(tmp_
 
 
 @pytest.mark.slow
-def test_last_checkpoint_is_the_last_epoch_even_when_later_epochs_do_not_improve(run_cli, tmp_path):
+def test_last_checkpoint_is_the_last_epoch_even_when_later_epochs_do_not_improve(
+    run_cli, tmp_path, capsys
+):
     """Frozen weights from epoch 1 on (learning rate x 0, no batch norm whose statistics would
     still move, no moving average of the weights still approaching them): epochs 1 and 2
     score exactly what epoch 0 scored, so none improves, and the best checkpoint stays at
@@ -156,9 +158,17 @@ def test_last_checkpoint_is_the_last_epoch_even_when_later_epochs_do_not_improve
     last = _checkpoint(folder / "last.ckpt")
     assert (last["epoch"], last["global_step"]) == (2, 3 * STEPS_PER_EPOCH)
 
-    resumed = run_cli("fit", *SMALL_RUN, *frozen[:-3], "--trainer.max_epochs=4", "--ckpt_path=last")
+    capsys.readouterr()
+    # Still frozen: the resumed epoch 3 ties epoch 0, which stays the checkpoint kept, and
+    # was not seen by this fit, so its table is the last epoch's, not "epoch 3, kept".
+    resumed = run_cli(
+        "fit", *SMALL_RUN, *frozen[:2], "--trainer.max_epochs=4", *frozen[3:], "--ckpt_path=last"
+    )
     assert Path(resumed.trainer.ckpt_path).resolve() == (folder / "last.ckpt").resolve()
     assert _checkpoint(folder / "last.ckpt")["global_step"] == 4 * STEPS_PER_EPOCH
+    assert [path.name[:8] for path in folder.glob("epoch*.ckpt")] == ["epoch000"]
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "Validation metrics (last epoch)" in printed and "checkpoint kept" not in printed
 
 
 # SIGTERM and Ctrl-C ---------------------------------------------------------------------
