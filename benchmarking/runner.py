@@ -41,7 +41,7 @@ from benchmarking.machine import git_commit, peak_rss_mb
 from benchmarking.tuned_names import untuned_name
 from datamodules.loan_datamodule import LabelledTable, LoanDataModule
 from lightning_modules.atomic import write_text_atomically
-from lightning_modules.cli import LoanCLI, build_cli, drop_callbacks
+from lightning_modules.cli import LoanCLI, build_cli, drop_callbacks, hide_lightning_tip
 from lightning_modules.loan_model import LoanDefaultModel
 from lightning_modules.metrics import binary_report, choose_threshold
 
@@ -436,6 +436,7 @@ def _run(spec: RunSpec) -> Outcome:
 
 def worker_main(spec: RunSpec) -> None:
     """Process entry point: output to the run's log, result to the run's JSON."""
+    hide_lightning_tip()
     with _output_to(spec.log_path):
         record = execute(spec)
     write_text_atomically(json.dumps(record, indent=2, allow_nan=True), spec.result_path)
@@ -457,6 +458,7 @@ def check_data(spec: RunSpec) -> str:
 
 def data_check_main(spec: RunSpec) -> None:
     """Process entry point of the data check: output to its log, the error to its JSON."""
+    hide_lightning_tip()
     with _output_to(spec.data_check_path.with_suffix(".log")):
         error = check_data(spec)
     write_text_atomically(json.dumps({"error": error}), spec.data_check_path)

@@ -442,7 +442,7 @@ def quiet_lightning(args: Sequence[str]) -> None:
     when a checkpoint is only read (test, predict), the warning that its checkpoint folder
     differs from the run's. A warning prints as its kind and message, without the source
     line that raised it (`rank_zero_warn(`), unless LOAN_DEBUG is set."""
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdvertisement())
+    hide_lightning_tip()
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     warnings.formatwarning = _PYTHON_FORMATWARNING if debug else _one_line_warning
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
@@ -464,6 +464,13 @@ def _one_line_warning(
     line: str | None = None,
 ) -> str:
     return f"{category.__name__}: {message}\n"
+
+
+def hide_lightning_tip() -> None:
+    """Lightning's tip to install its cloud-service logger off the console and logs."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(added, _NoAdvertisement) for added in logger.filters):
+        logger.addFilter(_NoAdvertisement())
 
 
 class _NoAdvertisement(logging.Filter):

@@ -35,6 +35,7 @@ from benchmarking.suite import (
     main,
     repeated_run,
 )
+from lightning_modules.bagging import FOLD_RECORD
 from lightning_modules.metrics import binary_report
 from tests.conftest import CONFIGS
 
@@ -158,6 +159,9 @@ def test_network_run_is_scored_as_its_own_test_step_scores_it(synthetic_run):
     # Of the checkpoints only the tested model is kept: the bag's, not its folds' or the
     # last epochs' (they only resume a fit); a single network's best epoch.
     assert [path.name for path in run_dir.rglob("*.ckpt")] == ["bagged.ckpt"]
+    assert not list(run_dir.glob(f"fold_*/{FOLD_RECORD}"))  # the folds' records, alike
+    logs = [*(out / "runs" / "default").glob("*.log"), *(out / "data-checks").glob("*.log")]
+    assert logs and not [log for log in logs if "💡 Tip" in log.read_text()]
     assert len(list(run_dir.glob("fold_*/events.out.tfevents.*"))) == 8
     (single,) = (out / "tensorboard" / "default" / "fast-seed0").rglob("*.ckpt")
     assert single.parent.name == "checkpoints" and single.name.startswith("epoch")
