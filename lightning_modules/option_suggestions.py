@@ -18,11 +18,12 @@ import yaml
 # difflib's similarity for a suggestion: at its default 0.6, `--lr` suggested `--help`.
 SUGGESTION_CUTOFF = 0.75
 
-# jsonargparse's refusals of a config key, as (group, key) patterns: "Subcommand 'fit' does
-# not accept option 'data.targt'"; "Group 'data' does not accept option 'targt'" and "Option
-# 'dat.path' is not accepted" where the parser has no subcommands (the tools that build the
-# training CLI without running it); and a class's argument, "Parser key "model.optimizer":
-# ... Option 'lrr' is not accepted", which is set as `model.optimizer.init_args.lr`.
+# jsonargparse's refusals of a config key, each pattern with how its groups spell the key:
+# "Subcommand 'fit' does not accept option 'data.targt'"; "Group 'data' does not accept
+# option 'targt'" and "Option 'dat.path' is not accepted" where the parser has no
+# subcommands (the tools that build the training CLI without running it); and a class's
+# argument, "Parser key "model.optimizer": ... Option 'lrr' is not accepted", which is set
+# as `model.optimizer.init_args.lr`.
 _REFUSED_KEYS = (
     (
         re.compile(r"""^Parser key "([^"]+)":.* Option '([^']+)' is not accepted"""),
