@@ -222,7 +222,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--keep-checkpoints",
         action="store_true",
         help="keep every checkpoint of our network's runs; by default a finished run keeps "
-        "only the model it tested (the last-epoch and fold checkpoints only resume a fit)",
+        "only the model it tested (the last-epoch and fold checkpoints and the folds' "
+        "records only resume a fit)",
     )
     parser.add_argument("--threads", type=int, help="threads per run (default: library defaults)")
     parser.add_argument("--timeout", type=float, help="seconds before a run is stopped as failed")

@@ -39,7 +39,7 @@ from datamodules.loan_datamodule import LoanDataModule
 from datamodules.tensor_data import batch_loader
 from lightning_modules.atomic import write_text_atomically
 from lightning_modules.cli import LoanCLI, build_cli
-from lightning_modules.option_suggestions import OneLineArgumentParser
+from lightning_modules.option_suggestions import OneLineArgumentParser, parser_options
 
 DEFAULT_CONFIG = REPO / "configs" / "default.yaml"
 console = Console()
@@ -160,6 +160,7 @@ def trainer_epochs(
         ["--config", str(config), *overrides],
         datamodule_class=datamodule_class,
         save_config_callback=None,
+        script_options=list(parser_options(_parser())),
     )
     cli.trainer.callbacks.append(timer)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
@@ -372,9 +373,12 @@ def print_tables(training: dict[str, Any] | None, scaling: list[dict[str, Any]])
         console.print(table)
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> OneLineArgumentParser:
     parser = OneLineArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Every other argument overrides the timed config, as main.py fit takes it "
+        "(e.g. --data.batch_size=1024).",
     )
     parser.add_argument(
         "--config", type=Path, default=DEFAULT_CONFIG, help="config whose model and data are timed"
@@ -394,23 +398,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale-worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--write-table", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--table", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        help="CLI overrides for the timed config, e.g. --data.batch_size=1024",
-    )
-    args, overrides = parser.parse_known_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    # The arguments it does not know, in their order, are the config's overrides.
+    args, overrides = _parser().parse_known_args(argv)
     if args.write_table:
         wide_table(args.write_table).to_parquet(args.table, engine="pyarrow", index=False)
         return
     if args.scale_worker:
         print(json.dumps(scale_worker(args.scale_worker, max(1, args.epochs // 2), args.table)))
         return
-    training = (
-        None
-        if args.skip_training
-        else measure_training(args.config, [*args.overrides, *overrides], args.epochs)
-    )
+    training = None if args.skip_training else measure_training(args.config, overrides, args.epochs)
     scaling = measure_scaling(args.scale, max(1, args.epochs // 2)) if args.scale else []
     print_tables(training, scaling)
     write_text_atomically(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -209,8 +210,10 @@ def _kept_epoch(checkpoint: ModelCheckpoint | None) -> int | None:
     path = None if checkpoint is None else checkpoint.best_model_path
     if not path or not Path(path).is_file():
         return None
-    # mmap: the epoch is read without loading the weights.
-    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+    try:  # mmap: the epoch is read without loading the weights
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+    except (OSError, RuntimeError, pickle.UnpicklingError, KeyError, TypeError, ValueError):
+        return None  # a file that cannot say: the table is the last epoch's, the fit stands
 
 
 def _monitoring_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:

@@ -127,8 +127,10 @@ class LoanCLI(LightningCLI):
             super().parse_arguments(parser, args)
         except ArgumentError as error:
             given = sys.argv[1:] if args is None else [str(arg) for arg in args]
-            known = [*parser_options(parser, given), *self.script_options]
-            raise ArgumentError(None, with_suggestions(str(error), known, given)) from None
+            message = with_suggestions(
+                str(error), parser_options(parser, given), given, others=self.script_options
+            )
+            raise ArgumentError(None, message) from None
         subcommand = self.config.get("subcommand")
         if subcommand is not None:
             _require_checkpoint(subcommand, self.config[subcommand].get("ckpt_path"))

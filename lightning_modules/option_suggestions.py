@@ -8,6 +8,7 @@ import difflib
 import importlib
 import inspect
 import re
+import sys
 from argparse import ArgumentError, ArgumentParser, _SubParsersAction
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -42,18 +43,26 @@ def _refused_key(message: str) -> str | None:
     return None
 
 
-def closest_option(option: str, known: Iterable[str]) -> str | None:
-    """The known option `option` most likely meant, or None.
+def closest_option(option: str, known: Iterable[str], others: Iterable[str] = ()) -> str | None:
+    """The option `option` most likely meant, among `known` and `others`, or None.
 
-    One whose last part is the same name comes first (`--model.lr` ->
-    `--model.optimizer.init_args.lr`, `--batch_size` -> `--data.batch_size`: the right
-    setting in the wrong group), where exactly one has it; else the most similar spelling.
-    Never the option itself (another subcommand's) nor its own group (`--model` for
-    `--model.lr`), which names a class, not the setting meant."""
-    candidates = [name for name in known if name != option and not option.startswith(f"{name}.")]
-    same_name = [name for name in candidates if _last_part(name) == _last_part(option)]
-    if len(same_name) == 1:
-        return same_name[0]
+    Among `known`, one whose last part is the same name comes first where the option
+    names a group and exactly one has that name (`--model.lr` ->
+    `--model.optimizer.init_args.lr`: the right setting in the wrong group); else the
+    closest spelling among both. `others` (a tool's own options beside the training CLI's)
+    count by spelling only: their names mean something else there (eda's `--rows` is not
+    `--data.rows`). Never the option itself (another subcommand's) nor its own group
+    (`--model` for `--model.lr`), which names a class, not the setting meant."""
+    known, others = list(known), list(others)
+    candidates = [
+        name for name in [*known, *others] if name != option and not option.startswith(f"{name}.")
+    ]
+    if "." in option:
+        same_name = [
+            name for name in known if name in candidates and _last_part(name) == _last_part(option)
+        ]
+        if len(same_name) == 1:
+            return same_name[0]
     close = difflib.get_close_matches(option, candidates, n=1, cutoff=SUGGESTION_CUTOFF)
     return close[0] if close else None
 
@@ -62,34 +71,37 @@ def _last_part(option: str) -> str:
     return option.rsplit(".", 1)[-1].lstrip("-")
 
 
-def with_suggestions(message: str, known: Iterable[str], args: Sequence[str] = ()) -> str:
-    """The parser's message on one line, with the closest known option of each one it
-    refused on the command line, or of the config key it refused, naming the `--config`
-    files in `args` that hold that key."""
+def with_suggestions(
+    message: str, known: Iterable[str], args: Sequence[str] = (), others: Iterable[str] = ()
+) -> str:
+    """The parser's message on one line, with the closest option (`closest_option`) of each
+    one it refused on the command line, or of the config key it refused, naming the
+    `--config` files in `args` that hold that key."""
     message = " ".join(message.split())
-    known = sorted(set(known))
+    known, others = sorted(set(known)), sorted(set(others))
     if message.startswith("unrecognized arguments:"):
-        refused = [
-            word.split("=", 1)[0]
-            for word in message.removeprefix("unrecognized arguments:").split()
-            if word.startswith("--")
-        ]
-        hints = [
-            f"{option}: did you mean {meant}?"
-            for option in refused
-            if (meant := closest_option(option, known))
-        ]
-        return message + (f" ({' '.join(hints)})" if hints else "")
+        refused = message.removeprefix("unrecognized arguments:").split()
+        return message + _hints(refused, known, others)
     if key := _refused_key(message):
         files = [str(path) for path in _config_files(args) if _holds_key(path, key)]
-        meant = closest_option(f"--{key}", known)
+        meant = closest_option(f"--{key}", known, others)
+        # Written as a key: a config file's (or a nested file's, not named here).
         notes = [
             *([f"in {', '.join(files)}"] if files else []),
-            # Written as the user wrote it: a key in a file, an option on the command line.
-            *([f"did you mean {meant.removeprefix('--') if files else meant}?"] if meant else []),
+            *([f"did you mean {meant.removeprefix('--')}?"] if meant else []),
         ]
         return message + (f" ({'; '.join(notes)})" if notes else "")
     return message
+
+
+def _hints(words: Sequence[str], known: Sequence[str], others: Sequence[str] = ()) -> str:
+    """ " (--x: did you mean --y? ...)" for the options among `words`, or ""."""
+    hints = [
+        f"{option}: did you mean {meant}?"
+        for option in (word.split("=", 1)[0] for word in words if word.startswith("--"))
+        if (meant := closest_option(option, known, others))
+    ]
+    return f" ({' '.join(hints)})" if hints else ""
 
 
 def parser_options(parser: ArgumentParser, args: Sequence[str] = ()) -> Iterator[str]:
@@ -135,7 +147,7 @@ def _default_class_arguments(action: argparse.Action) -> list[str]:
 
 def _config_files(args: Sequence[str]) -> Iterator[Path]:
     for index, arg in enumerate(args):
-        if arg == "--config" and index + 1 < len(args):
+        if arg in ("--config", "-c") and index + 1 < len(args):
             yield Path(args[index + 1])
         elif arg.startswith("--config="):
             yield Path(arg.removeprefix("--config="))
@@ -163,6 +175,23 @@ class OneLineArgumentParser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self._given: list[str] = []
+        self._refusal = ""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
-        raise ArgumentError(None, with_suggestions(message, parser_options(self)))
+        # argparse passes an error raised inside parsing to `error` again: once is enough.
+        if message != self._refusal:
+            known = list(parser_options(self))
+            self._refusal = with_suggestions(message, known)
+            if message.startswith("the following arguments are required"):
+                # argparse names the missing option before any it did not know, so the one
+                # misspelt (`--dataset` for the required `--datasets`) is named here.
+                unknown = [word for word in self._given if word.split("=", 1)[0] not in known]
+                self._refusal += _hints(unknown, known)
+        raise ArgumentError(None, self._refusal)

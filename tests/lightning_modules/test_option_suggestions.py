@@ -34,7 +34,8 @@ KNOWN = [
         ("--model.lr", "--model.optimizer.init_args.lr"),
         ("--batch_size", "--data.batch_size"),
         ("--model.dropout", "--model.net.dropout"),
-        ("--lr", "--model.optimizer.init_args.lr"),
+        # An option without a group: by spelling only (`--seed` is not the split's seed).
+        ("--seed", None),
         ("--verbose", None),
     ],
 )
@@ -47,6 +48,12 @@ def test_neither_the_options_own_group_nor_itself_is_offered():
     # subcommand's (fit --verbose, test's).
     assert closest_option("--model.net.depth", ["--model.net", "--help"]) is None
     assert closest_option("--verbose", ["--verbose", "--seed"]) is None
+
+
+def test_a_tools_own_options_are_offered_by_spelling_only():
+    # eda's --rows (all or train) is not a row count of the data's.
+    assert closest_option("--data.rows", ["--data.path"], others=["--rows"]) is None
+    assert closest_option("--row", ["--data.path"], others=["--rows"]) == "--rows"
 
 
 def test_a_name_two_groups_share_falls_back_to_spelling():
@@ -69,7 +76,7 @@ def test_a_refused_config_key_names_its_file_and_the_key_meant(tmp_path):
         "Group 'data' does not accept option 'batch_siz'", KNOWN, args
     ).endswith(f"(in {config}; did you mean data.batch_size?)")
     assert with_suggestions("Option 'dat.path' is not accepted", KNOWN, []).endswith(
-        "(did you mean --data.path?)"
+        "(did you mean data.path?)"
     )
 
 
@@ -79,7 +86,7 @@ def test_a_refused_argument_of_the_optimizer_names_the_one_meant():
         "Option 'lrr' is not accepted. Got value: Namespace(init_args=Namespace(lrr='3'))"
     )
     assert with_suggestions(message, KNOWN).endswith(
-        "(did you mean --model.optimizer.init_args.lr?)"
+        "(did you mean model.optimizer.init_args.lr?)"
     )
 
 
@@ -94,3 +101,14 @@ def test_a_scripts_own_option_misspelt_is_one_message_naming_the_option_meant():
     )
     with pytest.raises(ArgumentError, match="argument --seeds: invalid int value: 'x'"):
         parser.parse_args(["--seeds", "x"])
+
+
+def test_a_misspelt_required_option_is_named_beside_the_missing_one():
+    parser = OneLineArgumentParser()
+    parser.add_argument("--datasets", nargs="+", required=True)
+    parser.add_argument("--seeds", type=int)
+    with pytest.raises(ArgumentError) as refused:
+        parser.parse_args(["--dataset", "german", "--seeds", "1"])
+    assert str(refused.value) == (
+        "the following arguments are required: --datasets (--dataset: did you mean --datasets?)"
+    )
