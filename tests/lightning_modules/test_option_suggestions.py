@@ -85,9 +85,7 @@ def test_a_refused_argument_of_the_optimizer_names_the_one_meant():
         'Parser key "model.optimizer": Type Callable expects a function or a callable class: '
         "Option 'lrr' is not accepted. Got value: Namespace(init_args=Namespace(lrr='3'))"
     )
-    assert with_suggestions(message, KNOWN).endswith(
-        "(did you mean model.optimizer.init_args.lr?)"
-    )
+    assert with_suggestions(message, KNOWN).endswith("(did you mean model.optimizer.init_args.lr?)")
 
 
 def test_a_scripts_own_option_misspelt_is_one_message_naming_the_option_meant():
