@@ -7,7 +7,6 @@ model would see. Writes `<output>/report.html` (default `reports/<config name>`)
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -33,15 +32,12 @@ def _parser() -> OneLineArgumentParser:
     return parser
 
 
-def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    return _parser().parse_known_args(argv)
-
-
 def main(argv: list[str] | None = None) -> Path:
-    options, cli_args = parse_args(argv)
+    parser = _parser()
+    options, cli_args = parser.parse_known_args(argv)
     started = time.perf_counter()
     with without_lightning_notices():
-        cli = build_cli(cli_args, script_options=list(parser_options(_parser())))
+        cli = build_cli(cli_args, script_options=list(parser_options(parser)))
     datamodule: LoanDataModule = cli.datamodule
     table = datamodule.labelled_table()
     profile = profile_dataset(table, datamodule.schema, source=datamodule.source, rows=options.rows)

@@ -95,7 +95,7 @@ def with_suggestions(
 
 
 def _hints(words: Sequence[str], known: Sequence[str], others: Sequence[str] = ()) -> str:
-    """ " (--x: did you mean --y? ...)" for the options among `words`, or ""."""
+    """The hints for the options among `words`, as one parenthesis, or nothing."""
     hints = [
         f"{option}: did you mean {meant}?"
         for option in (word.split("=", 1)[0] for word in words if word.startswith("--"))
